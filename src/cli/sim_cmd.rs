@@ -1,0 +1,62 @@
+//! `stand sim serve` and `stand sim reset`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::arguments::{Latency, SimCommand};
+use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
+
+/// Where `--sim` keeps its cluster between commands.
+pub fn default_state_path() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("stand").join("sim-state.json")
+}
+
+pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
+    match cmd {
+        SimCommand::Serve { listen, fixture, root_password, latency, time_scale, faults, seed, request_log } => {
+            anyhow::ensure!(time_scale > 0.0 && time_scale.is_finite(), "--time-scale must be a positive number, got {time_scale}");
+            let fixture = match &fixture {
+                Some(p) => Fixture::load(p)?,
+                None => Fixture::default_cluster(),
+            };
+            let faults: FaultSpec = faults.parse().map_err(|e: String| anyhow::anyhow!("--faults: {e}"))?;
+            let latency = match latency {
+                Latency::None => LatencyModel::none(),
+                Latency::Realistic => LatencyModel::realistic(),
+            };
+            let sim = Sim::new(&fixture, SimOptions { latency, time_scale, faults, seed });
+            if let Some(p) = &root_password {
+                sim.set_password("root@pam", p);
+            }
+            if let Some(log) = &request_log {
+                sim.log_requests_to(log).with_context(|| format!("cannot open request log {}", log.display()))?;
+            }
+            let server = crate::sim::serve(sim, listen).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "export PVE_URL={}", server.url)?;
+            writeln!(out, "export PVE_TOKEN='{}'", server.token)?;
+            writeln!(out, "export PVE_FINGERPRINT={}", server.fingerprint)?;
+            out.flush()?;
+            drop(out);
+            tracing::warn!("SIMULATED Proxmox VE {} serving {} ({} nodes); Ctrl-C stops it", fixture.version, server.url, fixture.nodes.len());
+            tokio::signal::ctrl_c().await?;
+            server.shutdown();
+            Ok(0)
+        }
+        SimCommand::Reset { sim_state } => {
+            let path = sim_state.unwrap_or_else(default_state_path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => eprintln!("forgot the simulated cluster at {}", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("no simulated cluster saved at {}", path.display()),
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The [`Pve`] trait (one raw call) and [`PveExt`], the typed endpoints built on it.
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::PveError;
+use super::request::{ApiRequest, Params, segment};
+use super::task::{TaskStatus, WaitPolicy};
+use super::types::*;
+use super::upid::Upid;
+
+/// A Proxmox VE API endpoint: the HTTPS client or the simulator.
+#[async_trait]
+pub trait Pve: Send + Sync {
+    /// Performs one call and returns the whole JSON body (`{"data": ..., "changes": ...}`).
+    async fn call(&self, req: ApiRequest) -> Result<Value, PveError>;
+
+    /// Where the calls go, for messages (`https://pve1:8006`, `simulator`).
+    fn endpoint(&self) -> String;
+}
+
+#[async_trait]
+impl<P: Pve + ?Sized> Pve for std::sync::Arc<P> {
+    async fn call(&self, req: ApiRequest) -> Result<Value, PveError> {
+        (**self).call(req).await
+    }
+
+    fn endpoint(&self) -> String {
+        (**self).endpoint()
+    }
+}
+
+/// Parameters of `POST /nodes/{node}/qemu/{vmid}/clone`.
+#[derive(Clone, Debug, Default)]
+pub struct CloneParams {
+    /// VMID of the new VM.
+    pub newid: u32,
+    /// Name of the new VM.
+    pub name: Option<String>,
+    /// Target node (when not the source's).
+    pub target: Option<String>,
+    /// Full clone instead of linked.
+    pub full: Option<bool>,
+    /// Target storage (full clones only).
+    pub storage: Option<String>,
+    /// Pool to add the VM to.
+    pub pool: Option<String>,
+    /// Description of the new VM.
+    pub description: Option<String>,
+}
+
+/// Parameters of `POST /nodes/{node}/network` for a bridge.
+#[derive(Clone, Debug, Default)]
+pub struct BridgeParams {
+    /// Interface name (`vmbr1000`).
+    pub iface: String,
+    /// Start on boot.
+    pub autostart: bool,
+    /// VLAN aware.
+    pub vlan_aware: bool,
+    /// Ports (empty: an isolated bridge).
+    pub ports: Option<String>,
+    /// Comment.
+    pub comments: Option<String>,
+}
+
+fn decode<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, PveError> {
+    serde_json::from_value(v).map_err(|e| PveError::Decode { path: path.to_string(), message: e.to_string() })
+}
+
+fn vm_path(node: &str, vmid: u32) -> String {
+    format!("/nodes/{}/qemu/{vmid}", segment(node))
+}
+
+fn upid_of(path: &str, v: Value) -> Result<Upid, PveError> {
+    let s: String = decode(path, v)?;
+    s.parse().map_err(|e: super::upid::UpidParseError| PveError::Decode { path: path.to_string(), message: e.to_string() })
+}
+
+/// The endpoints `stand` uses, typed. Implemented for every [`Pve`].
+#[async_trait]
+pub trait PveExt: Pve {
+    /// Performs a call and decodes its `data`.
+    async fn data<T: DeserializeOwned + Send>(&self, req: ApiRequest) -> Result<T, PveError> {
+        let path = req.path.clone();
+        let mut body = self.call(req).await?;
+        decode(&path, body.get_mut("data").map(Value::take).unwrap_or(Value::Null))
+    }
+
+    /// Performs a write whose answer is `null`.
+    async fn exec(&self, req: ApiRequest) -> Result<(), PveError> {
+        self.call(req).await.map(|_| ())
+    }
+
+    /// Performs a call that starts a task and returns its UPID.
+    async fn task(&self, req: ApiRequest) -> Result<Upid, PveError> {
+        let path = req.path.clone();
+        let v: Value = self.data(req).await?;
+        upid_of(&path, v)
+    }
+
+    /// `GET /version`.
+    async fn version(&self) -> Result<VersionInfo, PveError> {
+        self.data(ApiRequest::get("/version")).await
+    }
+
+    /// `GET /nodes`.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, PveError> {
+        self.data(ApiRequest::get("/nodes")).await
+    }
+
+    /// `GET /cluster/status`.
+    async fn cluster_status(&self) -> Result<Vec<ClusterStatusItem>, PveError> {
+        self.data(ApiRequest::get("/cluster/status")).await
+    }
+
+    /// `GET /cluster/resources[?type=..]`.
+    async fn resources(&self, kind: Option<&str>) -> Result<Vec<ClusterResource>, PveError> {
+        self.data(ApiRequest::get("/cluster/resources").opt("type", kind)).await
+    }
+
+    /// `GET /cluster/nextid`: read as a string or a number.
+    async fn nextid(&self) -> Result<u32, PveError> {
+        let v: Value = self.data(ApiRequest::get("/cluster/nextid")).await?;
+        let n = match &v {
+            Value::String(s) => s.parse().ok(),
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            _ => None,
+        };
+        n.ok_or_else(|| PveError::Decode { path: "/cluster/nextid".into(), message: format!("not a VMID: {v}") })
+    }
+
+    /// `GET /storage`.
+    async fn storage_config(&self) -> Result<Vec<StorageConfig>, PveError> {
+        self.data(ApiRequest::get("/storage")).await
+    }
+
+    /// `GET /nodes/{node}/storage`.
+    async fn node_storage(&self, node: &str) -> Result<Vec<NodeStorage>, PveError> {
+        self.data(ApiRequest::get(format!("/nodes/{}/storage", segment(node)))).await
+    }
+
+    /// `GET /nodes/{node}/qemu`.
+    async fn vms(&self, node: &str) -> Result<Vec<VmListItem>, PveError> {
+        self.data(ApiRequest::get(format!("/nodes/{}/qemu", segment(node)))).await
+    }
+
+    /// `GET /nodes/{node}/qemu/{vmid}/config`.
+    async fn vm_config(&self, node: &str, vmid: u32) -> Result<VmConfig, PveError> {
+        self.data(ApiRequest::get(format!("{}/config", vm_path(node, vmid)))).await
+    }
+
+    /// `PUT /nodes/{node}/qemu/{vmid}/config` (synchronous).
+    async fn set_vm_config(&self, node: &str, vmid: u32, params: Params) -> Result<(), PveError> {
+        let mut req = ApiRequest::put(format!("{}/config", vm_path(node, vmid)));
+        req.params = params;
+        self.exec(req).await
+    }
+
+    /// `POST /nodes/{node}/qemu/{vmid}/clone`: the `qmclone` task.
+    async fn clone_vm(&self, node: &str, vmid: u32, p: &CloneParams) -> Result<Upid, PveError> {
+        let req = ApiRequest::post(format!("{}/clone", vm_path(node, vmid)))
+            .param("newid", p.newid)
+            .opt("name", p.name.as_deref())
+            .opt("target", p.target.as_deref())
+            .opt("full", p.full.map(|f| if f { 1 } else { 0 }))
+            .opt("storage", p.storage.as_deref())
+            .opt("pool", p.pool.as_deref())
+            .opt("description", p.description.as_deref());
+        self.task(req).await
+    }
+
+    /// `POST /nodes/{node}/qemu/{vmid}/template`.
+    async fn convert_to_template(&self, node: &str, vmid: u32) -> Result<(), PveError> {
+        self.exec(ApiRequest::post(format!("{}/template", vm_path(node, vmid)))).await
+    }
+
+    /// `GET /nodes/{node}/qemu/{vmid}/status/current`.
+    async fn vm_status(&self, node: &str, vmid: u32) -> Result<VmStatus, PveError> {
+        self.data(ApiRequest::get(format!("{}/status/current", vm_path(node, vmid)))).await
+    }
+
+    /// `POST /nodes/{node}/qemu/{vmid}/status/{start|stop|shutdown}`.
+    async fn vm_power(&self, node: &str, vmid: u32, action: &str) -> Result<Upid, PveError> {
+        self.task(ApiRequest::post(format!("{}/status/{action}", vm_path(node, vmid)))).await
+    }
+
+    /// `DELETE /nodes/{node}/qemu/{vmid}?purge=1&destroy-unreferenced-disks=1`.
+    async fn delete_vm(&self, node: &str, vmid: u32) -> Result<Upid, PveError> {
+        let req = ApiRequest::delete(vm_path(node, vmid)).flag("purge", true).flag("destroy-unreferenced-disks", true);
+        self.task(req).await
+    }
+
+    /// `POST /nodes/{node}/qemu/{vmid}/snapshot`.
+    async fn snapshot(&self, node: &str, vmid: u32, name: &str) -> Result<Upid, PveError> {
+        self.task(ApiRequest::post(format!("{}/snapshot", vm_path(node, vmid))).param("snapname", name)).await
+    }
+
+    /// `GET /nodes/{node}/qemu/{vmid}/snapshot`.
+    async fn snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Value>, PveError> {
+        self.data(ApiRequest::get(format!("{}/snapshot", vm_path(node, vmid)))).await
+    }
+
+    /// `POST /nodes/{node}/qemu/{vmid}/snapshot/{name}/rollback`.
+    async fn rollback(&self, node: &str, vmid: u32, name: &str) -> Result<Upid, PveError> {
+        self.task(ApiRequest::post(format!("{}/snapshot/{}/rollback", vm_path(node, vmid), segment(name)))).await
+    }
+
+    /// `DELETE /nodes/{node}/qemu/{vmid}/snapshot/{name}`.
+    async fn delete_snapshot(&self, node: &str, vmid: u32, name: &str) -> Result<Upid, PveError> {
+        self.task(ApiRequest::delete(format!("{}/snapshot/{}", vm_path(node, vmid), segment(name)))).await
+    }
+
+    /// `GET /nodes/{node}/network` with its pending `changes`.
+    async fn network(&self, node: &str) -> Result<NetworkState, PveError> {
+        let path = format!("/nodes/{}/network", segment(node));
+        let mut body = self.call(ApiRequest::get(path.clone())).await?;
+        let ifaces = decode(&path, body.get_mut("data").map(Value::take).unwrap_or(Value::Null))?;
+        let changes = body.get("changes").and_then(Value::as_str).map(str::to_string);
+        Ok(NetworkState { ifaces, changes })
+    }
+
+    /// `POST /nodes/{node}/network` for a bridge (staged until applied).
+    async fn create_bridge(&self, node: &str, p: &BridgeParams) -> Result<(), PveError> {
+        let req = ApiRequest::post(format!("/nodes/{}/network", segment(node)))
+            .param("iface", &p.iface)
+            .param("type", "bridge")
+            .flag("autostart", p.autostart)
+            .opt("bridge_vlan_aware", p.vlan_aware.then_some(1))
+            .opt("bridge_ports", p.ports.as_deref())
+            .opt("comments", p.comments.as_deref());
+        self.exec(req).await
+    }
+
+    /// `DELETE /nodes/{node}/network/{iface}` (staged until applied).
+    async fn delete_iface(&self, node: &str, iface: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::delete(format!("/nodes/{}/network/{}", segment(node), segment(iface)))).await
+    }
+
+    /// `PUT /nodes/{node}/network`: applies staged changes in a `srvreload` task.
+    async fn apply_network(&self, node: &str) -> Result<Upid, PveError> {
+        self.task(ApiRequest::put(format!("/nodes/{}/network", segment(node)))).await
+    }
+
+    /// `DELETE /nodes/{node}/network`: drops staged changes.
+    async fn revert_network(&self, node: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::delete(format!("/nodes/{}/network", segment(node)))).await
+    }
+
+    /// `GET /nodes/{node}/tasks`.
+    async fn tasks(&self, node: &str) -> Result<Vec<TaskListItem>, PveError> {
+        self.data(ApiRequest::get(format!("/nodes/{}/tasks", segment(node)))).await
+    }
+
+    /// `GET /nodes/{node}/tasks/{upid}/status`.
+    async fn task_status(&self, upid: &Upid) -> Result<TaskStatus, PveError> {
+        self.data(ApiRequest::get(format!("/nodes/{}/tasks/{}/status", segment(&upid.node), segment(&upid.to_string()))))
+            .await
+    }
+
+    /// `GET /nodes/{node}/tasks/{upid}/log`: the lines.
+    async fn task_log(&self, upid: &Upid) -> Result<Vec<String>, PveError> {
+        let v: Vec<Value> =
+            self.data(ApiRequest::get(format!("/nodes/{}/tasks/{}/log", segment(&upid.node), segment(&upid.to_string())))).await?;
+        Ok(v.iter().filter_map(|l| l.get("t").and_then(Value::as_str).map(str::to_string)).collect())
+    }
+
+    /// Polls a task with backoff until it stops; a failed task is an error with its exit status.
+    /// Transient failures of the poll itself are retried (a status read is always safe).
+    async fn wait_task(&self, upid: &Upid, policy: WaitPolicy) -> Result<TaskStatus, PveError> {
+        let start = tokio::time::Instant::now();
+        let mut delay = policy.first;
+        loop {
+            tokio::time::sleep(delay).await;
+            match self.task_status(upid).await {
+                Ok(st) if st.is_stopped() => {
+                    return if st.is_ok() {
+                        Ok(st)
+                    } else {
+                        Err(PveError::TaskFailed { upid: upid.to_string(), exitstatus: st.exitstatus.unwrap_or_default() })
+                    };
+                }
+                Ok(_) => {}
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+            if start.elapsed() > policy.timeout {
+                return Err(PveError::TaskTimeout { upid: upid.to_string(), seconds: policy.timeout.as_secs() });
+            }
+            delay = policy.next(delay);
+        }
+    }
+
+    /// `GET /access/users?full=1`.
+    async fn users(&self) -> Result<Vec<UserInfo>, PveError> {
+        self.data(ApiRequest::get("/access/users").flag("full", true)).await
+    }
+
+    /// `POST /access/users`.
+    async fn create_user(&self, userid: &str, password: Option<&str>, comment: Option<&str>) -> Result<(), PveError> {
+        let req = ApiRequest::post("/access/users").param("userid", userid).opt("password", password).opt("comment", comment);
+        self.exec(req).await
+    }
+
+    /// `DELETE /access/users/{userid}`.
+    async fn delete_user(&self, userid: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::delete(format!("/access/users/{}", segment(userid)))).await
+    }
+
+    /// `PUT /access/password`.
+    async fn set_password(&self, userid: &str, password: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::put("/access/password").param("userid", userid).param("password", password)).await
+    }
+
+    /// `GET /access/acl`.
+    async fn acl(&self) -> Result<Vec<AclEntry>, PveError> {
+        self.data(ApiRequest::get("/access/acl")).await
+    }
+
+    /// `PUT /access/acl` for one user (or with `delete`).
+    async fn set_acl(&self, path: &str, role: &str, users: Option<&str>, groups: Option<&str>, delete: bool) -> Result<(), PveError> {
+        let req = ApiRequest::put("/access/acl")
+            .param("path", path)
+            .param("roles", role)
+            .opt("users", users)
+            .opt("groups", groups)
+            .opt("delete", delete.then_some(1));
+        self.exec(req).await
+    }
+
+    /// `GET /pools`.
+    async fn pools(&self) -> Result<Vec<PoolInfo>, PveError> {
+        self.data(ApiRequest::get("/pools")).await
+    }
+
+    /// `POST /pools`.
+    async fn create_pool(&self, poolid: &str, comment: Option<&str>) -> Result<(), PveError> {
+        self.exec(ApiRequest::post("/pools").param("poolid", poolid).opt("comment", comment)).await
+    }
+
+    /// `DELETE /pools/{poolid}`.
+    async fn delete_pool(&self, poolid: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::delete(format!("/pools/{}", segment(poolid)))).await
+    }
+
+    /// `GET /access/permissions[?path=..]`: path → privilege → propagate.
+    async fn permissions(&self, path: Option<&str>) -> Result<Value, PveError> {
+        self.data(ApiRequest::get("/access/permissions").opt("path", path)).await
+    }
+}
+
+impl<P: Pve + ?Sized> PveExt for P {}

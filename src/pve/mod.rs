@@ -1,0 +1,23 @@
+//! The Proxmox VE API as `stand` sees it: requests built without I/O, the [`Pve`] trait
+//! that both the HTTPS client and the simulator implement, typed endpoints on top of it,
+//! UPIDs and task waiting.
+
+mod api;
+
+mod error;
+mod netdev;
+mod request;
+mod task;
+mod tls;
+mod types;
+mod upid;
+
+pub use api::{BridgeParams, CloneParams, Pve, PveExt};
+
+pub use error::{ApiFailure, PveError};
+pub use netdev::{NetDevice, NetDeviceError, NicModel};
+pub use request::{ApiRequest, Method, Params};
+pub use task::{TaskStatus, WaitPolicy};
+pub use tls::{TlsMode, cert_fingerprint, client_config, normalize_fingerprint};
+pub use types::*;
+pub use upid::{Upid, UpidParseError, exitstatus_from_log_line};

@@ -1,0 +1,402 @@
+//! [`Sim`]: the simulated cluster behind a lock, its clock, and the request pipeline
+//! (route → auth → schema check → tasks advanced to now → faults → handler).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use super::access::Identity;
+use super::fixture::Fixture;
+use super::handlers;
+use super::model::{FaultSpec, LatencyModel, SimStats};
+use super::schema;
+use super::state::{Effect, SimState, Task};
+use crate::pve::{ApiFailure, Method, Params, Upid};
+
+/// How the simulator behaves.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Operation durations.
+    pub latency: LatencyModel,
+    /// Multiplies every simulated duration (0.1 = ten times faster).
+    pub time_scale: f64,
+    /// Injected faults.
+    pub faults: FaultSpec,
+    /// Seed of every random choice (faults, secrets are separate).
+    pub seed: u64,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self { latency: LatencyModel::none(), time_scale: 1.0, faults: FaultSpec::default(), seed: 0 }
+    }
+}
+
+/// What a transport-level fault does to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportFault {
+    /// Answer 5xx without applying.
+    Busy(u16),
+    /// Drop the connection before applying.
+    ResetBefore,
+    /// Apply, then drop the connection.
+    ResetAfter,
+}
+
+pub(super) struct Inner {
+    pub(super) state: Mutex<SimState>,
+    pub(super) opts: SimOptions,
+    pub(super) rng: Mutex<StdRng>,
+    pub(super) stats: Mutex<SimStats>,
+    start: tokio::time::Instant,
+    base_ms: u64,
+    request_log: Mutex<Option<std::fs::File>>,
+}
+
+/// A simulated Proxmox VE cluster. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Sim {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// A reply body: `data` plus top-level keys such as `changes` or `total`.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// The `data` member.
+    pub data: Value,
+    /// Other top-level members.
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl From<Value> for Reply {
+    fn from(data: Value) -> Self {
+        Reply { data, extra: BTreeMap::new() }
+    }
+}
+
+impl Reply {
+    /// The full JSON body.
+    pub fn into_body(self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("data".into(), self.data);
+        for (k, v) in self.extra {
+            m.insert(k, v);
+        }
+        Value::Object(m)
+    }
+}
+
+/// What a handler gets: the state, who asks, path variables, parameters, the time.
+pub(super) struct Ctx<'a> {
+    pub st: &'a mut SimState,
+    pub who: Identity,
+    pub vars: BTreeMap<String, String>,
+    pub params: &'a Params,
+    pub now: u64,
+    pub opts: &'a SimOptions,
+    pub rng: &'a mut StdRng,
+    pub stats: &'a mut SimStats,
+}
+
+impl Ctx<'_> {
+    /// A path variable (the router guarantees it exists).
+    pub fn var(&self, k: &str) -> &str {
+        self.vars.get(k).map(String::as_str).unwrap_or_default()
+    }
+
+    /// A parameter.
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params.get(k).map(String::as_str)
+    }
+
+    /// A boolean parameter (schema-checked already).
+    pub fn flag(&self, k: &str) -> Option<bool> {
+        self.param(k).map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    }
+
+    /// The `vmid` path variable.
+    pub fn vmid(&self) -> u32 {
+        self.var("vmid").parse().unwrap_or(0)
+    }
+
+    /// A model duration scaled to sim ms.
+    pub fn scaled(&self, model_ms: u64) -> u64 {
+        (model_ms as f64 * self.opts.time_scale).round() as u64
+    }
+
+    /// Rolls a per-task fault: `(fails, slow factor)`.
+    pub fn roll_task_faults(&mut self) -> (bool, u64) {
+        let f = &self.opts.faults;
+        let fail = f.task_fail > 0.0 && self.rng.gen_bool(f.task_fail);
+        let slow = f.slow_task > 0.0 && self.rng.gen_bool(f.slow_task);
+        if fail {
+            self.stats.task_fails += 1;
+        }
+        if slow {
+            self.stats.slow_tasks += 1;
+        }
+        (fail, if slow { self.rng.gen_range(5..=10) } else { 1 })
+    }
+
+    /// Starts a worker task that runs from `start` (sim ms) for `duration`, ending with `exit`.
+    pub fn start_task(&mut self, node: &str, kind: &str, id: &str, start: u64, duration: u64, exit: String, effect: Effect, log: Vec<String>) -> String {
+        self.st.next_pid += 1 + self.rng.gen_range(0..7);
+        let upid = Upid {
+            node: node.to_string(),
+            pid: self.st.next_pid,
+            pstart: 0x0100_0000 + self.now / 10,
+            starttime: self.st.unix(self.now),
+            task_type: kind.to_string(),
+            id: id.to_string(),
+            user: self.who.auth_id(),
+        }
+        .to_string();
+        self.st.tasks.push(Task {
+            upid: upid.clone(),
+            node: node.to_string(),
+            kind: kind.to_string(),
+            id: id.to_string(),
+            user: self.who.auth_id(),
+            start_ms: self.now,
+            end_ms: start.max(self.now) + duration,
+            exit,
+            log,
+            effect,
+            done: false,
+        });
+        upid
+    }
+}
+
+impl Sim {
+    /// A simulator of `fixture`.
+    pub fn new(fixture: &Fixture, opts: SimOptions) -> Sim {
+        let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1_700_000_000);
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        Self::from_state(SimState::from_fixture(fixture, epoch, key), opts)
+    }
+
+    /// The default fixture with instant operations.
+    pub fn default_instant() -> Sim {
+        Self::new(&Fixture::default_cluster(), SimOptions::default())
+    }
+
+    /// A simulator continuing from saved state.
+    pub fn from_state(state: SimState, opts: SimOptions) -> Sim {
+        let base_ms = state.now_ms;
+        let rng = StdRng::seed_from_u64(opts.seed);
+        Sim {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                opts,
+                rng: Mutex::new(rng),
+                stats: Mutex::new(SimStats::default()),
+                start: tokio::time::Instant::now(),
+                base_ms,
+                request_log: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Loads state saved by [`Sim::save`].
+    pub fn load(path: &Path, opts: SimOptions) -> std::io::Result<Sim> {
+        let text = std::fs::read_to_string(path)?;
+        let state: SimState = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        Ok(Self::from_state(state, opts))
+    }
+
+    /// Saves the state (after finishing every task that is due), readable only by the owner.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let st = self.state();
+        let text = serde_json::to_string(&*st).map_err(std::io::Error::other)?;
+        drop(st);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        write_private(&tmp, text.as_bytes())?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Options in force.
+    pub fn options(&self) -> &SimOptions {
+        &self.inner.opts
+    }
+
+    /// Counters of requests and injected faults.
+    pub fn stats(&self) -> SimStats {
+        lock(&self.inner.stats).clone()
+    }
+
+    /// Sim time now, ms.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.base_ms + self.inner.start.elapsed().as_millis() as u64
+    }
+
+    /// The state, with every task due by now finished.
+    pub fn state(&self) -> MutexGuard<'_, SimState> {
+        let now = self.now_ms();
+        let mut st = lock(&self.inner.state);
+        advance(&mut st, now);
+        st
+    }
+
+    /// Writes every request received as a JSON line `{"method","path","params"}`.
+    pub fn log_requests_to(&self, path: &Path) -> std::io::Result<()> {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        *lock(&self.inner.request_log) = Some(f);
+        Ok(())
+    }
+
+    /// Records one request in the request log, if enabled.
+    pub fn log_request(&self, method: Method, path: &str, params: &Params) {
+        if let Some(f) = lock(&self.inner.request_log).as_mut() {
+            let line = json!({ "method": method.as_str(), "path": path, "params": params });
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// The per-request latency, scaled.
+    pub fn request_latency(&self) -> Duration {
+        let ms = self.inner.opts.latency.request_ms as f64 * self.inner.opts.time_scale;
+        Duration::from_micros((ms * 1000.0) as u64)
+    }
+
+    /// Rolls the transport faults for one request.
+    pub fn roll_transport_fault(&self) -> Option<TransportFault> {
+        let f = &self.inner.opts.faults;
+        if f.http5xx == 0.0 && f.reset == 0.0 {
+            return None;
+        }
+        let mut rng = lock(&self.inner.rng);
+        let mut stats = lock(&self.inner.stats);
+        if f.http5xx > 0.0 && rng.gen_bool(f.http5xx) {
+            stats.http5xx += 1;
+            return Some(TransportFault::Busy([500, 502, 503, 596][rng.gen_range(0..4)]));
+        }
+        if f.reset > 0.0 && rng.gen_bool(f.reset) {
+            stats.resets += 1;
+            return Some(if rng.gen_bool(0.5) { TransportFault::ResetAfter } else { TransportFault::ResetBefore });
+        }
+        None
+    }
+
+    /// Serves one API call for `who` (`None`: unauthenticated). `path` is below `/api2/json`.
+    pub fn handle(&self, who: Option<&Identity>, method: Method, path: &str, params: &Params) -> Result<Reply, ApiFailure> {
+        {
+            let mut s = lock(&self.inner.stats);
+            s.requests += 1;
+            if !method.is_read() {
+                s.writes += 1;
+            }
+        }
+        let route = schema::route(method, path)?;
+        let public = route.template == "/access/ticket";
+        let who = match (who, public) {
+            (Some(w), _) => w.clone(),
+            (None, true) => Identity::user(""),
+            (None, false) => return Err(ApiFailure::new(401, "No ticket")),
+        };
+        if who.token.is_some() && !route.allowtoken {
+            return Err(ApiFailure::forbidden(format!("URI '/api2/json{path}' not available with API token, need proper ticket.")));
+        }
+        schema::validate(method, &route, params)?;
+        let now = self.now_ms();
+        let mut st = lock(&self.inner.state);
+        advance(&mut st, now);
+        let mut rng = lock(&self.inner.rng);
+        let mut stats = lock(&self.inner.stats);
+        if let Some(node) = route.vars.get("node")
+            && st.nodes.get(node).is_some_and(|n| !n.online)
+        {
+            return Err(ApiFailure::new(595, "Errors during connection establishment, proxy handshake: No route to host"));
+        }
+        let mut ctx = Ctx { st: &mut st, who, vars: route.vars, params, now, opts: &self.inner.opts, rng: &mut rng, stats: &mut stats };
+        if !method.is_read() {
+            inject_lock_timeout(&mut ctx, &route.template)?;
+        }
+        handlers::dispatch(&mut ctx, method, &route.template)
+    }
+
+    /// Adds an API token and returns its secret (how `sim serve` makes its root token).
+    pub fn add_token(&self, userid: &str, tokenid: &str, privsep: bool) -> Option<String> {
+        let secret = uuid::Uuid::new_v4().to_string();
+        let mut st = self.state();
+        let user = st.users.get_mut(userid)?;
+        user.tokens.insert(
+            tokenid.to_string(),
+            super::state::Token { secret_hash: super::access::hash_secret(&secret), privsep, expire: 0, comment: Some("stand sim".into()) },
+        );
+        Some(secret)
+    }
+
+    /// Sets a user's password.
+    pub fn set_password(&self, userid: &str, password: &str) -> bool {
+        let mut st = self.state();
+        match st.users.get_mut(userid) {
+            Some(u) => {
+                u.password_hash = Some(super::access::hash_password(userid, password));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a node offline or back online.
+    pub fn set_node_online(&self, node: &str, online: bool) {
+        if let Some(n) = self.state().nodes.get_mut(node) {
+            n.online = online;
+        }
+    }
+}
+
+fn inject_lock_timeout(ctx: &mut Ctx<'_>, template: &str) -> Result<(), ApiFailure> {
+    let p = ctx.opts.faults.lock_timeout;
+    if p == 0.0 || !ctx.rng.gen_bool(p) {
+        return Ok(());
+    }
+    let file = if template.starts_with("/nodes/{node}/qemu/{vmid}") {
+        format!("/var/lock/qemu-server/lock-{}.conf", ctx.var("vmid"))
+    } else if template.starts_with("/nodes/{node}/network") {
+        "/etc/network/.pve-interfaces.lock".to_string()
+    } else {
+        return Ok(());
+    };
+    ctx.stats.lock_timeouts += 1;
+    Err(ApiFailure::internal(format!("can't lock file '{file}' - got timeout")))
+}
+
+/// Finishes every task whose end is due, in end order, applying its effect.
+pub(super) fn advance(st: &mut SimState, now: u64) {
+    st.now_ms = st.now_ms.max(now);
+    loop {
+        let next = st.tasks.iter().enumerate().filter(|(_, t)| !t.done && t.end_ms <= now).min_by_key(|(_, t)| t.end_ms).map(|(i, _)| i);
+        let Some(i) = next else { break };
+        st.tasks[i].done = true;
+        let task = st.tasks[i].clone();
+        handlers::finish_task(st, &task);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).truncate(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)
+}

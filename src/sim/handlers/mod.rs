@@ -1,0 +1,126 @@
+//! The endpoint handlers, one file per API area, and what tasks do when they end.
+
+mod access;
+mod cluster;
+mod network;
+mod pools;
+mod qemu;
+mod tasks;
+
+use super::core::{Ctx, Reply};
+use super::state::{Effect, SimState, Task};
+use crate::pve::{ApiFailure, Method};
+
+/// Calls the handler of `method template`.
+pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Result<Reply, ApiFailure> {
+    use Method::*;
+    let r = match (method, template) {
+        (Get, "/version") => cluster::version(ctx),
+        (Get, "/nodes") => cluster::nodes(ctx),
+        (Get, "/nodes/{node}/status") => cluster::node_status(ctx),
+        (Get, "/cluster/status") => cluster::status(ctx),
+        (Get, "/cluster/resources") => cluster::resources(ctx),
+        (Get, "/cluster/nextid") => cluster::nextid(ctx),
+        (Get, "/storage") => cluster::storage_config(ctx),
+        (Get, "/nodes/{node}/storage") => cluster::node_storage(ctx),
+
+        (Get, "/nodes/{node}/qemu") => qemu::list(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}") => qemu::index(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/config") => qemu::config(ctx),
+        (Put, "/nodes/{node}/qemu/{vmid}/config") => qemu::update_config(ctx, false),
+        (Post, "/nodes/{node}/qemu/{vmid}/config") => qemu::update_config(ctx, true),
+        (Post, "/nodes/{node}/qemu/{vmid}/clone") => qemu::clone(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/template") => qemu::template(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/status/current") => qemu::status(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/status/start") => qemu::power(ctx, "start"),
+        (Post, "/nodes/{node}/qemu/{vmid}/status/stop") => qemu::power(ctx, "stop"),
+        (Post, "/nodes/{node}/qemu/{vmid}/status/shutdown") => qemu::power(ctx, "shutdown"),
+        (Delete, "/nodes/{node}/qemu/{vmid}") => qemu::destroy(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/snapshot") => qemu::snapshots(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/snapshot") => qemu::snapshot(ctx),
+        (Delete, "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => qemu::delete_snapshot(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback") => qemu::rollback(ctx),
+
+        (Get, "/nodes/{node}/network") => network::list(ctx),
+        (Post, "/nodes/{node}/network") => network::create(ctx),
+        (Put, "/nodes/{node}/network") => network::reload(ctx),
+        (Delete, "/nodes/{node}/network") => network::revert(ctx),
+        (Get, "/nodes/{node}/network/{iface}") => network::get(ctx),
+        (Put, "/nodes/{node}/network/{iface}") => network::update(ctx),
+        (Delete, "/nodes/{node}/network/{iface}") => network::delete(ctx),
+
+        (Get, "/nodes/{node}/tasks") => tasks::list(ctx),
+        (Get, "/nodes/{node}/tasks/{upid}") => tasks::index(ctx),
+        (Get, "/nodes/{node}/tasks/{upid}/status") => tasks::status(ctx),
+        (Get, "/nodes/{node}/tasks/{upid}/log") => tasks::log(ctx),
+
+        (Post, "/access/ticket") => access::ticket(ctx),
+        (Get, "/access/ticket") => Ok(serde_json::Value::Null.into()),
+        (Get, "/access/permissions") => access::permissions(ctx),
+        (Get, "/access/users") => access::users(ctx),
+        (Post, "/access/users") => access::create_user(ctx),
+        (Get, "/access/users/{userid}") => access::user(ctx),
+        (Put, "/access/users/{userid}") => access::update_user(ctx),
+        (Delete, "/access/users/{userid}") => access::delete_user(ctx),
+        (Get, "/access/users/{userid}/token/{tokenid}") => access::token(ctx),
+        (Post, "/access/users/{userid}/token/{tokenid}") => access::create_token(ctx),
+        (Delete, "/access/users/{userid}/token/{tokenid}") => access::delete_token(ctx),
+        (Put, "/access/password") => access::password(ctx),
+        (Get, "/access/acl") => access::acl(ctx),
+        (Put, "/access/acl") => access::update_acl(ctx),
+        (Get, "/access/roles") => access::roles(ctx),
+        (Get, "/access/groups") => access::groups(ctx),
+        (Post, "/access/groups") => access::create_group(ctx),
+        (Delete, "/access/groups/{groupid}") => access::delete_group(ctx),
+
+        (Get, "/pools") => pools::list(ctx),
+        (Post, "/pools") => pools::create(ctx),
+        (Put, "/pools") => pools::update(ctx, None),
+        (Delete, "/pools") => pools::delete(ctx, None),
+        (Get, "/pools/{poolid}") => pools::get(ctx),
+        (Put, "/pools/{poolid}") => {
+            let id = ctx.var("poolid").to_string();
+            pools::update(ctx, Some(id))
+        }
+        (Delete, "/pools/{poolid}") => {
+            let id = ctx.var("poolid").to_string();
+            pools::delete(ctx, Some(id))
+        }
+        _ => return Err(ApiFailure::new(501, format!("Method '{method} {template}' not implemented"))),
+    };
+    r
+}
+
+/// Applies what a task does when it ends.
+pub(super) fn finish_task(st: &mut SimState, task: &Task) {
+    let ok = task.exit == "OK";
+    match &task.effect {
+        Effect::None => {}
+        Effect::Clone { newid } => qemu::finish_clone(st, *newid, ok),
+        Effect::Destroy { vmid } => {
+            if ok {
+                qemu::remove_vm(st, *vmid);
+            } else if let Some(vm) = st.vms.get_mut(vmid) {
+                vm.config.remove("lock");
+            }
+        }
+        Effect::Power { vmid, running } => {
+            if ok && let Some(vm) = st.vms.get_mut(vmid) {
+                vm.running = *running;
+                vm.started_ms = task.end_ms;
+            }
+        }
+        Effect::NetworkReload { node } => {
+            if ok && let Some(net) = st.net.get_mut(node) {
+                if let Some(p) = net.pending.take() {
+                    net.active = p;
+                }
+            }
+        }
+        Effect::Unlock { vmid } => {
+            if let Some(vm) = st.vms.get_mut(vmid) {
+                vm.config.remove("lock");
+            }
+        }
+    }
+}

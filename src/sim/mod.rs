@@ -1,0 +1,21 @@
+//! A faithful in-memory Proxmox VE: real paths, parameters, UPIDs, locks, errors and
+//! permissions, a latency model and seeded faults on tokio's clock. Used by tests,
+//! benchmarks, `--sim`, and served over HTTPS by `stand sim serve`.
+
+mod access;
+mod core;
+mod fixture;
+mod handlers;
+mod model;
+mod schema;
+mod server;
+mod session;
+mod state;
+
+pub use access::{BUILTIN_ROLES, Identity};
+pub use core::{Reply, Sim, SimOptions, TransportFault, write_private};
+pub use fixture::{DEFAULT_FIXTURE, Fixture, FixtureError};
+pub use model::{FaultSpec, LatencyModel, SimStats};
+pub use server::{RunningServer, ServeError, serve};
+pub use session::SimSession;
+pub use state::SimState;
