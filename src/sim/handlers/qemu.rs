@@ -272,8 +272,8 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let net_keys: Vec<String> = config.keys().filter(|k| k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit())).cloned().collect();
     for k in net_keys {
         if let Ok(mut dev) = config[&k].parse::<NetDevice>() {
-            let prefix = dev.mac.as_deref().filter(|m| m.starts_with("1C:87:76:40")).map(|_| "1C:87:76:40").unwrap_or("BC:24:11");
-            dev.mac = Some(ctx.st.next_mac(prefix));
+            // qemu-server: "always change MAC! address", with the datacenter prefix.
+            dev.mac = Some(ctx.st.next_mac("BC:24:11"));
             config.insert(k, dev.to_string());
         }
     }
