@@ -74,7 +74,13 @@ pub enum PveError {
         path: String,
         /// What failed, without secrets.
         message: String,
+        /// The request may have reached PVE and been applied (reset or timeout after
+        /// sending); a write must then be checked by reading state, not repeated.
+        maybe_applied: bool,
     },
+    /// TLS: the server's certificate is not trusted.
+    #[error("{0}")]
+    Tls(String),
     /// A task ended with an error exit status.
     #[error("task {upid} failed: {exitstatus}")]
     TaskFailed {
@@ -123,6 +129,16 @@ impl PveError {
             _ => return false,
         };
         text.contains("got timeout") || text.contains("got lock request timeout")
+    }
+
+    /// Whether a write that failed this way certainly did not happen, so repeating it is safe:
+    /// no connection, a lock that was never acquired, a proxy that did not forward.
+    pub fn write_not_applied(&self) -> bool {
+        match self {
+            PveError::Transport { maybe_applied, .. } => !maybe_applied,
+            PveError::Api { failure, .. } => matches!(failure.status, 502 | 503) || self.is_lock_timeout(),
+            _ => false,
+        }
     }
 
     /// A failure worth retrying: no answer, a busy node (5xx, 596), a lock timeout.

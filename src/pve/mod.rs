@@ -3,6 +3,8 @@
 //! UPIDs and task waiting.
 
 mod api;
+mod client;
+mod connect;
 
 mod error;
 mod netdev;
@@ -13,6 +15,8 @@ mod types;
 mod upid;
 
 pub use api::{BridgeParams, CloneParams, Pve, PveExt};
+pub use client::{ClientError, ClientOptions, Credentials, PveClient, Secret, presented_fingerprint, retryable};
+pub use connect::{ClusterConfig, ConnectError, Connection};
 
 pub use error::{ApiFailure, PveError};
 pub use netdev::{NetDevice, NetDeviceError, NicModel};

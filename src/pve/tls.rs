@@ -133,3 +133,43 @@ mod tests {
         assert!(normalize_fingerprint("AA:BB").is_none());
     }
 }
+
+/// Records the presented certificate's fingerprint and refuses it (used to show a user what
+/// to pin; never used to talk to a server).
+#[derive(Debug)]
+struct CaptureVerifier {
+    seen: Arc<std::sync::Mutex<Option<String>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for CaptureVerifier {
+    fn verify_server_cert(&self, end_entity: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut s) = self.seen.lock() {
+            *s = Some(cert_fingerprint(end_entity));
+        }
+        Err(rustls::Error::General("fingerprint probe".into()))
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client config whose verifier only records the server certificate's fingerprint.
+pub(crate) fn capture_config(seen: Arc<std::sync::Mutex<Option<String>>>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { seen, provider }))
+        .with_no_client_auth()
+}
