@@ -102,7 +102,27 @@ impl ApiRequest {
     }
 }
 
-/// Escapes one path segment (userids contain `@`, UPIDs contain `:`).
+/// Escapes one path segment where RFC 3986 requires it. `@`, `:` and `!` are legal in a
+/// segment and stay as they are, as other PVE clients send them (`/access/users/a@pve`,
+/// UPIDs, token ids).
 pub fn segment(s: &str) -> String {
-    urlencoding::encode(s).into_owned()
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segments_keep_at_and_colon_and_escape_slashes() {
+        assert_eq!(super::segment("s1@pve"), "s1@pve");
+        assert_eq!(super::segment("UPID:pve1:0000:x:root@pam!t:"), "UPID:pve1:0000:x:root@pam!t:");
+        assert_eq!(super::segment("a/b c"), "a%2Fb%20c");
+    }
 }
