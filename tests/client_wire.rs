@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mockito::Matcher;
-use stand::pve::{ApiRequest, ClientOptions, CloneParams, Credentials, Pve, PveClient, PveError, PveExt, Secret, TlsMode};
+use stand::pve::{
+    ApiRequest, ClientOptions, CloneParams, Credentials, Pve, PveClient, PveError, PveExt, Secret, TlsMode,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn opts() -> ClientOptions {
@@ -34,7 +36,13 @@ async fn clone_sends_the_exact_form_and_token_header() {
         .create_async()
         .await;
     let pve = token_client(&server.url());
-    let p = CloneParams { newid: 200, name: Some("web-s1".into()), target: Some("pve2".into()), full: Some(false), ..Default::default() };
+    let p = CloneParams {
+        newid: 200,
+        name: Some("web-s1".into()),
+        target: Some("pve2".into()),
+        full: Some(false),
+        ..Default::default()
+    };
     let upid = pve.clone_vm("pve1", 100, &p).await.unwrap();
     assert_eq!(upid.user, "root@pam!stand");
     m.assert_async().await;
@@ -55,7 +63,10 @@ async fn nextid_reads_a_string_or_a_number_and_booleans_go_as_0_1() {
         .await;
     let pve = token_client(&server.url());
     assert_eq!(pve.nextid().await.unwrap(), 107);
-    let params = [("net1", "vmxnet3=1C:87:76:40:00:01,bridge=vmbr1000,link_down=1"), ("onboot", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let params = [("net1", "vmxnet3=1C:87:76:40:00:01,bridge=vmbr1000,link_down=1"), ("onboot", "1")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     pve.set_vm_config("pve1", 107, params).await.unwrap();
     m.assert_async().await;
     let mut server = mockito::Server::new_async().await;
@@ -70,7 +81,9 @@ async fn errors_keep_status_message_and_parameter_errors() {
         .mock("GET", "/api2/json/cluster/nextid")
         .match_query(Matcher::UrlEncoded("vmid".into(), "100".into()))
         .with_status(400)
-        .with_body(r#"{"data":null,"errors":{"vmid":"VM 100 already exists"},"message":"Parameter verification failed.\n"}"#)
+        .with_body(
+            r#"{"data":null,"errors":{"vmid":"VM 100 already exists"},"message":"Parameter verification failed.\n"}"#,
+        )
         .create_async()
         .await;
     server.mock("GET", "/api2/json/nodes").with_status(401).with_body(r#"{"data":null}"#).create_async().await;
@@ -150,7 +163,14 @@ async fn scripted(replies: Vec<Option<&'static str>>) -> (String, Arc<Mutex<Vec<
                 got.extend_from_slice(&buf[..n]);
                 let text = String::from_utf8_lossy(&got).to_string();
                 if let Some(end) = text.find("\r\n\r\n") {
-                    let len = text.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse::<usize>().ok())).unwrap_or(0);
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                        })
+                        .unwrap_or(0);
                     if got.len() >= end + 4 + len || n == 0 {
                         break;
                     }
@@ -174,13 +194,15 @@ const OK_NULL: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCont
 const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"data\":null}";
 const BROKEN_PIPE: &str = "HTTP/1.1 596 Broken pipe\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"data\":null}";
 const LOCK_TIMEOUT: &str = "HTTP/1.1 500 can't lock file '/var/lock/qemu-server/lock-203.conf' - got timeout\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"data\":null}";
-const LOCKED: &str = "HTTP/1.1 500 VM is locked (clone)\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"data\":null}";
+const LOCKED: &str =
+    "HTTP/1.1 500 VM is locked (clone)\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"data\":null}";
 const BAD: &str = "HTTP/1.1 400 Parameter verification failed.\r\nContent-Length: 50\r\nConnection: close\r\n\r\n{\"data\":null,\"errors\":{\"memory\":\"invalid format\"}}";
 
 #[tokio::test]
 async fn a_500_with_only_a_reason_phrase_keeps_pves_message() {
     let (url, _) = scripted(vec![Some(LOCKED)]).await;
-    let e = token_client(&url).exec(ApiRequest::put("/nodes/pve1/qemu/203/config").param("memory", 512)).await.unwrap_err();
+    let e =
+        token_client(&url).exec(ApiRequest::put("/nodes/pve1/qemu/203/config").param("memory", 512)).await.unwrap_err();
     assert_eq!(e.failure().unwrap().message, "VM is locked (clone)");
     assert_eq!(e.to_string(), "PUT /nodes/pve1/qemu/203/config: 500 VM is locked (clone)");
 }
@@ -226,9 +248,14 @@ async fn refused_connections_are_transport_errors_not_applied() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let pve = PveClient::new(&url, Credentials::from_token("a@pve!t=tok-secret-xyz").unwrap(), &TlsMode::Verify { extra_ca: None }, ClientOptions { attempts: 2, ..opts() }).unwrap();
+    let pve = PveClient::new(
+        &url,
+        Credentials::from_token("a@pve!t=tok-secret-xyz").unwrap(),
+        &TlsMode::Verify { extra_ca: None },
+        ClientOptions { attempts: 2, ..opts() },
+    )
+    .unwrap();
     let e = pve.exec(ApiRequest::post("/pools").param("poolid", "p")).await.unwrap_err();
     assert!(matches!(e, PveError::Transport { maybe_applied: false, .. }), "{e:?}");
     assert!(!e.to_string().contains("tok-secret-xyz") && !format!("{e:?}").contains("tok-secret-xyz"), "{e}");
 }
-

@@ -20,7 +20,17 @@ impl Drop for Served {
 /// Starts `stand sim serve` on a free port and reads its three `export` lines.
 fn serve(request_log: &Path, password: &str) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stand"))
-        .args(["sim", "serve", "--listen", "127.0.0.1:0", "--latency", "none", "--root-password", password, "--request-log"])
+        .args([
+            "sim",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--latency",
+            "none",
+            "--root-password",
+            password,
+            "--request-log",
+        ])
         .arg(request_log)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -49,7 +59,10 @@ fn shared_checker() -> Option<PathBuf> {
 #[test]
 fn proxmoxer_walks_the_scenario_against_sim_serve_and_every_request_matches_the_schema() {
     if !python_has_proxmoxer() {
-        assert!(std::env::var_os("STAND_REQUIRE_PEER").is_none(), "STAND_REQUIRE_PEER is set but python3 has no proxmoxer");
+        assert!(
+            std::env::var_os("STAND_REQUIRE_PEER").is_none(),
+            "STAND_REQUIRE_PEER is set but python3 has no proxmoxer"
+        );
         eprintln!("skipped: python3 with proxmoxer is not installed (pip install proxmoxer requests)");
         return;
     }
@@ -77,6 +90,9 @@ fn proxmoxer_walks_the_scenario_against_sim_serve_and_every_request_matches_the_
             assert!(out.status.success(), "schema violations:\n{report}");
             assert!(report.contains(", 0 do not match the schema"), "{report}");
         }
-        None => assert!(std::env::var_os("STAND_REQUIRE_PEER").is_none(), "STAND_REQUIRE_PEER is set but ../shared/pve-api is missing"),
+        None => assert!(
+            std::env::var_os("STAND_REQUIRE_PEER").is_none(),
+            "STAND_REQUIRE_PEER is set but ../shared/pve-api is missing"
+        ),
     }
 }

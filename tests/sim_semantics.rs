@@ -6,7 +6,10 @@ use stand::pve::{BridgeParams, CloneParams, Params, Pve, PveError, PveExt, WaitP
 use stand::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
 fn realistic(seed: u64) -> Sim {
-    Sim::new(&Fixture::default_cluster(), SimOptions { latency: LatencyModel::realistic(), time_scale: 1.0, faults: FaultSpec::default(), seed })
+    Sim::new(
+        &Fixture::default_cluster(),
+        SimOptions { latency: LatencyModel::realistic(), time_scale: 1.0, faults: FaultSpec::default(), seed },
+    )
 }
 
 fn linked(newid: u32, name: &str, target: &str) -> CloneParams {
@@ -110,7 +113,8 @@ async fn clone_checks_run_before_the_task_like_qemu_server() {
     assert_eq!(e.failure().unwrap().message, "unable to create VM 100: config file already exists");
     let e = pve.clone_vm("a", 555, &linked(200, "x", "a")).await.unwrap_err();
     assert_eq!(e.failure().unwrap().message, "Configuration file 'nodes/a/qemu-server/555.conf' does not exist");
-    let e = pve.clone_vm("a", 100, &CloneParams { pool: Some("nope".into()), ..linked(200, "x", "a") }).await.unwrap_err();
+    let e =
+        pve.clone_vm("a", 100, &CloneParams { pool: Some("nope".into()), ..linked(200, "x", "a") }).await.unwrap_err();
     assert_eq!(e.failure().unwrap().message, "pool 'nope' does not exist");
 }
 
@@ -120,7 +124,12 @@ async fn pending_bridges_are_listed_but_not_usable_until_the_network_is_applied(
     let pve = sim.session("root@pam");
     let upid = pve.clone_vm("pve1", 103, &linked(500, "h1", "pve2")).await.unwrap();
     pve.wait_task(&upid, WaitPolicy::default()).await.unwrap();
-    let bridge = BridgeParams { iface: "vmbr1000".into(), autostart: true, comments: Some("stand: lab=t".into()), ..Default::default() };
+    let bridge = BridgeParams {
+        iface: "vmbr1000".into(),
+        autostart: true,
+        comments: Some("stand: lab=t".into()),
+        ..Default::default()
+    };
     pve.create_bridge("pve2", &bridge).await.unwrap();
     let again = pve.create_bridge("pve2", &bridge).await.unwrap_err();
     assert_eq!(again.failure().unwrap().errors["iface"], "interface already exists");
@@ -192,7 +201,10 @@ async fn students_need_sdn_use_on_a_bridge_to_plug_a_nic_into_it() {
     let sim = Sim::default_instant();
     let root = sim.session("root@pam");
     make_student(&root, "s1@pve", "lab-s1").await;
-    let upid = root.clone_vm("pve1", 103, &CloneParams { pool: Some("lab-s1".into()), ..linked(700, "h", "pve1") }).await.unwrap();
+    let upid = root
+        .clone_vm("pve1", 103, &CloneParams { pool: Some("lab-s1".into()), ..linked(700, "h", "pve1") })
+        .await
+        .unwrap();
     root.wait_task(&upid, WaitPolicy::default()).await.unwrap();
     let s1 = sim.session("s1@pve");
     let e = s1.set_vm_config("pve1", 700, params(&[("net1", "virtio,bridge=vmbr0")])).await.unwrap_err();
@@ -215,8 +227,14 @@ async fn tokens_with_privilege_separation_have_only_their_own_acls() {
     assert!(sep.resources(Some("vm")).await.unwrap().is_empty(), "a privsep token without ACLs sees nothing");
     let e = sep.vm_config("pve1", 100).await.unwrap_err();
     assert_eq!(status(&e), 403);
-    let e = sep.call(stand::pve::ApiRequest::put("/access/password").param("userid", "ops@pve").param("password", "x1234567")).await.unwrap_err();
-    assert_eq!(e.failure().unwrap().message, "Permission check failed (URI '/api2/json/access/password' not available with API token, need proper ticket.)");
+    let e = sep
+        .call(stand::pve::ApiRequest::put("/access/password").param("userid", "ops@pve").param("password", "x1234567"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.failure().unwrap().message,
+        "Permission check failed (URI '/api2/json/access/password' not available with API token, need proper ticket.)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,7 +302,8 @@ async fn snapshots_can_be_taken_rolled_back_and_deleted() {
     let t = pve.rollback("pve1", 950, "clean").await.unwrap();
     pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
     assert_eq!(pve.vm_config("pve1", 950).await.unwrap().memory_mib(), Some(1024));
-    let names: Vec<String> = pve.snapshots("pve1", 950).await.unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        pve.snapshots("pve1", 950).await.unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, vec!["clean", "current"]);
     let t = pve.delete_snapshot("pve1", 950, "clean").await.unwrap();
     pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
@@ -295,7 +314,10 @@ async fn snapshots_can_be_taken_rolled_back_and_deleted() {
 async fn seeded_faults_are_deterministic() {
     async fn run(seed: u64) -> Vec<String> {
         let faults: FaultSpec = "http5xx=0.2,reset=0.1,lock_timeout=0.2".parse().unwrap();
-        let sim = Sim::new(&Fixture::default_cluster(), SimOptions { latency: LatencyModel::none(), time_scale: 1.0, faults, seed });
+        let sim = Sim::new(
+            &Fixture::default_cluster(),
+            SimOptions { latency: LatencyModel::none(), time_scale: 1.0, faults, seed },
+        );
         let pve = sim.session("root@pam");
         let mut out = Vec::new();
         for i in 0..40 {

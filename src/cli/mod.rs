@@ -52,6 +52,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STAND_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("stand={level}")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STAND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("stand={level}")));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }

@@ -20,7 +20,10 @@ pub fn default_state_path() -> PathBuf {
 pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
     match cmd {
         SimCommand::Serve { listen, fixture, root_password, latency, time_scale, faults, seed, request_log } => {
-            anyhow::ensure!(time_scale > 0.0 && time_scale.is_finite(), "--time-scale must be a positive number, got {time_scale}");
+            anyhow::ensure!(
+                time_scale > 0.0 && time_scale.is_finite(),
+                "--time-scale must be a positive number, got {time_scale}"
+            );
             let fixture = match &fixture {
                 Some(p) => Fixture::load(p)?,
                 None => Fixture::default_cluster(),
@@ -44,7 +47,12 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
             writeln!(out, "export PVE_FINGERPRINT={}", server.fingerprint)?;
             out.flush()?;
             drop(out);
-            tracing::warn!("SIMULATED Proxmox VE {} serving {} ({} nodes); Ctrl-C stops it", fixture.version, server.url, fixture.nodes.len());
+            tracing::warn!(
+                "SIMULATED Proxmox VE {} serving {} ({} nodes); Ctrl-C stops it",
+                fixture.version,
+                server.url,
+                fixture.nodes.len()
+            );
             tokio::signal::ctrl_c().await?;
             server.shutdown();
             Ok(0)
@@ -53,7 +61,9 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
             let path = sim_state.unwrap_or_else(default_state_path);
             match std::fs::remove_file(&path) {
                 Ok(()) => eprintln!("forgot the simulated cluster at {}", path.display()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("no simulated cluster saved at {}", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    eprintln!("no simulated cluster saved at {}", path.display())
+                }
                 Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
             }
             Ok(0)

@@ -75,7 +75,8 @@ fn vm_path(node: &str, vmid: u32) -> String {
 
 fn upid_of(path: &str, v: Value) -> Result<Upid, PveError> {
     let s: String = decode(path, v)?;
-    s.parse().map_err(|e: super::upid::UpidParseError| PveError::Decode { path: path.to_string(), message: e.to_string() })
+    s.parse()
+        .map_err(|e: super::upid::UpidParseError| PveError::Decode { path: path.to_string(), message: e.to_string() })
 }
 
 /// The endpoints `stand` uses, typed. Implemented for every [`Pve`].
@@ -255,14 +256,19 @@ pub trait PveExt: Pve {
 
     /// `GET /nodes/{node}/tasks/{upid}/status`.
     async fn task_status(&self, upid: &Upid) -> Result<TaskStatus, PveError> {
-        self.data(ApiRequest::get(format!("/nodes/{}/tasks/{}/status", segment(&upid.node), segment(&upid.to_string()))))
-            .await
+        self.data(ApiRequest::get(format!(
+            "/nodes/{}/tasks/{}/status",
+            segment(&upid.node),
+            segment(&upid.to_string())
+        )))
+        .await
     }
 
     /// `GET /nodes/{node}/tasks/{upid}/log`: the lines.
     async fn task_log(&self, upid: &Upid) -> Result<Vec<String>, PveError> {
-        let v: Vec<Value> =
-            self.data(ApiRequest::get(format!("/nodes/{}/tasks/{}/log", segment(&upid.node), segment(&upid.to_string())))).await?;
+        let v: Vec<Value> = self
+            .data(ApiRequest::get(format!("/nodes/{}/tasks/{}/log", segment(&upid.node), segment(&upid.to_string()))))
+            .await?;
         Ok(v.iter().filter_map(|l| l.get("t").and_then(Value::as_str).map(str::to_string)).collect())
     }
 
@@ -278,7 +284,10 @@ pub trait PveExt: Pve {
                     return if st.is_ok() {
                         Ok(st)
                     } else {
-                        Err(PveError::TaskFailed { upid: upid.to_string(), exitstatus: st.exitstatus.unwrap_or_default() })
+                        Err(PveError::TaskFailed {
+                            upid: upid.to_string(),
+                            exitstatus: st.exitstatus.unwrap_or_default(),
+                        })
                     };
                 }
                 Ok(_) => {}
@@ -299,7 +308,8 @@ pub trait PveExt: Pve {
 
     /// `POST /access/users`.
     async fn create_user(&self, userid: &str, password: Option<&str>, comment: Option<&str>) -> Result<(), PveError> {
-        let req = ApiRequest::post("/access/users").param("userid", userid).opt("password", password).opt("comment", comment);
+        let req =
+            ApiRequest::post("/access/users").param("userid", userid).opt("password", password).opt("comment", comment);
         self.exec(req).await
     }
 
@@ -319,7 +329,14 @@ pub trait PveExt: Pve {
     }
 
     /// `PUT /access/acl` for one user (or with `delete`).
-    async fn set_acl(&self, path: &str, role: &str, users: Option<&str>, groups: Option<&str>, delete: bool) -> Result<(), PveError> {
+    async fn set_acl(
+        &self,
+        path: &str,
+        role: &str,
+        users: Option<&str>,
+        groups: Option<&str>,
+        delete: bool,
+    ) -> Result<(), PveError> {
         let req = ApiRequest::put("/access/acl")
             .param("path", path)
             .param("roles", role)

@@ -61,7 +61,9 @@ impl Credentials {
     /// Parses `user@realm!tokenid=secret` (split at the last `=`, like PVE).
     pub fn from_token(value: &str) -> Result<Credentials, String> {
         let (id, secret) = value.rsplit_once('=').ok_or("PVE_TOKEN must look like user@realm!tokenid=secret")?;
-        let (user, tokenid) = id.split_once('!').ok_or("PVE_TOKEN must look like user@realm!tokenid=secret (the '!tokenid' part is missing)")?;
+        let (user, tokenid) = id
+            .split_once('!')
+            .ok_or("PVE_TOKEN must look like user@realm!tokenid=secret (the '!tokenid' part is missing)")?;
         if !user.contains('@') || tokenid.is_empty() || secret.is_empty() {
             return Err("PVE_TOKEN must look like user@realm!tokenid=secret".into());
         }
@@ -154,7 +156,14 @@ impl PveClient {
             .user_agent(concat!("stand/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Tls(e.to_string()))?;
-        Ok(PveClient { http, base, creds, opts, ticket: tokio::sync::Mutex::new(None), insecure: *tls == TlsMode::Insecure })
+        Ok(PveClient {
+            http,
+            base,
+            creds,
+            opts,
+            ticket: tokio::sync::Mutex::new(None),
+            insecure: *tls == TlsMode::Insecure,
+        })
     }
 
     /// Whether TLS verification is off (`--insecure`).
@@ -206,11 +215,15 @@ impl PveClient {
         };
         match &self.creds {
             Credentials::Token { id, secret } => {
-                builder = builder.header(reqwest::header::AUTHORIZATION, format!("PVEAPIToken={id}={}", secret.expose()));
+                builder =
+                    builder.header(reqwest::header::AUTHORIZATION, format!("PVEAPIToken={id}={}", secret.expose()));
             }
             Credentials::Password { user, password } => {
                 let t = self.ticket(user, password).await?;
-                builder = builder.header(reqwest::header::COOKIE, format!("PVEAuthCookie={}", urlencoding::encode(t.ticket.expose())));
+                builder = builder.header(
+                    reqwest::header::COOKIE,
+                    format!("PVEAuthCookie={}", urlencoding::encode(t.ticket.expose())),
+                );
                 if !req.method.is_read() {
                     builder = builder.header("CSRFPreventionToken", t.csrf.expose());
                 }
@@ -230,20 +243,34 @@ impl PveClient {
             .or_else(|| status.canonical_reason().map(str::to_string))
             .unwrap_or_default();
         let bytes = resp.bytes().await.map_err(|e| transport_error(req, &e))?;
-        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let body: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
             if body.is_null() && !bytes.is_empty() {
                 return Err(PveError::Decode { path: req.path.clone(), message: "the answer is not JSON".into() });
             }
             return Ok(body);
         }
-        let message = body.get("message").and_then(Value::as_str).map(|m| m.trim_end().to_string()).filter(|m| !m.is_empty()).unwrap_or(reason);
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| m.trim_end().to_string())
+            .filter(|m| !m.is_empty())
+            .unwrap_or(reason);
         let errors = body
             .get("errors")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect()
+            })
             .unwrap_or_default();
-        Err(PveError::Api { method: req.method.to_string(), path: req.path.clone(), failure: ApiFailure { status: status.as_u16(), message, errors } })
+        Err(PveError::Api {
+            method: req.method.to_string(),
+            path: req.path.clone(),
+            failure: ApiFailure { status: status.as_u16(), message, errors },
+        })
     }
 }
 

@@ -44,7 +44,9 @@ struct ClustersFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// Nothing says which cluster.
-    #[error("no cluster given: set PVE_URL and PVE_TOKEN (user@realm!tokenid=secret), use --cluster NAME, or --sim for the simulator")]
+    #[error(
+        "no cluster given: set PVE_URL and PVE_TOKEN (user@realm!tokenid=secret), use --cluster NAME, or --sim for the simulator"
+    )]
     NoCluster,
     /// A variable or field is wrong.
     #[error("{field}: {message}")]
@@ -84,19 +86,34 @@ fn invalid(field: &str, message: impl Into<String>) -> ConnectError {
 
 fn check_url(field: &str, url: &str) -> Result<(), ConnectError> {
     let ok = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
-    if ok { Ok(()) } else { Err(invalid(field, format!("'{url}' is not an https:// URL (e.g. https://pve1.example.org:8006)"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("'{url}' is not an https:// URL (e.g. https://pve1.example.org:8006)")))
+    }
 }
 
-fn tls_mode(field_prefix: &str, fingerprint: Option<String>, ca: Option<PathBuf>, insecure: bool) -> Result<TlsMode, ConnectError> {
+fn tls_mode(
+    field_prefix: &str,
+    fingerprint: Option<String>,
+    ca: Option<PathBuf>,
+    insecure: bool,
+) -> Result<TlsMode, ConnectError> {
     if insecure {
         return Ok(TlsMode::Insecure);
     }
     if let Some(fp) = fingerprint {
-        let norm = normalize_fingerprint(&fp).ok_or_else(|| invalid(&format!("{field_prefix}FINGERPRINT"), "expected the SHA-256 fingerprint PVE shows (32 hex bytes, AA:BB:...)"))?;
+        let norm = normalize_fingerprint(&fp).ok_or_else(|| {
+            invalid(
+                &format!("{field_prefix}FINGERPRINT"),
+                "expected the SHA-256 fingerprint PVE shows (32 hex bytes, AA:BB:...)",
+            )
+        })?;
         return Ok(TlsMode::Pinned(norm));
     }
     if let Some(path) = ca {
-        let pem = std::fs::read_to_string(&path).map_err(|e| invalid(&format!("{field_prefix}CA"), format!("cannot read {}: {e}", path.display())))?;
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| invalid(&format!("{field_prefix}CA"), format!("cannot read {}: {e}", path.display())))?;
         return Ok(TlsMode::Verify { extra_ca: Some(pem) });
     }
     Ok(TlsMode::Verify { extra_ca: None })
@@ -110,7 +127,8 @@ impl Connection {
         let credentials = if let Some(tok) = get("PVE_TOKEN") {
             Credentials::from_token(&tok).map_err(|m| invalid("PVE_TOKEN", m))?
         } else if let Some(user) = get("PVE_USER") {
-            let password = get("PVE_PASSWORD").ok_or_else(|| invalid("PVE_PASSWORD", "PVE_USER is set, so PVE_PASSWORD must be too"))?;
+            let password = get("PVE_PASSWORD")
+                .ok_or_else(|| invalid("PVE_PASSWORD", "PVE_USER is set, so PVE_PASSWORD must be too"))?;
             Credentials::Password { user, password: Secret::new(password) }
         } else {
             return Err(invalid("PVE_TOKEN", "set PVE_TOKEN=user@realm!tokenid=secret (or PVE_USER and PVE_PASSWORD)"));
@@ -127,19 +145,28 @@ impl Connection {
     /// Settings of `[clusters.NAME]` in `file`.
     pub fn from_file(file: &Path, name: &str, insecure: bool) -> Result<Connection, ConnectError> {
         let path = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|e| ConnectError::File { path: path.clone(), message: e.to_string() })?;
-        let parsed: ClustersFile = toml::from_str(&text).map_err(|e| ConnectError::File { path: path.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConnectError::File { path: path.clone(), message: e.to_string() })?;
+        let parsed: ClustersFile =
+            toml::from_str(&text).map_err(|e| ConnectError::File { path: path.clone(), message: e.to_string() })?;
         let c = parsed.clusters.get(name).ok_or_else(|| ConnectError::File {
             path: path.clone(),
-            message: format!("no [clusters.{name}]; known: {}", parsed.clusters.keys().cloned().collect::<Vec<_>>().join(", ")),
+            message: format!(
+                "no [clusters.{name}]; known: {}",
+                parsed.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         })?;
         let field = |f: &str| format!("clusters.{name}.{f}");
         check_url(&field("url"), &c.url)?;
         let credentials = if let Some(id) = &c.token_id {
             let secret = if let Some(f) = &c.token_file {
-                std::fs::read_to_string(f).map_err(|e| invalid(&field("token_file"), format!("cannot read {}: {e}", f.display())))?.trim().to_string()
+                std::fs::read_to_string(f)
+                    .map_err(|e| invalid(&field("token_file"), format!("cannot read {}: {e}", f.display())))?
+                    .trim()
+                    .to_string()
             } else if let Some(var) = &c.token_env {
-                std::env::var(var).map_err(|_| invalid(&field("token_env"), format!("environment variable {var} is not set")))?
+                std::env::var(var)
+                    .map_err(|_| invalid(&field("token_env"), format!("environment variable {var} is not set")))?
             } else if let Some(s) = &c.token_secret {
                 s.clone()
             } else {
@@ -147,8 +174,12 @@ impl Connection {
             };
             Credentials::from_token(&format!("{id}={secret}")).map_err(|m| invalid(&field("token_id"), m))?
         } else if let Some(user) = &c.user {
-            let var = c.password_env.as_deref().ok_or_else(|| invalid(&field("password_env"), "name the environment variable holding the password"))?;
-            let password = std::env::var(var).map_err(|_| invalid(&field("password_env"), format!("environment variable {var} is not set")))?;
+            let var = c
+                .password_env
+                .as_deref()
+                .ok_or_else(|| invalid(&field("password_env"), "name the environment variable holding the password"))?;
+            let password = std::env::var(var)
+                .map_err(|_| invalid(&field("password_env"), format!("environment variable {var} is not set")))?;
             Credentials::Password { user: user.clone(), password: Secret::new(password) }
         } else {
             return Err(invalid(&field("token_id"), "give token_id (recommended) or user"));
@@ -184,13 +215,23 @@ mod tests {
     #[test]
     fn environment_settings_are_validated_with_clear_errors() {
         assert!(matches!(Connection::from_env_with(env(&[]), false), Err(ConnectError::NoCluster)));
-        let e = Connection::from_env_with(env(&[("PVE_URL", "http://x:8006"), ("PVE_TOKEN", "a@pve!t=s")]), false).unwrap_err();
+        let e = Connection::from_env_with(env(&[("PVE_URL", "http://x:8006"), ("PVE_TOKEN", "a@pve!t=s")]), false)
+            .unwrap_err();
         assert!(e.to_string().starts_with("PVE_URL: 'http://x:8006' is not an https:// URL"), "{e}");
-        let e = Connection::from_env_with(env(&[("PVE_URL", "https://x:8006"), ("PVE_TOKEN", "a@pve=s")]), false).unwrap_err();
+        let e = Connection::from_env_with(env(&[("PVE_URL", "https://x:8006"), ("PVE_TOKEN", "a@pve=s")]), false)
+            .unwrap_err();
         assert!(e.to_string().contains("'!tokenid' part is missing"), "{e}");
-        let e = Connection::from_env_with(env(&[("PVE_URL", "https://x:8006"), ("PVE_TOKEN", "a@pve!t=s"), ("PVE_FINGERPRINT", "zz")]), false).unwrap_err();
+        let e = Connection::from_env_with(
+            env(&[("PVE_URL", "https://x:8006"), ("PVE_TOKEN", "a@pve!t=s"), ("PVE_FINGERPRINT", "zz")]),
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("PVE_FINGERPRINT:"), "{e}");
-        let c = Connection::from_env_with(env(&[("PVE_URL", "https://x:8006"), ("PVE_TOKEN", "a@pve!t=s3cr3t-uuid")]), false).unwrap();
+        let c = Connection::from_env_with(
+            env(&[("PVE_URL", "https://x:8006"), ("PVE_TOKEN", "a@pve!t=s3cr3t-uuid")]),
+            false,
+        )
+        .unwrap();
         assert_eq!(c.tls, TlsMode::Verify { extra_ca: None }, "TLS is verified by default");
         assert!(!format!("{c:?}").contains("s3cr3t"), "Debug never shows the secret");
     }

@@ -158,7 +158,12 @@ impl PveError {
 
     fn transient_500(message: &str) -> bool {
         let m = message.to_ascii_lowercase();
-        m.contains("timeout") || m.contains("temporarily") || m.contains("broken pipe") || m.contains("connection")
-            || m.contains("busy") || m.contains("try again") || m.contains("internal server error")
+        m.contains("timeout")
+            || m.contains("temporarily")
+            || m.contains("broken pipe")
+            || m.contains("connection")
+            || m.contains("busy")
+            || m.contains("try again")
+            || m.contains("internal server error")
     }
 }

@@ -41,8 +41,20 @@ impl NicModel {
 }
 
 const MODELS: &[&str] = &[
-    "e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b", "i82559er",
-    "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3",
+    "e1000",
+    "e1000-82540em",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "i82551",
+    "i82557b",
+    "i82559er",
+    "ne2k_isa",
+    "ne2k_pci",
+    "pcnet",
+    "rtl8139",
+    "virtio",
+    "vmxnet3",
 ];
 
 /// One NIC of a VM.
@@ -67,7 +79,15 @@ pub struct NetDevice {
 impl NetDevice {
     /// A NIC of `model` on `bridge`.
     pub fn new(model: NicModel, bridge: &str) -> Self {
-        Self { model, mac: None, bridge: Some(bridge.to_string()), firewall: false, link_down: false, tag: None, extra: Vec::new() }
+        Self {
+            model,
+            mac: None,
+            bridge: Some(bridge.to_string()),
+            firewall: false,
+            link_down: false,
+            tag: None,
+            extra: Vec::new(),
+        }
     }
 
     /// Whether two NICs are the same apart from a MAC one of them does not set.
@@ -104,7 +124,15 @@ impl FromStr for NetDevice {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |reason: String| NetDeviceError { text: s.to_string(), reason };
-        let mut dev = NetDevice { model: NicModel::Virtio, mac: None, bridge: None, firewall: false, link_down: false, tag: None, extra: Vec::new() };
+        let mut dev = NetDevice {
+            model: NicModel::Virtio,
+            mac: None,
+            bridge: None,
+            firewall: false,
+            link_down: false,
+            tag: None,
+            extra: Vec::new(),
+        };
         let mut model = None;
         for part in s.split(',').filter(|p| !p.is_empty()) {
             let (k, v) = match part.split_once('=') {

@@ -29,9 +29,15 @@ pub fn cert_fingerprint(der: &[u8]) -> String {
 
 /// Normalizes a fingerprint typed by a user (`aa:bb`, `AABB`, with or without `sha256:`).
 pub fn normalize_fingerprint(s: &str) -> Option<String> {
-    let hex: String = s.trim().trim_start_matches("sha256:").trim_start_matches("SHA256:").chars().filter(|c| *c != ':').collect();
+    let hex: String =
+        s.trim().trim_start_matches("sha256:").trim_start_matches("SHA256:").chars().filter(|c| *c != ':').collect();
     (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| {
-        hex.to_ascii_uppercase().as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
+        hex.to_ascii_uppercase()
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(":")
     })
 }
 
@@ -43,7 +49,14 @@ struct PinnedVerifier {
 }
 
 impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(&self, end_entity: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         let got = cert_fingerprint(end_entity);
         if got == self.expected {
             Ok(ServerCertVerified::assertion())
@@ -55,11 +68,21 @@ impl ServerCertVerifier for PinnedVerifier {
         }
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
@@ -73,15 +96,32 @@ impl ServerCertVerifier for PinnedVerifier {
 struct NoVerifier(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for NoVerifier {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
@@ -93,7 +133,9 @@ impl ServerCertVerifier for NoVerifier {
 /// Builds the rustls client config for a trust mode.
 pub fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
     let config = match mode {
         TlsMode::Verify { extra_ca } => {
             let mut roots = rustls::RootCertStore::empty();
@@ -102,7 +144,8 @@ pub fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, String> {
             }
             if let Some(pem) = extra_ca {
                 let mut reader = std::io::BufReader::new(pem.as_bytes());
-                let certs: Vec<_> = rustls_pemfile::certs(&mut reader).collect::<Result<_, _>>().map_err(|e| format!("PVE_CA: {e}"))?;
+                let certs: Vec<_> =
+                    rustls_pemfile::certs(&mut reader).collect::<Result<_, _>>().map_err(|e| format!("PVE_CA: {e}"))?;
                 if certs.is_empty() {
                     return Err("PVE_CA: no certificate found in the PEM file".into());
                 }
@@ -113,10 +156,16 @@ pub fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, String> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         TlsMode::Pinned(fp) => {
-            let expected = normalize_fingerprint(fp).ok_or_else(|| format!("'{fp}' is not a SHA-256 fingerprint (expected 32 hex bytes like AA:BB:...)"))?;
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(PinnedVerifier { expected, provider })).with_no_client_auth()
+            let expected = normalize_fingerprint(fp)
+                .ok_or_else(|| format!("'{fp}' is not a SHA-256 fingerprint (expected 32 hex bytes like AA:BB:...)"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedVerifier { expected, provider }))
+                .with_no_client_auth()
         }
-        TlsMode::Insecure => builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerifier(provider))).with_no_client_auth(),
+        TlsMode::Insecure => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerifier(provider))).with_no_client_auth()
+        }
     };
     Ok(config)
 }
@@ -129,7 +178,10 @@ mod tests {
     fn fingerprints_normalize() {
         let fp = "aa".repeat(32);
         assert_eq!(normalize_fingerprint(&fp).unwrap(), vec!["AA"; 32].join(":"));
-        assert_eq!(normalize_fingerprint(&format!("sha256:{}", vec!["ab"; 32].join(":"))).unwrap(), vec!["AB"; 32].join(":"));
+        assert_eq!(
+            normalize_fingerprint(&format!("sha256:{}", vec!["ab"; 32].join(":"))).unwrap(),
+            vec!["AB"; 32].join(":")
+        );
         assert!(normalize_fingerprint("AA:BB").is_none());
     }
 }
@@ -143,18 +195,35 @@ struct CaptureVerifier {
 }
 
 impl ServerCertVerifier for CaptureVerifier {
-    fn verify_server_cert(&self, end_entity: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut s) = self.seen.lock() {
             *s = Some(cert_fingerprint(end_entity));
         }
         Err(rustls::Error::General("fingerprint probe".into()))
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 

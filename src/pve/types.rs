@@ -233,9 +233,9 @@ impl VmConfig {
 
     /// Memory in MiB.
     pub fn memory_mib(&self) -> Option<u64> {
-        self.get("memory").and_then(|m| m.split(',').next().map(str::to_string)).and_then(|m| {
-            m.strip_prefix("current=").unwrap_or(&m).parse().ok()
-        })
+        self.get("memory")
+            .and_then(|m| m.split(',').next().map(str::to_string))
+            .and_then(|m| m.strip_prefix("current=").unwrap_or(&m).parse().ok())
     }
 
     /// Whether the VM is a template.

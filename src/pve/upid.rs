@@ -94,7 +94,8 @@ mod tests {
 
     #[test]
     fn vectors_from_pve_common_decode_and_encode_back() {
-        let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upid-vectors.json")).unwrap();
+        let raw =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upid-vectors.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
         for case in v["valid"].as_array().unwrap() {
             let s = case["in"].as_str().unwrap();
@@ -116,7 +117,10 @@ mod tests {
             assert_eq!(s.parse::<Upid>().unwrap().to_string(), s);
         }
         for rs in v["read_status_vectors"].as_array().unwrap() {
-            assert_eq!(exitstatus_from_log_line(rs["last_log_line"].as_str().unwrap()), rs["exitstatus"].as_str().unwrap());
+            assert_eq!(
+                exitstatus_from_log_line(rs["last_log_line"].as_str().unwrap()),
+                rs["exitstatus"].as_str().unwrap()
+            );
         }
     }
 

@@ -41,21 +41,40 @@ impl Identity {
     }
 }
 
-/// (category, root, admin, user, audit) privilege groups of pve-access-control.
-const PRIV_GROUPS: &[(&str, &[&str], &[&str], &[&str], &[&str])] = &[
+/// A privilege category: (name, root, admin, user, audit) privileges.
+type PrivGroup =
+    (&'static str, &'static [&'static str], &'static [&'static str], &'static [&'static str], &'static [&'static str]);
+
+/// The privilege groups of pve-access-control.
+const PRIV_GROUPS: &[PrivGroup] = &[
     (
         "VM",
         &[],
         &[
-            "VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType",
-            "VM.Config.Options", "VM.Allocate", "VM.Clone", "VM.Migrate", "VM.Monitor", "VM.Snapshot",
+            "VM.Config.Disk",
+            "VM.Config.CPU",
+            "VM.Config.Memory",
+            "VM.Config.Network",
+            "VM.Config.HWType",
+            "VM.Config.Options",
+            "VM.Allocate",
+            "VM.Clone",
+            "VM.Migrate",
+            "VM.Monitor",
+            "VM.Snapshot",
             "VM.Snapshot.Rollback",
         ],
         &["VM.Config.CDROM", "VM.Config.Cloudinit", "VM.Console", "VM.Backup", "VM.PowerMgmt"],
         &["VM.Audit"],
     ),
     ("Sys", &["Sys.PowerMgmt", "Sys.Modify", "Sys.Incoming"], &["Sys.Console", "Sys.Syslog"], &[], &["Sys.Audit"]),
-    ("Datastore", &[], &["Datastore.Allocate", "Datastore.AllocateTemplate"], &["Datastore.AllocateSpace"], &["Datastore.Audit"]),
+    (
+        "Datastore",
+        &[],
+        &["Datastore.Allocate", "Datastore.AllocateTemplate"],
+        &["Datastore.AllocateSpace"],
+        &["Datastore.Audit"],
+    ),
     ("SDN", &[], &["SDN.Allocate", "SDN.Audit"], &["SDN.Use"], &["SDN.Audit"]),
     ("User", &["Realm.Allocate"], &["User.Modify", "Group.Allocate", "Realm.AllocateUser"], &[], &[]),
     ("Pool", &[], &["Pool.Allocate"], &["Pool.Audit"], &["Pool.Audit"]),
@@ -171,7 +190,8 @@ impl SimState {
         if !user.enable {
             return BTreeSet::new();
         }
-        let user_privs = if who.userid == "root@pam" { all_privileges().clone() } else { self.privs_of(&who.userid, path) };
+        let user_privs =
+            if who.userid == "root@pam" { all_privileges().clone() } else { self.privs_of(&who.userid, path) };
         match &who.token {
             None => user_privs,
             Some(t) => match user.tokens.get(t) {

@@ -92,6 +92,27 @@ impl Reply {
     }
 }
 
+/// When a task runs, how it ends and what it does.
+pub(super) struct TaskSpec {
+    /// Sim ms it starts (not before now).
+    pub start: u64,
+    /// How long it runs, sim ms.
+    pub duration: u64,
+    /// `OK` or the error text.
+    pub exit: String,
+    /// What happens at the end.
+    pub effect: Effect,
+    /// Log lines before the end line.
+    pub log: Vec<String>,
+}
+
+impl TaskSpec {
+    /// A task from now for `duration` with `exit` and `effect`, no log.
+    pub fn now(now: u64, duration: u64, exit: String, effect: Effect) -> Self {
+        TaskSpec { start: now, duration, exit, effect, log: Vec::new() }
+    }
+}
+
 /// What a handler gets: the state, who asks, path variables, parameters, the time.
 pub(super) struct Ctx<'a> {
     pub st: &'a mut SimState,
@@ -145,7 +166,8 @@ impl Ctx<'_> {
     }
 
     /// Starts a worker task that runs from `start` (sim ms) for `duration`, ending with `exit`.
-    pub fn start_task(&mut self, node: &str, kind: &str, id: &str, start: u64, duration: u64, exit: String, effect: Effect, log: Vec<String>) -> String {
+    pub fn start_task(&mut self, node: &str, kind: &str, id: &str, spec: TaskSpec) -> String {
+        let TaskSpec { start, duration, exit, effect, log } = spec;
         self.st.next_pid += 1 + self.rng.gen_range(0..7);
         let upid = Upid {
             node: node.to_string(),
@@ -177,7 +199,10 @@ impl Ctx<'_> {
 impl Sim {
     /// A simulator of `fixture`.
     pub fn new(fixture: &Fixture, opts: SimOptions) -> Sim {
-        let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1_700_000_000);
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1_700_000_000);
         let key = hex::encode(rand::random::<[u8; 32]>());
         Self::from_state(SimState::from_fixture(fixture, epoch, key), opts)
     }
@@ -288,7 +313,13 @@ impl Sim {
     }
 
     /// Serves one API call for `who` (`None`: unauthenticated). `path` is below `/api2/json`.
-    pub fn handle(&self, who: Option<&Identity>, method: Method, path: &str, params: &Params) -> Result<Reply, ApiFailure> {
+    pub fn handle(
+        &self,
+        who: Option<&Identity>,
+        method: Method,
+        path: &str,
+        params: &Params,
+    ) -> Result<Reply, ApiFailure> {
         {
             let mut s = lock(&self.inner.stats);
             s.requests += 1;
@@ -304,7 +335,9 @@ impl Sim {
             (None, false) => return Err(ApiFailure::new(401, "No ticket")),
         };
         if who.token.is_some() && !route.allowtoken {
-            return Err(ApiFailure::forbidden(format!("URI '/api2/json{path}' not available with API token, need proper ticket.")));
+            return Err(ApiFailure::forbidden(format!(
+                "URI '/api2/json{path}' not available with API token, need proper ticket."
+            )));
         }
         schema::validate(method, &route, params)?;
         let now = self.now_ms();
@@ -315,9 +348,21 @@ impl Sim {
         if let Some(node) = route.vars.get("node")
             && st.nodes.get(node).is_some_and(|n| !n.online)
         {
-            return Err(ApiFailure::new(595, "Errors during connection establishment, proxy handshake: No route to host"));
+            return Err(ApiFailure::new(
+                595,
+                "Errors during connection establishment, proxy handshake: No route to host",
+            ));
         }
-        let mut ctx = Ctx { st: &mut st, who, vars: route.vars, params, now, opts: &self.inner.opts, rng: &mut rng, stats: &mut stats };
+        let mut ctx = Ctx {
+            st: &mut st,
+            who,
+            vars: route.vars,
+            params,
+            now,
+            opts: &self.inner.opts,
+            rng: &mut rng,
+            stats: &mut stats,
+        };
         if !method.is_read() {
             inject_lock_timeout(&mut ctx, &route.template)?;
         }
@@ -331,7 +376,12 @@ impl Sim {
         let user = st.users.get_mut(userid)?;
         user.tokens.insert(
             tokenid.to_string(),
-            super::state::Token { secret_hash: super::access::hash_secret(&secret), privsep, expire: 0, comment: Some("stand sim".into()) },
+            super::state::Token {
+                secret_hash: super::access::hash_secret(&secret),
+                privsep,
+                expire: 0,
+                comment: Some("stand sim".into()),
+            },
         );
         Some(secret)
     }
@@ -376,7 +426,13 @@ fn inject_lock_timeout(ctx: &mut Ctx<'_>, template: &str) -> Result<(), ApiFailu
 pub(super) fn advance(st: &mut SimState, now: u64) {
     st.now_ms = st.now_ms.max(now);
     loop {
-        let next = st.tasks.iter().enumerate().filter(|(_, t)| !t.done && t.end_ms <= now).min_by_key(|(_, t)| t.end_ms).map(|(i, _)| i);
+        let next = st
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.done && t.end_ms <= now)
+            .min_by_key(|(_, t)| t.end_ms)
+            .map(|(i, _)| i);
         let Some(i) = next else { break };
         st.tasks[i].done = true;
         let task = st.tasks[i].clone();

@@ -224,7 +224,8 @@ impl Fixture {
 
     /// Parses and checks fixture text.
     pub fn parse(text: &str, path: &str) -> Result<Fixture, FixtureError> {
-        let f: Fixture = serde_yaml::from_str(text).map_err(|source| FixtureError::Parse { path: path.into(), source })?;
+        let f: Fixture =
+            serde_yaml::from_str(text).map_err(|source| FixtureError::Parse { path: path.into(), source })?;
         f.check(path)?;
         Ok(f)
     }

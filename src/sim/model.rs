@@ -96,7 +96,8 @@ impl FromStr for FaultSpec {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut spec = FaultSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty() && *p != "none") {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("fault '{part}' needs a probability: {part}=0.05"))?;
+            let (k, v) =
+                part.split_once('=').ok_or_else(|| format!("fault '{part}' needs a probability: {part}=0.05"))?;
             let p: f64 = v.parse().map_err(|_| format!("fault '{k}': '{v}' is not a number"))?;
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("fault '{k}': probability {p} is not within 0..1"));
@@ -107,7 +108,11 @@ impl FromStr for FaultSpec {
                 "lock_timeout" => spec.lock_timeout = p,
                 "task_fail" => spec.task_fail = p,
                 "slow_task" => spec.slow_task = p,
-                _ => return Err(format!("unknown fault '{k}': use http5xx, reset, lock_timeout, task_fail or slow_task")),
+                _ => {
+                    return Err(format!(
+                        "unknown fault '{k}': use http5xx, reset, lock_timeout, task_fail or slow_task"
+                    ));
+                }
             }
         }
         Ok(spec)

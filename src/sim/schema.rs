@@ -57,7 +57,10 @@ static FORMATS: LazyLock<BTreeMap<&'static str, Regex>> = LazyLock::new(|| {
     };
     add("pve-vmid", r"^[1-9][0-9]{2,8}$".into());
     add("pve-node", r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?$".into());
-    add("dns-name", r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?$".into());
+    add(
+        "dns-name",
+        r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?$".into(),
+    );
     add("pve-poolid", r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+){0,2}$".into());
     add("pve-userid", format!("^{userid}$"));
     add("pve-userid-list", list(userid));
@@ -125,7 +128,10 @@ pub fn validate(method: Method, route: &Route, params: &Params) -> Result<(), Ap
         match param_spec(&props, k) {
             Some(spec) => check_value(k, v, spec, &mut errors),
             None => {
-                errors.insert(k.clone(), "property is not defined in schema and the schema does not allow additional properties".into());
+                errors.insert(
+                    k.clone(),
+                    "property is not defined in schema and the schema does not allow additional properties".into(),
+                );
             }
         }
     }
@@ -136,7 +142,7 @@ pub fn validate(method: Method, route: &Route, params: &Params) -> Result<(), Ap
         }
         errors.insert(k.clone(), "property is missing and it is not optional".into());
     }
-    for (k, _) in params {
+    for k in params.keys() {
         if let Some(req) = param_spec(&props, k).and_then(|s| s.get("requires")).and_then(Value::as_str)
             && !params.contains_key(req)
         {
@@ -234,10 +240,16 @@ fn check_property_string(value: &str, fmt: &serde_json::Map<String, Value>) -> R
             Some((k, v)) => (k.to_string(), v),
             None => match &default_key {
                 Some(d) => (d.clone(), part),
-                None => return Err(format!("invalid format - value without key, but schema does not define a default key: '{part}'")),
+                None => {
+                    return Err(format!(
+                        "invalid format - value without key, but schema does not define a default key: '{part}'"
+                    ));
+                }
             },
         };
-        let Some(spec) = fmt.get(&key) else { return Err(format!("invalid format - property '{key}' is not defined in schema")) };
+        let Some(spec) = fmt.get(&key) else {
+            return Err(format!("invalid format - property '{key}' is not defined in schema"));
+        };
         if let Some(alias) = spec.get("alias").and_then(Value::as_str) {
             if let Some(aspec) = fmt.get(alias) {
                 check_value(alias, val, aspec, &mut inner);
@@ -278,7 +290,9 @@ mod tests {
         let r = route(Method::Put, "/nodes/pve1/qemu/200/config").unwrap();
         let e = validate(Method::Put, &r, &p(&[("bogus", "1")])).unwrap_err();
         assert!(e.errors["bogus"].contains("not defined in schema"));
-        assert!(validate(Method::Put, &r, &p(&[("net1", "virtio=BC:24:11:00:00:01,bridge=vmbr1000,firewall=1")])).is_ok());
+        assert!(
+            validate(Method::Put, &r, &p(&[("net1", "virtio=BC:24:11:00:00:01,bridge=vmbr1000,firewall=1")])).is_ok()
+        );
         assert!(validate(Method::Put, &r, &p(&[("net1", "virtio,bridge=vmbr0,colour=red")])).is_err());
     }
 

@@ -2,7 +2,6 @@
 //! self-signed certificate made at start, ticket + CSRF and API-token authentication,
 //! PVE's error shapes (reason phrase and `message`), and injected connection faults.
 
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +73,9 @@ pub async fn serve(sim: Sim, addr: SocketAddr) -> Result<RunningServer, ServeErr
         )
         .map_err(|e| ServeError::Tls(e.to_string()))?;
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-    let secret = sim.add_token("root@pam", "stand", false).ok_or_else(|| ServeError::Tls("root@pam is missing from the fixture".into()))?;
+    let secret = sim
+        .add_token("root@pam", "stand", false)
+        .ok_or_else(|| ServeError::Tls("root@pam is missing from the fixture".into()))?;
     let handle = axum_server::Handle::new();
     let server_sim = sim.clone();
     let service = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -99,7 +100,12 @@ pub async fn serve(sim: Sim, addr: SocketAddr) -> Result<RunningServer, ServeErr
     })
 }
 
-fn reply(status: u16, reason: Option<&str>, body: Value, extra_headers: &[(header::HeaderName, String)]) -> Response<Body> {
+fn reply(
+    status: u16,
+    reason: Option<&str>,
+    body: Value,
+    extra_headers: &[(header::HeaderName, String)],
+) -> Response<Body> {
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json;charset=UTF-8"));
@@ -135,7 +141,9 @@ fn url_pairs(s: &str) -> Params {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |x: &str| urlencoding::decode(&x.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_else(|_| x.to_string());
+            let dec = |x: &str| {
+                urlencoding::decode(&x.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_else(|_| x.to_string())
+            };
             (dec(k), dec(v))
         })
         .collect()
@@ -149,7 +157,13 @@ fn json_params(bytes: &[u8]) -> Params {
                 .map(|(k, v)| {
                     let s = match v {
                         Value::String(s) => s.clone(),
-                        Value::Bool(b) => if *b { "1".into() } else { "0".into() },
+                        Value::Bool(b) => {
+                            if *b {
+                                "1".into()
+                            } else {
+                                "0".into()
+                            }
+                        }
                         other => other.to_string(),
                     };
                     (k.clone(), s)
@@ -184,7 +198,9 @@ fn authenticate(sim: &Sim, headers: &HeaderMap, method: Method) -> Auth {
             None => Auth::Failed("Authentication failed!"),
         };
     }
-    let ticket = cookie(headers, "PVEAuthCookie").or_else(|| authz.strip_prefix("PVEAuthCookie=").map(|t| urlencoding::decode(t).map(|s| s.into_owned()).unwrap_or_default()));
+    let ticket = cookie(headers, "PVEAuthCookie").or_else(|| {
+        authz.strip_prefix("PVEAuthCookie=").map(|t| urlencoding::decode(t).map(|s| s.into_owned()).unwrap_or_default())
+    });
     let Some(ticket) = ticket else { return Auth::Anonymous };
     let st = sim.state();
     let Some(user) = st.verify_ticket(&ticket, now) else { return Auth::Failed("Authentication failed!") };
@@ -209,12 +225,15 @@ async fn handle_http(sim: Sim, req: Request<hyper::body::Incoming>) -> Result<Re
     let bytes = axum::body::to_bytes(Body::new(body), 16 << 20).await.unwrap_or_default();
     let raw_path = parts.uri.path().to_string();
     let mut params = parts.uri.query().map(url_pairs).unwrap_or_default();
-    let is_json = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json"));
+    let is_json =
+        parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json"));
     params.extend(if is_json { json_params(&bytes) } else { parse_form(&bytes) });
     sim.log_request(method, &raw_path, &params);
     tracing::debug!(%method, path = %raw_path, "request");
 
-    let Some(path) = raw_path.strip_prefix("/api2/json").map(|p| if p.is_empty() { "/".to_string() } else { p.to_string() }) else {
+    let Some(path) =
+        raw_path.strip_prefix("/api2/json").map(|p| if p.is_empty() { "/".to_string() } else { p.to_string() })
+    else {
         return Ok(reply(404, Some("Not Found"), json!({ "data": null }), &[]));
     };
     let latency = sim.request_latency();
@@ -254,5 +273,3 @@ async fn handle_http(sim: Sim, req: Request<hyper::body::Incoming>) -> Result<Re
         }
     })
 }
-
-

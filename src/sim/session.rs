@@ -39,7 +39,12 @@ fn api_error(req: &ApiRequest, failure: ApiFailure) -> PveError {
 }
 
 fn reset(req: &ApiRequest) -> PveError {
-    PveError::Transport { method: req.method.to_string(), path: req.path.clone(), message: "connection reset by peer".into(), maybe_applied: req.method != crate::pve::Method::Get }
+    PveError::Transport {
+        method: req.method.to_string(),
+        path: req.path.clone(),
+        message: "connection reset by peer".into(),
+        maybe_applied: req.method != crate::pve::Method::Get,
+    }
 }
 
 #[async_trait]

@@ -359,7 +359,11 @@ impl SimState {
             version: f.version.clone(),
             epoch,
             now_ms: 0,
-            nodes: f.nodes.iter().map(|n| (n.name.clone(), Node { cpus: n.cpus, memory: n.memory_gib * gib, online: n.online })).collect(),
+            nodes: f
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), Node { cpus: n.cpus, memory: n.memory_gib * gib, online: n.online }))
+                .collect(),
             storages: f
                 .storages
                 .iter()
@@ -453,7 +457,16 @@ impl SimState {
             config.insert("template".into(), "1".into());
         }
         config.insert("vmgenid".into(), uuid::Uuid::new_v4().to_string());
-        self.vms.insert(f.vmid, Vm { node: f.node.clone(), config, running: f.running && !template, started_ms: 0, snapshots: BTreeMap::new() });
+        self.vms.insert(
+            f.vmid,
+            Vm {
+                node: f.node.clone(),
+                config,
+                running: f.running && !template,
+                started_ms: 0,
+                snapshots: BTreeMap::new(),
+            },
+        );
         if let Some(p) = &f.pool {
             self.pools.entry(p.clone()).or_default().vms.insert(f.vmid);
         }
@@ -465,7 +478,8 @@ impl SimState {
             self.mac_seq += 1;
             let n = self.mac_seq.wrapping_mul(0x9E37_79B9) & 0xFF_FFFF;
             let mac = format!("{prefix}:{:02X}:{:02X}:{:02X}", (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF);
-            let taken = self.vms.values().any(|v| v.config.iter().any(|(k, val)| k.starts_with("net") && val.contains(&mac)));
+            let taken =
+                self.vms.values().any(|v| v.config.iter().any(|(k, val)| k.starts_with("net") && val.contains(&mac)));
             if !taken {
                 return mac;
             }

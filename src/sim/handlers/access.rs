@@ -55,7 +55,10 @@ pub(super) fn permissions(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let mut paths: Vec<String> = match ctx.param("path") {
         Some(p) => vec![normalize_path(p).unwrap_or_else(|| p.to_string())],
         None => {
-            let mut v: Vec<String> = ["/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms"].iter().map(|s| s.to_string()).collect();
+            let mut v: Vec<String> = ["/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             v.extend(ctx.st.acl.iter().map(|a| a.path.clone()));
             v
         }
@@ -75,7 +78,8 @@ pub(super) fn permissions(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
 
 fn user_json(ctx: &Ctx<'_>, id: &str, u: &User, full: bool) -> Value {
     let mut v = json!({ "userid": id, "enable": if u.enable { 1 } else { 0 }, "expire": u.expire, "realm-type": id.rsplit('@').next().unwrap_or("pve") });
-    for (k, f) in [("comment", &u.comment), ("email", &u.email), ("firstname", &u.firstname), ("lastname", &u.lastname)] {
+    for (k, f) in [("comment", &u.comment), ("email", &u.email), ("firstname", &u.firstname), ("lastname", &u.lastname)]
+    {
         if let Some(x) = f {
             v[k] = json!(x);
         }
@@ -84,7 +88,14 @@ fn user_json(ctx: &Ctx<'_>, id: &str, u: &User, full: bool) -> Value {
         v["groups"] = json!(u.groups.iter().cloned().collect::<Vec<_>>().join(","));
     }
     if full {
-        v["tokens"] = json!(u.tokens.iter().map(|(t, tok)| json!({ "tokenid": t, "privsep": if tok.privsep { 1 } else { 0 }, "expire": tok.expire })).collect::<Vec<_>>());
+        v["tokens"] = json!(
+            u.tokens
+                .iter()
+                .map(
+                    |(t, tok)| json!({ "tokenid": t, "privsep": if tok.privsep { 1 } else { 0 }, "expire": tok.expire })
+                )
+                .collect::<Vec<_>>()
+        );
     }
     let _ = ctx;
     v
@@ -169,7 +180,11 @@ pub(super) fn update_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let (enable, expire) = (ctx.flag("enable"), ctx.param("expire").and_then(|e| e.parse().ok()));
     let text = |k: &str| ctx.param(k).map(str::to_string);
     let (comment, email, first, last) = (text("comment"), text("email"), text("firstname"), text("lastname"));
-    let u = ctx.st.users.get_mut(&id).ok_or_else(|| ApiFailure::internal(format!("update user failed: no such user ('{id}')")))?;
+    let u = ctx
+        .st
+        .users
+        .get_mut(&id)
+        .ok_or_else(|| ApiFailure::internal(format!("update user failed: no such user ('{id}')")))?;
     if let Some(gs) = groups {
         if !append {
             u.groups.clear();
@@ -182,7 +197,9 @@ pub(super) fn update_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if let Some(e) = expire {
         u.expire = e;
     }
-    for (slot, val) in [(&mut u.comment, comment), (&mut u.email, email), (&mut u.firstname, first), (&mut u.lastname, last)] {
+    for (slot, val) in
+        [(&mut u.comment, comment), (&mut u.email, email), (&mut u.firstname, first), (&mut u.lastname, last)]
+    {
         if val.is_some() {
             *slot = val;
         }
@@ -214,7 +231,12 @@ fn may_manage_tokens(ctx: &Ctx<'_>, userid: &str) -> Result<(), ApiFailure> {
 pub(super) fn token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let (id, tid) = (ctx.var("userid").to_string(), ctx.var("tokenid").to_string());
     may_manage_tokens(ctx, &id)?;
-    let tok = ctx.st.users.get(&id).and_then(|u| u.tokens.get(&tid)).ok_or_else(|| ApiFailure::internal(format!("no such token '{tid}' for user '{id}'")))?;
+    let tok = ctx
+        .st
+        .users
+        .get(&id)
+        .and_then(|u| u.tokens.get(&tid))
+        .ok_or_else(|| ApiFailure::internal(format!("no such token '{tid}' for user '{id}'")))?;
     Ok(json!({ "privsep": if tok.privsep { 1 } else { 0 }, "expire": tok.expire, "comment": tok.comment }).into())
 }
 
@@ -226,10 +248,11 @@ pub(super) fn create_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let comment = ctx.param("comment").map(str::to_string);
     let u = ctx.st.users.get_mut(&id).ok_or_else(|| ApiFailure::internal(format!("no such user ('{id}')")))?;
     if u.tokens.contains_key(&tid) {
-        return Err(ApiFailure::internal(format!("Token already exists.")));
+        return Err(ApiFailure::internal("Token already exists."));
     }
     let secret = uuid::Uuid::new_v4().to_string();
-    u.tokens.insert(tid.clone(), Token { secret_hash: hash_secret(&secret), privsep, expire, comment: comment.clone() });
+    u.tokens
+        .insert(tid.clone(), Token { secret_hash: hash_secret(&secret), privsep, expire, comment: comment.clone() });
     Ok(json!({ "full-tokenid": format!("{id}!{tid}"), "info": { "privsep": if privsep { 1 } else { 0 }, "expire": expire, "comment": comment }, "value": secret }).into())
 }
 
@@ -284,7 +307,9 @@ fn valid_acl_path(p: &str) -> bool {
 
 pub(super) fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let raw = ctx.param("path").unwrap_or_default();
-    let path = normalize_path(raw).filter(|p| valid_acl_path(p)).ok_or_else(|| ApiFailure::internal(format!("invalid ACL path '{raw}'")))?;
+    let path = normalize_path(raw)
+        .filter(|p| valid_acl_path(p))
+        .ok_or_else(|| ApiFailure::internal(format!("invalid ACL path '{raw}'")))?;
     ctx.st.check(&ctx.who, &path, &["Permissions.Modify"])?;
     let delete = ctx.flag("delete").unwrap_or(false);
     let propagate = ctx.flag("propagate").unwrap_or(true);
@@ -308,7 +333,8 @@ pub(super) fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         entries.push(("group", g));
     }
     for t in ctx.param("tokens").map(split_list).unwrap_or_default() {
-        let exists = t.split_once('!').is_some_and(|(u, id)| ctx.st.users.get(u).is_some_and(|u| u.tokens.contains_key(id)));
+        let exists =
+            t.split_once('!').is_some_and(|(u, id)| ctx.st.users.get(u).is_some_and(|u| u.tokens.contains_key(id)));
         if !delete && !exists {
             return Err(ApiFailure::internal(format!("no such token '{t}'")));
         }
@@ -318,7 +344,13 @@ pub(super) fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         for role in &roles {
             ctx.st.acl.retain(|a| !(a.path == path && a.kind == kind && a.ugid == ugid && a.role == *role));
             if !delete {
-                ctx.st.acl.insert(Acl { path: path.clone(), kind: kind.into(), ugid: ugid.clone(), role: role.clone(), propagate });
+                ctx.st.acl.insert(Acl {
+                    path: path.clone(),
+                    kind: kind.into(),
+                    ugid: ugid.clone(),
+                    role: role.clone(),
+                    propagate,
+                });
             }
         }
     }
@@ -330,7 +362,12 @@ pub(super) fn roles(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         .iter()
         .map(|(id, p)| json!({ "roleid": id, "privs": p.iter().cloned().collect::<Vec<_>>().join(","), "special": 1 }))
         .collect();
-    data.extend(ctx.st.roles.iter().map(|(id, p)| json!({ "roleid": id, "privs": p.iter().cloned().collect::<Vec<_>>().join(",") })));
+    data.extend(
+        ctx.st
+            .roles
+            .iter()
+            .map(|(id, p)| json!({ "roleid": id, "privs": p.iter().cloned().collect::<Vec<_>>().join(",") })),
+    );
     Ok(Value::Array(data).into())
 }
 
@@ -339,9 +376,13 @@ pub(super) fn groups(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         .st
         .groups
         .iter()
-        .filter(|(g, _)| ctx.st.has(&ctx.who, &format!("/access/groups/{g}"), "Sys.Audit") || ctx.st.has(&ctx.who, &format!("/access/groups/{g}"), "Group.Allocate"))
+        .filter(|(g, _)| {
+            ctx.st.has(&ctx.who, &format!("/access/groups/{g}"), "Sys.Audit")
+                || ctx.st.has(&ctx.who, &format!("/access/groups/{g}"), "Group.Allocate")
+        })
         .map(|(g, grp)| {
-            let members: Vec<String> = ctx.st.users.iter().filter(|(_, u)| u.groups.contains(g)).map(|(id, _)| id.clone()).collect();
+            let members: Vec<String> =
+                ctx.st.users.iter().filter(|(_, u)| u.groups.contains(g)).map(|(id, _)| id.clone()).collect();
             json!({ "groupid": g, "comment": grp.comment, "users": members.join(",") })
         })
         .collect();

@@ -149,8 +149,10 @@ pub(super) fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
             }
             for (id, s) in &st.storages {
                 let path = format!("/storage/{id}");
-                let visible = st.has(&ctx.who, &path, "Datastore.Audit") || st.has(&ctx.who, &path, "Datastore.AllocateSpace");
-                if s.on_node(node) && visible
+                let visible =
+                    st.has(&ctx.who, &path, "Datastore.Audit") || st.has(&ctx.who, &path, "Datastore.AllocateSpace");
+                if s.on_node(node)
+                    && visible
                     && let Some(r) = storage_resource(st, node, id)
                 {
                     out.push(r);

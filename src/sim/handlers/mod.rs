@@ -14,7 +14,7 @@ use crate::pve::{ApiFailure, Method};
 /// Calls the handler of `method template`.
 pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Result<Reply, ApiFailure> {
     use Method::*;
-    let r = match (method, template) {
+    match (method, template) {
         (Get, "/version") => cluster::version(ctx),
         (Get, "/nodes") => cluster::nodes(ctx),
         (Get, "/nodes/{node}/status") => cluster::node_status(ctx),
@@ -86,9 +86,8 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
             let id = ctx.var("poolid").to_string();
             pools::delete(ctx, Some(id))
         }
-        _ => return Err(ApiFailure::new(501, format!("Method '{method} {template}' not implemented"))),
-    };
-    r
+        _ => Err(ApiFailure::new(501, format!("Method '{method} {template}' not implemented"))),
+    }
 }
 
 /// Applies what a task does when it ends.
@@ -111,10 +110,11 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
             }
         }
         Effect::NetworkReload { node } => {
-            if ok && let Some(net) = st.net.get_mut(node) {
-                if let Some(p) = net.pending.take() {
-                    net.active = p;
-                }
+            if ok
+                && let Some(net) = st.net.get_mut(node)
+                && let Some(p) = net.pending.take()
+            {
+                net.active = p;
             }
         }
         Effect::Unlock { vmid } => {

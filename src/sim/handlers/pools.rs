@@ -60,19 +60,24 @@ pub(super) fn update(ctx: &mut Ctx<'_>, id: Option<String>) -> Result<Reply, Api
         return Err(ApiFailure::internal(format!("pool '{id}' does not exist")));
     }
     let delete = ctx.flag("delete").unwrap_or(false);
-    let vms: Vec<u32> = ctx.param("vms").map(|v| v.split([',', ';', ' ']).filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
-    let storages: Vec<String> = ctx.param("storage").map(|v| v.split([',', ';', ' ']).filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    let vms: Vec<u32> =
+        ctx.param("vms").map(|v| v.split([',', ';', ' ']).filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+    let storages: Vec<String> = ctx
+        .param("storage")
+        .map(|v| v.split([',', ';', ' ']).filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
     for vmid in &vms {
         ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.Allocate"])?;
         if !ctx.st.vms.contains_key(vmid) {
             return Err(ApiFailure::internal(format!("no such VM ('{vmid}')")));
         }
         if !delete
+            && !ctx.flag("allow-move").unwrap_or(false)
             && let Some(other) = ctx.st.pool_of(*vmid).filter(|p| *p != id)
         {
-            if !ctx.flag("allow-move").unwrap_or(false) {
-                return Err(ApiFailure::internal(format!("VM {vmid} belongs already to pool '{other}' and 'allow-move' is not set")));
-            }
+            return Err(ApiFailure::internal(format!(
+                "VM {vmid} belongs already to pool '{other}' and 'allow-move' is not set"
+            )));
         }
     }
     for s in &storages {
@@ -110,7 +115,11 @@ pub(super) fn update(ctx: &mut Ctx<'_>, id: Option<String>) -> Result<Reply, Api
 pub(super) fn delete(ctx: &mut Ctx<'_>, id: Option<String>) -> Result<Reply, ApiFailure> {
     let id = id.or_else(|| ctx.param("poolid").map(str::to_string)).unwrap_or_default();
     ctx.st.check(&ctx.who, &format!("/pool/{id}"), &["Pool.Allocate"])?;
-    let p = ctx.st.pools.get(&id).ok_or_else(|| ApiFailure::internal(format!("delete pool failed: pool '{id}' does not exist")))?;
+    let p = ctx
+        .st
+        .pools
+        .get(&id)
+        .ok_or_else(|| ApiFailure::internal(format!("delete pool failed: pool '{id}' does not exist")))?;
     if !p.vms.is_empty() || !p.storages.is_empty() {
         return Err(ApiFailure::internal(format!("delete pool failed: pool '{id}' is not empty")));
     }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::cluster::vm_resource;
 use crate::pve::{ApiFailure, NetDevice};
-use crate::sim::core::{Ctx, Reply};
+use crate::sim::core::{Ctx, Reply, TaskSpec};
 use crate::sim::state::{Effect, SimState, Snapshot, Vm, disk_size, is_disk_key};
 
 fn missing(node: &str, vmid: u32) -> ApiFailure {
@@ -95,8 +95,12 @@ fn privilege_for_key(key: &str) -> &'static str {
         "net" => "VM.Config.Network",
         "memory" | "balloon" | "shares" => "VM.Config.Memory",
         "cores" | "sockets" | "cpu" | "cpulimit" | "cpuunits" | "vcpus" | "numa" | "affinity" => "VM.Config.CPU",
-        "ipconfig" | "ciuser" | "cipassword" | "sshkeys" | "nameserver" | "searchdomain" | "citype" | "ciupgrade" => "VM.Config.Cloudinit",
-        "machine" | "vga" | "scsihw" | "bios" | "hostpci" | "usb" | "serial" | "audio" | "tablet" | "rng" => "VM.Config.HWType",
+        "ipconfig" | "ciuser" | "cipassword" | "sshkeys" | "nameserver" | "searchdomain" | "citype" | "ciupgrade" => {
+            "VM.Config.Cloudinit"
+        }
+        "machine" | "vga" | "scsihw" | "bios" | "hostpci" | "usb" | "serial" | "audio" | "tablet" | "rng" => {
+            "VM.Config.HWType"
+        }
         _ if is_disk_key(key) || base == "unused" => "VM.Config.Disk",
         _ => "VM.Config.Options",
     }
@@ -118,8 +122,12 @@ pub(super) fn update_config(ctx: &mut Ctx<'_>, asynchronous: bool) -> Result<Rep
         return Err(ApiFailure::param("skiplock", "Only root may use this option."));
     }
     let meta = ["digest", "skiplock", "background_delay", "delete", "revert", "node", "vmid"];
-    let sets: Vec<(String, String)> = ctx.params.iter().filter(|(k, _)| !meta.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let deletes: Vec<String> = ctx.param("delete").map(|d| d.split([',', ';', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    let sets: Vec<(String, String)> =
+        ctx.params.iter().filter(|(k, _)| !meta.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let deletes: Vec<String> = ctx
+        .param("delete")
+        .map(|d| d.split([',', ';', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
     let path = format!("/vms/{vmid}");
     for key in sets.iter().map(|(k, _)| k).chain(&deletes) {
         ctx.st.check(&ctx.who, &path, &[privilege_for_key(key)])?;
@@ -136,7 +144,8 @@ pub(super) fn update_config(ctx: &mut Ctx<'_>, asynchronous: bool) -> Result<Rep
     for (k, v) in &sets {
         let value = if k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit()) {
             let value = normalize_net(ctx.st, v).map_err(|e| ApiFailure::param(k, e))?;
-            let dev: NetDevice = value.parse().map_err(|e: crate::pve::NetDeviceError| ApiFailure::param(k, e.to_string()))?;
+            let dev: NetDevice =
+                value.parse().map_err(|e: crate::pve::NetDeviceError| ApiFailure::param(k, e.to_string()))?;
             if let Some(bridge) = &dev.bridge {
                 check_bridge_use(ctx, bridge, dev.tag)?;
                 if running && !bridge_active(ctx.st, &node, bridge) {
@@ -156,7 +165,12 @@ pub(super) fn update_config(ctx: &mut Ctx<'_>, asynchronous: bool) -> Result<Rep
         vm.config = new_config;
     }
     if asynchronous {
-        let upid = ctx.start_task(&node, "qmconfig", &vmid.to_string(), ctx.now, ctx.scaled(ctx.opts.latency.task_overhead_ms / 4), "OK".into(), Effect::None, vec![]);
+        let upid = ctx.start_task(
+            &node,
+            "qmconfig",
+            &vmid.to_string(),
+            TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.task_overhead_ms / 4), "OK".into(), Effect::None),
+        );
         return Ok(json!(upid).into());
     }
     Ok(Value::Null.into())
@@ -186,7 +200,9 @@ fn quorate(st: &SimState) -> bool {
 fn new_volume(st: &SimState, storage: &str, base: Option<&str>, newid: u32) -> String {
     let file = st.storages.get(storage).is_some_and(|s| s.is_file_based());
     match (base, file) {
-        (Some(b), true) => format!("{storage}:{}/{newid}/vm-{newid}-disk-0.qcow2", b.split_once(':').map(|x| x.1).unwrap_or(b)),
+        (Some(b), true) => {
+            format!("{storage}:{}/{newid}/vm-{newid}-disk-0.qcow2", b.split_once(':').map(|x| x.1).unwrap_or(b))
+        }
         (Some(b), false) => format!("{storage}:{}/vm-{newid}-disk-0", b.split_once(':').map(|x| x.1).unwrap_or(b)),
         (None, true) => format!("{storage}:{newid}/vm-{newid}-disk-0.qcow2"),
         (None, false) => format!("{storage}:vm-{newid}-disk-0"),
@@ -219,9 +235,15 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if let Some(s) = &storage_param {
         match ctx.st.storages.get(s) {
             None => return Err(ApiFailure::param("storage", format!("storage '{s}' does not exist"))),
-            Some(st) if !st.has_images() => return Err(ApiFailure::param("storage", format!("storage '{s}' does not support vm images"))),
-            Some(st) if target != node && !st.shared => return Err(ApiFailure::internal(format!("can't clone to non-shared storage '{s}'"))),
-            Some(st) if !st.on_node(&target) => return Err(ApiFailure::internal(format!("storage '{s}' is not available on node '{target}'"))),
+            Some(st) if !st.has_images() => {
+                return Err(ApiFailure::param("storage", format!("storage '{s}' does not support vm images")));
+            }
+            Some(st) if target != node && !st.shared => {
+                return Err(ApiFailure::internal(format!("can't clone to non-shared storage '{s}'")));
+            }
+            Some(st) if !st.on_node(&target) => {
+                return Err(ApiFailure::internal(format!("storage '{s}' is not available on node '{target}'")));
+            }
             _ => {}
         }
     }
@@ -239,7 +261,9 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
             return Err(ApiFailure::internal("parameter 'format' not allowed for linked clones"));
         }
         if !src.is_template() {
-            return Err(ApiFailure::internal("Linked clone feature for non-template VMs is not supported - use full clone"));
+            return Err(ApiFailure::internal(
+                "Linked clone feature for non-template VMs is not supported - use full clone",
+            ));
         }
     }
     if ctx.st.vms.contains_key(&newid) {
@@ -250,7 +274,7 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         for (_, d) in &disks {
             let sid = d.split(':').next().unwrap_or_default();
             let shared = ctx.st.storages.get(sid).is_some_and(|s| s.shared);
-            if !full && !shared || full && storage_param.is_none() && !shared {
+            if !shared && (!full || storage_param.is_none()) {
                 return Err(ApiFailure::internal(format!("can't clone VM to node '{target}' (VM uses local storage)")));
             }
         }
@@ -260,7 +284,12 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let mut config = src.config.clone();
     config.remove("template");
     config.insert("vmgenid".into(), uuid::Uuid::new_v4().to_string());
-    config.insert("name".into(), ctx.param("name").map(str::to_string).unwrap_or_else(|| format!("Copy-of-VM-{}", src.config.get("name").cloned().unwrap_or_default())));
+    config.insert(
+        "name".into(),
+        ctx.param("name")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("Copy-of-VM-{}", src.config.get("name").cloned().unwrap_or_default())),
+    );
     match ctx.param("description") {
         Some(d) => {
             config.insert("description".into(), d.to_string());
@@ -269,7 +298,8 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
             config.remove("description");
         }
     }
-    let net_keys: Vec<String> = config.keys().filter(|k| k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit())).cloned().collect();
+    let net_keys: Vec<String> =
+        config.keys().filter(|k| k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit())).cloned().collect();
     for k in net_keys {
         if let Ok(mut dev) = config[&k].parse::<NetDevice>() {
             // qemu-server: "always change MAC! address", with the datacenter prefix.
@@ -283,7 +313,8 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     for (k, d) in &disks {
         let (vol, rest) = d.split_once(',').unwrap_or((d.as_str(), ""));
         let src_storage = vol.split(':').next().unwrap_or_default().to_string();
-        let dst_storage = if full { storage_param.clone().unwrap_or_else(|| src_storage.clone()) } else { src_storage.clone() };
+        let dst_storage =
+            if full { storage_param.clone().unwrap_or_else(|| src_storage.clone()) } else { src_storage.clone() };
         let new_vol = new_volume(ctx.st, &dst_storage, if full { None } else { Some(vol) }, newid);
         log.push(format!("create {} clone of drive {k} ({vol})", if full { "full" } else { "linked" }));
         if full {
@@ -329,11 +360,18 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if fail && exit == "OK" {
         exit = "clone failed: command '/usr/bin/qemu-img convert' failed: exit code 1".into();
     }
-    ctx.st.vms.insert(newid, Vm { node: target.clone(), config, running: false, started_ms: 0, snapshots: BTreeMap::new() });
+    ctx.st
+        .vms
+        .insert(newid, Vm { node: target.clone(), config, running: false, started_ms: 0, snapshots: BTreeMap::new() });
     if let Some(p) = pool {
         ctx.st.pools.entry(p).or_default().vms.insert(newid);
     }
-    let upid = ctx.start_task(&node, "qmclone", &vmid.to_string(), start, duration, exit, Effect::Clone { newid }, log);
+    let upid = ctx.start_task(
+        &node,
+        "qmclone",
+        &vmid.to_string(),
+        TaskSpec { start, duration, exit, effect: Effect::Clone { newid }, log },
+    );
     Ok(json!(upid).into())
 }
 
@@ -376,7 +414,12 @@ pub(super) fn template(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
             vm.config.insert(k, d.replace(&format!("vm-{vmid}-disk"), &format!("base-{vmid}-disk")));
         }
     }
-    let upid = ctx.start_task(&node, "qmtemplate", &vmid.to_string(), ctx.now, ctx.scaled(ctx.opts.latency.task_overhead_ms), "OK".into(), Effect::None, vec![]);
+    let upid = ctx.start_task(
+        &node,
+        "qmtemplate",
+        &vmid.to_string(),
+        TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.task_overhead_ms), "OK".into(), Effect::None),
+    );
     Ok(json!(upid).into())
 }
 
@@ -432,7 +475,12 @@ pub(super) fn power(ctx: &mut Ctx<'_>, action: &str) -> Result<Reply, ApiFailure
         exit = format!("{action} failed: QEMU exited with code 1");
     }
     let dur = ctx.scaled(lat.task_overhead_ms + if vm.running == running { 0 } else { model_ms }) * slow;
-    let upid = ctx.start_task(&node, kind, &vmid.to_string(), ctx.now, dur, exit, Effect::Power { vmid, running }, vec![]);
+    let upid = ctx.start_task(
+        &node,
+        kind,
+        &vmid.to_string(),
+        TaskSpec::now(ctx.now, dur, exit, Effect::Power { vmid, running }),
+    );
     Ok(json!(upid).into())
 }
 
@@ -451,7 +499,13 @@ pub(super) fn destroy(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let mut exit = "OK".to_string();
     if vm.is_template() {
         let base = format!("base-{vmid}-disk");
-        let users: Vec<u32> = ctx.st.vms.iter().filter(|(id, v)| **id != vmid && v.disks().iter().any(|(_, d)| d.contains(&base))).map(|(id, _)| *id).collect();
+        let users: Vec<u32> = ctx
+            .st
+            .vms
+            .iter()
+            .filter(|(id, v)| **id != vmid && v.disks().iter().any(|(_, d)| d.contains(&base)))
+            .map(|(id, _)| *id)
+            .collect();
         if let Some(u) = users.first() {
             exit = format!("base volume '{base}-0' is still in use by linked cloned VM {u}");
         }
@@ -465,7 +519,12 @@ pub(super) fn destroy(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     }
     let lat = &ctx.opts.latency;
     let dur = ctx.scaled(lat.task_overhead_ms + lat.destroy_ms * vm.disks().len() as u64) * slow;
-    let upid = ctx.start_task(&node, "qmdestroy", &vmid.to_string(), ctx.now, dur, exit, Effect::Destroy { vmid }, vec![]);
+    let upid = ctx.start_task(
+        &node,
+        "qmdestroy",
+        &vmid.to_string(),
+        TaskSpec::now(ctx.now, dur, exit, Effect::Destroy { vmid }),
+    );
     Ok(json!(upid).into())
 }
 
@@ -512,7 +571,12 @@ pub(super) fn snapshot(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         vm.snapshots.insert(name.clone(), Snapshot { config, snaptime, description, parent });
         vm.config.insert("parent".into(), name.clone());
     }
-    let upid = ctx.start_task(&node, "qmsnapshot", &vmid.to_string(), ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None, vec![]);
+    let upid = ctx.start_task(
+        &node,
+        "qmsnapshot",
+        &vmid.to_string(),
+        TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None),
+    );
     Ok(json!(upid).into())
 }
 
@@ -522,13 +586,22 @@ pub(super) fn rollback(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let name = ctx.var("snapname").to_string();
     let vm = vm_on_node(ctx)?;
     check_lock(vm, false)?;
-    let snap = vm.snapshots.get(&name).cloned().ok_or_else(|| ApiFailure::internal(format!("snapshot '{name}' does not exist")))?;
+    let snap = vm
+        .snapshots
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| ApiFailure::internal(format!("snapshot '{name}' does not exist")))?;
     if let Some(vm) = ctx.st.vms.get_mut(&vmid) {
         vm.config = snap.config;
         vm.config.insert("parent".into(), name);
         vm.running = false;
     }
-    let upid = ctx.start_task(&node, "qmrollback", &vmid.to_string(), ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None, vec![]);
+    let upid = ctx.start_task(
+        &node,
+        "qmrollback",
+        &vmid.to_string(),
+        TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None),
+    );
     Ok(json!(upid).into())
 }
 
@@ -555,6 +628,11 @@ pub(super) fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
             };
         }
     }
-    let upid = ctx.start_task(&node, "qmdelsnapshot", &vmid.to_string(), ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None, vec![]);
+    let upid = ctx.start_task(
+        &node,
+        "qmdelsnapshot",
+        &vmid.to_string(),
+        TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None),
+    );
     Ok(json!(upid).into())
 }

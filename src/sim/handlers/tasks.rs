@@ -55,7 +55,8 @@ pub(super) fn log(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let start = ctx.param("start").and_then(|s| s.parse().ok()).unwrap_or(0usize);
     let limit = ctx.param("limit").and_then(|s| s.parse().ok()).unwrap_or(50usize);
     let total = lines.len();
-    let data: Vec<Value> = lines.into_iter().enumerate().skip(start).take(limit).map(|(i, l)| json!({ "n": i + 1, "t": l })).collect();
+    let data: Vec<Value> =
+        lines.into_iter().enumerate().skip(start).take(limit).map(|(i, l)| json!({ "n": i + 1, "t": l })).collect();
     let mut reply = Reply::from(Value::Array(data));
     reply.extra.insert("total".into(), json!(total));
     Ok(reply)
