@@ -20,5 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod plan;
 pub mod pve;
+pub mod script;
 pub mod sim;

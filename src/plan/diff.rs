@@ -1,0 +1,123 @@
+//! The plan against the cluster: what is created, kept, updated, or (with `--prune`)
+//! deleted because it carries this lab's marker but is no longer wanted.
+
+use serde::Serialize;
+
+use super::marker::{Marker, lab_tag};
+use super::model::Plan;
+use super::snapshot::Snapshot;
+
+/// What happens to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Made by this run.
+    Create,
+    /// Already as wanted.
+    Keep,
+    /// Exists, some settings change.
+    Update,
+    /// Ours, no longer in the plan (removed only with `--prune`).
+    Delete,
+}
+
+/// One object's change.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    /// What happens.
+    pub kind: ChangeKind,
+    /// `user`, `pool`, `acl`, `bridge`, `vm`.
+    pub object: &'static str,
+    /// Its id (`s1@pve`, `pve1/vmbr1000`, `1000 web-s1`).
+    pub id: String,
+    /// Details (`node pve2`, `net1, memory`).
+    pub detail: String,
+}
+
+/// All changes of a plan.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Diff {
+    /// In plan order: users, pools, ACLs, bridges, VMs, then deletions.
+    pub changes: Vec<Change>,
+}
+
+impl Diff {
+    /// Compares `plan` with the cluster.
+    pub fn compute(plan: &Plan, snap: &Snapshot) -> Diff {
+        let mut changes = Vec::new();
+        let mut push = |kind, object, id: String, detail: String| changes.push(Change { kind, object, id, detail });
+        let lab = plan.lab_name().to_string();
+        for u in &plan.users {
+            let kind = if !u.exists {
+                ChangeKind::Create
+            } else if u.comment_update || u.password.is_some() {
+                ChangeKind::Update
+            } else {
+                ChangeKind::Keep
+            };
+            let detail = match (u.exists, u.ours) {
+                (true, false) => "exists, not made by stand: left as it is".to_string(),
+                _ if u.password.is_some() => "new password".to_string(),
+                _ => String::new(),
+            };
+            push(kind, "user", u.userid.clone(), detail);
+            push(if u.pool_exists { ChangeKind::Keep } else { ChangeKind::Create }, "pool", u.pool.clone(), u.node.clone().map(|n| format!("node {n}")).unwrap_or_default());
+            push(if u.acl_exists { ChangeKind::Keep } else { ChangeKind::Create }, "acl", format!("/pool/{} {}", u.pool, u.userid), "PVEVMAdmin".into());
+            for b in &u.sdn_acls {
+                push(ChangeKind::Create, "acl", format!("/sdn/zones/localnetwork/{b} {}", u.userid), "PVESDNUser".into());
+            }
+        }
+        for b in &plan.bridges {
+            let detail = match (&b.owner, &b.alias) {
+                (Some(o), Some(a)) => format!("{a} of {o}{}", if b.vlan_aware { ", VLAN aware" } else { "" }),
+                _ => "shared".into(),
+            };
+            push(if b.exists { ChangeKind::Keep } else { ChangeKind::Create }, "bridge", format!("{}/{}", b.node, b.iface), detail);
+        }
+        for v in &plan.vms {
+            let (kind, detail) = if !v.exists {
+                (ChangeKind::Create, format!("{} clone of {} on {}", if v.full { "full" } else { "linked" }, v.template, v.node))
+            } else if !v.update.is_empty() || v.needs_start {
+                let mut what = v.update.clone();
+                if v.needs_start {
+                    what.push("start".into());
+                }
+                (ChangeKind::Update, what.join(", "))
+            } else {
+                (ChangeKind::Keep, format!("on {}", v.node))
+            };
+            push(kind, "vm", format!("{} {}", v.vmid, v.name), detail);
+        }
+        let tag = lab_tag(&lab);
+        for vm in snap.vms.iter().filter(|v| v.tags.contains(&tag)) {
+            if !plan.vms.iter().any(|p| p.vmid == vm.vmid) {
+                push(ChangeKind::Delete, "vm", format!("{} {}", vm.vmid, vm.name), format!("on {}", vm.node));
+            }
+        }
+        for (node, bridges) in &snap.bridges {
+            for b in bridges {
+                let ours = b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab.as_str()) && m.get("user").is_some());
+                if ours && !plan.bridges.iter().any(|p| p.node == *node && p.iface == b.iface) {
+                    push(ChangeKind::Delete, "bridge", format!("{node}/{}", b.iface), String::new());
+                }
+            }
+        }
+        for p in &snap.pools {
+            let ours = p.comment.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab.as_str()));
+            if ours && !plan.users.iter().any(|u| u.pool == p.poolid) {
+                push(ChangeKind::Delete, "pool", p.poolid.clone(), String::new());
+            }
+        }
+        Diff { changes }
+    }
+
+    /// How many changes of a kind.
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        self.changes.iter().filter(|c| c.kind == kind).count()
+    }
+
+    /// Whether applying changes nothing (deletions need `--prune`).
+    pub fn is_empty(&self) -> bool {
+        self.changes.iter().all(|c| c.kind == ChangeKind::Keep || c.kind == ChangeKind::Delete)
+    }
+}

@@ -1,0 +1,17 @@
+//! From a script's intents to a concrete, reviewable plan: the cluster snapshot, ownership
+//! markers, the plan data, the pure planner (VMIDs, bridges, MACs, placement decided up
+//! front) and the diff against the cluster.
+
+mod diff;
+mod marker;
+mod model;
+mod names;
+mod planner;
+mod snapshot;
+
+pub use diff::{Change, ChangeKind, Diff};
+pub use marker::{Marker, STAND_TAG, lab_tag};
+pub use model::{BridgePlan, LabSettings, Plan, UserPlan, VmPlan};
+pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};
+pub use planner::{CloneSpec, Device, PlanError, Planner, TemplateRef};
+pub use snapshot::{BridgeSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap};

@@ -1,0 +1,144 @@
+//! The plan: the desired state of one lab, fully concrete, as plain serde data.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of a lab (from `lab(#{...})` in the script, or defaults).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LabSettings {
+    /// Lab name: pool prefix and tag.
+    pub name: String,
+    /// VMIDs to allocate from (inclusive).
+    pub vmid_range: (u32, u32),
+    /// First private bridge number (`vmbr1000`).
+    pub bridge_base: u32,
+    /// Length of generated passwords.
+    pub password_length: usize,
+    /// Role of a student on their pool.
+    pub role: String,
+}
+
+impl LabSettings {
+    /// Defaults for a lab named `name`.
+    pub fn new(name: &str) -> Self {
+        LabSettings { name: name.into(), vmid_range: (1000, 999_999), bridge_base: 1000, password_length: 12, role: "PVEVMAdmin".into() }
+    }
+}
+
+/// A student of the lab.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserPlan {
+    /// `name@realm`.
+    pub userid: String,
+    /// The part before `@`.
+    pub name: String,
+    /// Their pool.
+    pub pool: String,
+    /// Node of their stand.
+    pub node: Option<String>,
+    /// New password (only for users this run creates or resets); never serialized.
+    #[serde(skip)]
+    pub password: Option<String>,
+    /// The user exists already.
+    pub exists: bool,
+    /// The user carries `stand`'s marker (or will).
+    pub ours: bool,
+    /// The user's comment after this run (labs list).
+    pub comment: String,
+    /// The comment must be updated (another lab adds itself).
+    pub comment_update: bool,
+    /// The pool exists already.
+    pub pool_exists: bool,
+    /// The ACL on the pool exists already.
+    pub acl_exists: bool,
+    /// Bridges whose `SDN.Use` this user gets (missing ones).
+    pub sdn_acls: Vec<String>,
+}
+
+/// A bridge the lab needs on a node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BridgePlan {
+    /// Node.
+    pub node: String,
+    /// Interface name.
+    pub iface: String,
+    /// VLAN aware.
+    pub vlan_aware: bool,
+    /// Comment with the marker.
+    pub comment: String,
+    /// Owner (private alias bridges).
+    pub owner: Option<String>,
+    /// Alias name (private bridges).
+    pub alias: Option<String>,
+    /// Exists already (active or pending).
+    pub exists: bool,
+}
+
+/// A VM of a stand.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VmPlan {
+    /// VMID.
+    pub vmid: u32,
+    /// Node.
+    pub node: String,
+    /// VM name (`<name>-<user>`, DNS-safe).
+    pub name: String,
+    /// The name in the script.
+    pub spec_name: String,
+    /// Owner.
+    pub user: String,
+    /// Template VMID.
+    pub template: u32,
+    /// Node of the template.
+    pub template_node: String,
+    /// Full clone.
+    pub full: bool,
+    /// Target storage (full clones).
+    pub storage: Option<String>,
+    /// Pool.
+    pub pool: String,
+    /// Memory, MiB.
+    pub memory: Option<u64>,
+    /// Cores.
+    pub cores: Option<u32>,
+    /// `net[n]` values, index = n.
+    pub nets: Vec<Option<String>>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Description (with the marker).
+    pub description: String,
+    /// Start after deploying.
+    pub start: bool,
+    /// Exists already.
+    pub exists: bool,
+    /// Config keys that differ from the cluster (for an existing VM).
+    pub update: Vec<String>,
+    /// Exists and is stopped although it should run.
+    pub needs_start: bool,
+}
+
+/// The desired state of one lab.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    /// Lab settings.
+    pub lab: Option<LabSettings>,
+    /// Students.
+    pub users: Vec<UserPlan>,
+    /// Bridges.
+    pub bridges: Vec<BridgePlan>,
+    /// VMs.
+    pub vms: Vec<VmPlan>,
+}
+
+impl Plan {
+    /// The lab name.
+    pub fn lab_name(&self) -> &str {
+        self.lab.as_ref().map(|l| l.name.as_str()).unwrap_or("")
+    }
+
+    /// Whether applying it changes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.users.iter().all(|u| u.exists && u.pool_exists && u.acl_exists && !u.comment_update && u.sdn_acls.is_empty() && u.password.is_none())
+            && self.bridges.iter().all(|b| b.exists)
+            && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
+    }
+}

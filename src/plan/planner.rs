@@ -1,0 +1,615 @@
+//! The pure planner: every decision made up front against the snapshot (VMIDs, bridge
+//! numbers, MACs, placement), stable across re-runs through the ownership markers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::marker::{Marker, STAND_TAG, lab_tag};
+use super::model::{BridgePlan, LabSettings, Plan, UserPlan, VmPlan};
+use super::names::{dns_safe, generate_password, valid_lab_name, valid_userid};
+use super::snapshot::{Snapshot, VmSnap};
+use crate::pve::{NetDevice, NicModel};
+
+/// The kind of guest, which decides its NICs (as deploy-stand makes them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// `virtio` NICs with the firewall on, from `net0`.
+    Linux,
+    /// EcoRouter: `vmxnet3`, `net0` a management port on `vmbr0` with `link_down=1`,
+    /// MACs in `1C:87:76:40:XX:XX`, the data NICs from `net1`.
+    EcoRouter,
+}
+
+/// A template by VMID or by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateRef {
+    /// VMID.
+    Id(u32),
+    /// Name (resolved on the stand's node first).
+    Name(String),
+}
+
+/// What `clone(user, spec)` asks for.
+#[derive(Clone, Debug)]
+pub struct CloneSpec {
+    /// Template.
+    pub template: TemplateRef,
+    /// Name in the script.
+    pub name: String,
+    /// Device kind.
+    pub device: Device,
+    /// Bridges of the data NICs.
+    pub nets: Vec<String>,
+    /// Full clone.
+    pub full: bool,
+    /// Target storage (full clones).
+    pub storage: Option<String>,
+    /// Memory, MiB.
+    pub memory: Option<u64>,
+    /// Cores.
+    pub cores: Option<u32>,
+    /// Start after deploying.
+    pub start: bool,
+    /// Extra tags.
+    pub tags: Vec<String>,
+}
+
+/// A plan that cannot be made, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// An argument is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something named does not exist.
+    #[error("{what} '{name}' does not exist{hint}")]
+    Unknown {
+        /// Kind of object.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// What exists instead.
+        hint: String,
+    },
+    /// Not enough memory anywhere.
+    #[error("not enough memory on {node} for {vm}: needs {need_mib} MiB, {free_mib} MiB free; add nodes, lower `memory`, or deploy fewer stands")]
+    NoMemory {
+        /// Node.
+        node: String,
+        /// VM name.
+        vm: String,
+        /// Needed.
+        need_mib: u64,
+        /// Free.
+        free_mib: u64,
+    },
+    /// A range ran out.
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+fn invalid(msg: impl Into<String>) -> PlanError {
+    PlanError::Invalid(msg.into())
+}
+
+/// Builds a [`Plan`] from the calls of a script, against a [`Snapshot`].
+pub struct Planner {
+    snap: Arc<Snapshot>,
+    settings: LabSettings,
+    locked_settings: bool,
+    users: Vec<UserPlan>,
+    bridges: Vec<BridgePlan>,
+    vms: Vec<VmPlan>,
+    used_vmids: BTreeSet<u32>,
+    used_bridges: BTreeMap<String, BTreeSet<String>>,
+    used_macs: BTreeSet<String>,
+    planned_mem: BTreeMap<String, u64>,
+    stands_on: BTreeMap<String, usize>,
+    reset_passwords: bool,
+}
+
+impl Planner {
+    /// A planner for lab `lab` on `snap`.
+    pub fn new(snap: Arc<Snapshot>, lab: &str) -> Result<Planner, PlanError> {
+        if !valid_lab_name(lab) {
+            return Err(invalid(format!("lab name '{lab}' must be lowercase letters, digits, '-' or '_' (at most 32); rename the script or call lab(#{{ name: \"...\" }})")));
+        }
+        let used_vmids = snap.vms.iter().map(|v| v.vmid).collect();
+        let used_bridges = snap.bridges.iter().map(|(n, b)| (n.clone(), b.iter().map(|x| x.iface.clone()).collect())).collect();
+        let used_macs = snap.vms.iter().flat_map(|v| v.nets()).filter_map(|(_, d)| d.mac).collect();
+        Ok(Planner {
+            snap,
+            settings: LabSettings::new(lab),
+            locked_settings: false,
+            users: Vec::new(),
+            bridges: Vec::new(),
+            vms: Vec::new(),
+            used_vmids,
+            used_bridges,
+            used_macs,
+            planned_mem: BTreeMap::new(),
+            stands_on: BTreeMap::new(),
+            reset_passwords: false,
+        })
+    }
+
+    /// The snapshot planned against.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// The lab's settings.
+    pub fn settings(&self) -> &LabSettings {
+        &self.settings
+    }
+
+    /// Gives existing `stand` users new passwords too.
+    pub fn reset_passwords(&mut self, yes: bool) {
+        self.reset_passwords = yes;
+    }
+
+    /// Changes the lab settings; only before the first user.
+    pub fn set_settings(&mut self, s: LabSettings) -> Result<(), PlanError> {
+        if self.locked_settings {
+            return Err(invalid("lab(...) must come before create_user, clone and alias"));
+        }
+        if !valid_lab_name(&s.name) {
+            return Err(invalid(format!("lab name '{}' must be lowercase letters, digits, '-' or '_'", s.name)));
+        }
+        if s.vmid_range.0 < 100 || s.vmid_range.0 > s.vmid_range.1 {
+            return Err(invalid(format!("vmid_range [{}, {}] must start at 100 or above and not be empty", s.vmid_range.0, s.vmid_range.1)));
+        }
+        if !(8..=64).contains(&s.password_length) {
+            return Err(invalid(format!("password_length {} must be within 8..64 (PVE's limits)", s.password_length)));
+        }
+        self.settings = s;
+        Ok(())
+    }
+
+    fn lab(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn user_index(&self, userid: &str) -> Result<usize, PlanError> {
+        self.users
+            .iter()
+            .position(|u| u.userid == userid)
+            .ok_or_else(|| invalid(format!("user '{userid}' has no stand yet: call create_user(\"{userid}\") first")))
+    }
+
+    /// `create_user(userid)`: the user, their pool `<lab>-<name>` and the ACL on it.
+    pub fn add_user(&mut self, userid: &str) -> Result<UserPlan, PlanError> {
+        self.locked_settings = true;
+        if !valid_userid(userid) {
+            return Err(invalid(format!("'{userid}' is not a Proxmox userid: write it as name@realm, e.g. student1@pve")));
+        }
+        if self.users.iter().any(|u| u.userid == userid) {
+            return Err(invalid(format!("user '{userid}' is listed twice")));
+        }
+        let (name, realm) = userid.split_once('@').unwrap_or((userid, "pve"));
+        let base = format!("{}-{}", self.lab(), dns_safe(name));
+        let pool = if realm == "pve" { base } else { format!("{base}-{}", dns_safe(realm)) };
+        if let Some(other) = self.users.iter().find(|u| u.pool == pool) {
+            return Err(invalid(format!("users '{}' and '{userid}' would share the pool '{pool}': rename one of them", other.userid)));
+        }
+        let lab = self.lab().to_string();
+        let existing = self.snap.user(userid);
+        let marker = existing.and_then(|u| u.comment.as_deref()).and_then(Marker::parse);
+        let exists = existing.is_some();
+        let ours = !exists || marker.is_some();
+        let mut labs: BTreeSet<String> = marker.as_ref().map(|m| m.labs().into_iter().collect()).unwrap_or_default();
+        let comment_update = ours && exists && !labs.contains(&lab);
+        labs.insert(lab.clone());
+        let comment = if ours {
+            Marker::new(&[("labs", &labs.into_iter().collect::<Vec<_>>().join(","))]).to_string()
+        } else {
+            existing.and_then(|u| u.comment.clone()).unwrap_or_default()
+        };
+        if let Some(p) = self.snap.pool(&pool) {
+            let mine = p.comment.as_deref().and_then(Marker::parse).is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid));
+            if !mine {
+                return Err(invalid(format!("pool '{pool}' exists and is not this lab's stand of {userid}: remove or rename it, or rename the lab")));
+            }
+        }
+        let acl_exists = self.snap.acl.iter().any(|a| a.path == format!("/pool/{pool}") && a.ugid == userid && a.roleid == self.settings.role);
+        let password = (!exists || (self.reset_passwords && ours)).then(|| generate_password(self.settings.password_length));
+        let user = UserPlan {
+            userid: userid.to_string(),
+            name: name.to_string(),
+            pool: pool.clone(),
+            node: None,
+            password,
+            exists,
+            ours,
+            comment,
+            comment_update,
+            pool_exists: self.snap.pool(&pool).is_some(),
+            acl_exists,
+            sdn_acls: Vec::new(),
+        };
+        self.users.push(user.clone());
+        Ok(user)
+    }
+
+    fn existing_stand_node(&self, userid: &str) -> Option<String> {
+        let lab = self.lab();
+        self.snap.vms.iter().find(|v| v.marker().is_some_and(|m| m.has_lab(lab) && m.get("user") == Some(userid))).map(|v| v.node.clone())
+    }
+
+    /// Memory (bytes) still free on `node` after existing guests and this plan.
+    fn free_memory(&self, node: &str) -> u64 {
+        let total = self.snap.node(node).map(|n| n.maxmem).unwrap_or(0);
+        total.saturating_sub(self.snap.reserved_memory(node, self.lab())).saturating_sub(self.planned_mem.get(node).copied().unwrap_or(0))
+    }
+
+    /// `place_balanced(user[, #{nodes}])`: the online node with the most free memory after
+    /// what is planned; fewer stands, then the name, break ties. A deployed stand stays put.
+    pub fn place_balanced(&mut self, userid: &str, allowed: Option<&[String]>) -> Result<String, PlanError> {
+        let i = self.user_index(userid)?;
+        if let Some(n) = &self.users[i].node {
+            return Ok(n.clone());
+        }
+        if let Some(allowed) = allowed {
+            for n in allowed {
+                if self.snap.node(n).is_none() {
+                    return Err(self.unknown_node(n));
+                }
+            }
+        }
+        let node = match self.existing_stand_node(userid) {
+            Some(n) => n,
+            None => self
+                .snap
+                .nodes
+                .iter()
+                .filter(|n| n.online && allowed.is_none_or(|a| a.contains(&n.name)))
+                .max_by(|a, b| {
+                    let key = |n: &str| (self.free_memory(n), std::cmp::Reverse(self.stands_on.get(n).copied().unwrap_or(0)));
+                    key(&a.name).cmp(&key(&b.name)).then_with(|| b.name.cmp(&a.name))
+                })
+                .map(|n| n.name.clone())
+                .ok_or_else(|| invalid("no online node to place the stand on: check `stand doctor`"))?,
+        };
+        self.pin(i, node.clone());
+        Ok(node)
+    }
+
+    fn pin(&mut self, i: usize, node: String) {
+        *self.stands_on.entry(node.clone()).or_default() += 1;
+        self.users[i].node = Some(node);
+    }
+
+    fn unknown_node(&self, n: &str) -> PlanError {
+        let names: Vec<&str> = self.snap.nodes.iter().map(|n| n.name.as_str()).collect();
+        PlanError::Unknown { what: "node", name: n.to_string(), hint: format!(" (nodes: {})", names.join(", ")) }
+    }
+
+    /// `place(user, node)`: pins the stand to a node.
+    pub fn place(&mut self, userid: &str, node: &str) -> Result<String, PlanError> {
+        let i = self.user_index(userid)?;
+        let n = self.snap.node(node).ok_or_else(|| self.unknown_node(node))?;
+        if !n.online {
+            return Err(invalid(format!("node '{node}' is offline: place the stand elsewhere or bring the node back")));
+        }
+        match &self.users[i].node {
+            Some(existing) if existing != node => {
+                Err(invalid(format!("the stand of {userid} is already on {existing}; call place() before alias() and clone()")))
+            }
+            Some(_) => Ok(node.to_string()),
+            None => {
+                self.pin(i, node.to_string());
+                Ok(node.to_string())
+            }
+        }
+    }
+
+    fn check_iface_name(name: &str) -> Result<(), PlanError> {
+        let ok = !name.is_empty()
+            && name.len() <= 15
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if ok { Ok(()) } else { Err(invalid(format!("'{name}' is not a valid bridge name (letters, digits, '_', '.', '-'; at most 15 characters)"))) }
+    }
+
+    /// `ensure_bridge(node, name)`: a shared bridge that must exist on `node`.
+    pub fn ensure_bridge(&mut self, node: &str, name: &str) -> Result<String, PlanError> {
+        self.locked_settings = true;
+        if self.snap.node(node).is_none() {
+            return Err(self.unknown_node(node));
+        }
+        Self::check_iface_name(name)?;
+        if self.bridges.iter().any(|b| b.node == node && b.iface == name) {
+            return Ok(name.to_string());
+        }
+        let exists = self.snap.bridge(node, name).is_some();
+        self.used_bridges.entry(node.to_string()).or_default().insert(name.to_string());
+        let comment = Marker::new(&[("lab", self.lab()), ("shared", "1")]).to_string();
+        self.bridges.push(BridgePlan { node: node.into(), iface: name.into(), vlan_aware: false, comment, owner: None, alias: None, exists });
+        Ok(name.to_string())
+    }
+
+    /// `alias(user, name[, vlan])`: the user's private bridge for `name` on their node
+    /// (`vmbr1000`+, first free, stable across re-runs). With a VLAN: `vmbrN.<tag>`.
+    pub fn alias(&mut self, userid: &str, name: &str, vlan: Option<u16>) -> Result<String, PlanError> {
+        self.locked_settings = true;
+        let (name, vlan) = match (name.rsplit_once('.'), vlan) {
+            (Some((n, t)), None) if t.parse::<u16>().is_ok() => (n, t.parse().ok()),
+            _ => (name, vlan),
+        };
+        if let Some(t) = vlan
+            && !(1..=4094).contains(&t)
+        {
+            return Err(invalid(format!("VLAN {t} of alias '{name}' is not within 1..4094")));
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
+            return Err(invalid(format!("alias '{name}' may only have letters, digits, '_' and '-'")));
+        }
+        let node = self.place_balanced(userid, None)?;
+        let with_vlan = |iface: &str| match vlan {
+            Some(t) => format!("{iface}.{t}"),
+            None => iface.to_string(),
+        };
+        if let Some(b) = self.bridges.iter_mut().find(|b| b.owner.as_deref() == Some(userid) && b.alias.as_deref() == Some(name)) {
+            b.vlan_aware |= vlan.is_some();
+            return Ok(with_vlan(&b.iface.clone()));
+        }
+        let lab = self.lab().to_string();
+        let existing = self.snap.bridges.get(&node).and_then(|bs| {
+            bs.iter().find(|b| {
+                b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("alias") == Some(name))
+            })
+        });
+        let (iface, exists) = match existing {
+            Some(b) => (b.iface.clone(), true),
+            None => {
+                let used = self.used_bridges.entry(node.clone()).or_default();
+                let n = (self.settings.bridge_base..=9999).find(|n| !used.contains(&format!("vmbr{n}"))).ok_or_else(|| {
+                    PlanError::Exhausted(format!("no free bridge number left on {node} (vmbr{}..vmbr9999 are taken): run `stand down` for old labs", self.settings.bridge_base))
+                })?;
+                (format!("vmbr{n}"), false)
+            }
+        };
+        self.used_bridges.entry(node.clone()).or_default().insert(iface.clone());
+        let comment = Marker::new(&[("lab", &lab), ("user", userid), ("alias", name)]).to_string();
+        let vlan_aware = vlan.is_some() || existing.is_some_and(|b| b.vlan_aware);
+        self.bridges.push(BridgePlan { node: node.clone(), iface: iface.clone(), vlan_aware, comment, owner: Some(userid.into()), alias: Some(name.into()), exists });
+        let path = format!("/sdn/zones/localnetwork/{iface}");
+        let has_sdn = self.snap.acl.iter().any(|a| a.path == path && a.ugid == userid);
+        let i = self.user_index(userid)?;
+        if !has_sdn && !self.users[i].sdn_acls.contains(&iface) {
+            self.users[i].sdn_acls.push(iface.clone());
+        }
+        Ok(with_vlan(&iface))
+    }
+
+    fn resolve_template(&self, t: &TemplateRef, node: &str) -> Result<VmSnap, PlanError> {
+        let templates: Vec<&VmSnap> = self.snap.vms.iter().filter(|v| v.template).collect();
+        let list = || templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect::<Vec<_>>().join(", ");
+        match t {
+            TemplateRef::Id(id) => {
+                let vm = self.snap.vm(*id).ok_or_else(|| PlanError::Unknown { what: "template", name: id.to_string(), hint: format!(" (templates: {})", list()) })?;
+                if !vm.template {
+                    return Err(invalid(format!("VM {id} ({}) is not a template: convert it, or name a template ({})", vm.name, list())));
+                }
+                Ok(vm.clone())
+            }
+            TemplateRef::Name(name) => {
+                let named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
+                let shared = |v: &VmSnap| !v.disk_storages().is_empty() && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared));
+                named
+                    .iter()
+                    .find(|v| v.node == node)
+                    .or_else(|| named.iter().find(|v| shared(v)))
+                    .or_else(|| named.first())
+                    .map(|v| (**v).clone())
+                    .ok_or_else(|| PlanError::Unknown { what: "template", name: name.clone(), hint: format!(" (templates: {})", list()) })
+            }
+        }
+    }
+
+    fn bridge_on_node(&self, node: &str, bridge: &str) -> bool {
+        self.snap.bridge(node, bridge).is_some() || self.bridges.iter().any(|b| b.node == node && b.iface == bridge)
+    }
+
+    fn nic_target(&self, node: &str, spec_net: &str) -> Result<(String, Option<u16>), PlanError> {
+        if let Some((b, t)) = spec_net.rsplit_once('.')
+            && let Ok(tag) = t.parse::<u16>()
+            && self.bridge_on_node(node, b)
+        {
+            return Ok((b.to_string(), Some(tag)));
+        }
+        if self.bridge_on_node(node, spec_net) {
+            return Ok((spec_net.to_string(), None));
+        }
+        Err(invalid(format!(
+            "bridge '{spec_net}' is not on node {node}: use alias(user, \"{spec_net}\") for a private network or ensure_bridge(\"{node}\", \"{spec_net}\") for a shared one"
+        )))
+    }
+
+    fn ecorouter_mac(&mut self, seed: &str, keep: Option<&str>) -> String {
+        if let Some(m) = keep.filter(|m| m.starts_with("1C:87:76:40:")) {
+            self.used_macs.insert(m.to_string());
+            return m.to_string();
+        }
+        let h = Sha256::digest(seed.as_bytes());
+        let mut n = u16::from_be_bytes([h[0], h[1]]);
+        loop {
+            let mac = format!("1C:87:76:40:{:02X}:{:02X}", n >> 8, n & 0xFF);
+            if self.used_macs.insert(mac.clone()) {
+                return mac;
+            }
+            n = n.wrapping_add(1);
+        }
+    }
+
+    /// `clone(user, spec)`: a VM of the user's stand.
+    pub fn clone_vm(&mut self, userid: &str, spec: CloneSpec) -> Result<VmPlan, PlanError> {
+        let ui = self.user_index(userid)?;
+        let lab = self.lab().to_string();
+        if spec.name.is_empty() {
+            return Err(invalid("clone needs a `name`"));
+        }
+        if self.vms.iter().any(|v| v.user == userid && v.spec_name == spec.name) {
+            return Err(invalid(format!("the stand of {userid} already has a VM named '{}'", spec.name)));
+        }
+        let node = self.place_balanced(userid, None)?;
+        let existing = self
+            .snap
+            .vms
+            .iter()
+            .find(|v| v.marker().is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("name") == Some(spec.name.as_str())))
+            .cloned();
+        let node = existing.as_ref().map(|e| e.node.clone()).unwrap_or(node);
+        let tpl = self.resolve_template(&spec.template, &node)?;
+        if !spec.full && tpl.node != node {
+            let local: Vec<String> = tpl.disk_storages().into_iter().filter(|s| !self.snap.storage(s).is_some_and(|x| x.shared)).collect();
+            if !local.is_empty() {
+                return Err(invalid(format!(
+                    "template {} ({}) is on {}'s local storage '{}': a linked clone to {node} is impossible; put a copy of the template on {node}, set `full: true`, or move the template to shared storage",
+                    tpl.vmid, tpl.name, tpl.node, local.join(",")
+                )));
+            }
+        }
+        if let Some(s) = &spec.storage {
+            if !spec.full {
+                return Err(invalid(format!("`storage: \"{s}\"` needs `full: true` (PVE refuses a storage for linked clones)")));
+            }
+            let st = self.snap.storage(s).ok_or_else(|| PlanError::Unknown {
+                what: "storage",
+                name: s.clone(),
+                hint: format!(" (storages: {})", self.snap.storages.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
+            })?;
+            if !st.content.iter().any(|c| c == "images") {
+                return Err(invalid(format!("storage '{s}' does not hold VM disks (content 'images'); choose another")));
+            }
+            if !st.nodes.contains(&node) {
+                return Err(invalid(format!("storage '{s}' is not available on {node}")));
+            }
+            if tpl.node != node && !st.shared {
+                return Err(invalid(format!("a full clone from {} to {node} needs a shared target storage; '{s}' is local", tpl.node)));
+            }
+        }
+        let username = userid.split('@').next().unwrap_or(userid);
+        let vm_name = dns_safe(&format!("{}-{username}", spec.name));
+        if vm_name.is_empty() {
+            return Err(invalid(format!("VM name '{}' has no letters or digits", spec.name)));
+        }
+        let tpl_mem = tpl.config.as_ref().and_then(|c| c.memory_mib()).unwrap_or(tpl.maxmem >> 20);
+        let memory_mib = spec.memory.unwrap_or(tpl_mem);
+        let vmid = match &existing {
+            Some(e) => e.vmid,
+            None => {
+                let (lo, hi) = self.settings.vmid_range;
+                let id = (lo..=hi).find(|i| !self.used_vmids.contains(i)).ok_or_else(|| {
+                    PlanError::Exhausted(format!("no free VMID left in the lab's vmid_range [{lo}, {hi}]: widen it in lab(#{{ vmid_range: [...] }})"))
+                })?;
+                let free = self.free_memory(&node);
+                if free < memory_mib << 20 {
+                    return Err(PlanError::NoMemory { node, vm: vm_name, need_mib: memory_mib, free_mib: free >> 20 });
+                }
+                id
+            }
+        };
+        self.used_vmids.insert(vmid);
+        *self.planned_mem.entry(node.clone()).or_default() += memory_mib << 20;
+
+        let current: BTreeMap<u32, NetDevice> = existing.as_ref().map(|e| e.nets().into_iter().collect()).unwrap_or_default();
+        let mut nets: Vec<Option<String>> = Vec::new();
+        match spec.device {
+            Device::Linux => {
+                for n in &spec.nets {
+                    let (bridge, tag) = self.nic_target(&node, n)?;
+                    let dev = NetDevice { tag, firewall: true, ..NetDevice::new(NicModel::Virtio, &bridge) };
+                    nets.push(Some(dev.to_string()));
+                }
+            }
+            Device::EcoRouter => {
+                if !self.bridge_on_node(&node, "vmbr0") {
+                    return Err(invalid(format!("EcoRouter's management port needs vmbr0 on {node}")));
+                }
+                let seed = format!("{lab}/{userid}/{}/0", spec.name);
+                let mac = self.ecorouter_mac(&seed, current.get(&0).and_then(|d| d.mac.as_deref()));
+                let mgmt = NetDevice { mac: Some(mac), link_down: true, ..NetDevice::new(NicModel::Vmxnet3, "vmbr0") };
+                nets.push(Some(mgmt.to_string()));
+                for (i, n) in spec.nets.iter().enumerate() {
+                    let (bridge, tag) = self.nic_target(&node, n)?;
+                    let seed = format!("{lab}/{userid}/{}/{}", spec.name, i + 1);
+                    let mac = self.ecorouter_mac(&seed, current.get(&(i as u32 + 1)).and_then(|d| d.mac.as_deref()));
+                    let dev = NetDevice { mac: Some(mac), tag, ..NetDevice::new(NicModel::Vmxnet3, &bridge) };
+                    nets.push(Some(dev.to_string()));
+                }
+            }
+        }
+        for t in &spec.tags {
+            if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || "_-+.".contains(c)) {
+                return Err(invalid(format!("tag '{t}' may only have letters, digits, '_', '-', '+', '.'")));
+            }
+        }
+        let mut tags = vec![STAND_TAG.to_string(), lab_tag(&lab)];
+        tags.extend(spec.tags.iter().map(|t| t.to_ascii_lowercase()));
+        tags.sort();
+        tags.dedup();
+        let description = Marker::new(&[("lab", &lab), ("user", userid), ("name", &spec.name)]).to_string();
+
+        let mut update = Vec::new();
+        let mut needs_start = false;
+        if let Some(e) = &existing {
+            for (i, want) in nets.iter().enumerate() {
+                let want: Option<NetDevice> = want.as_ref().and_then(|w| w.parse().ok());
+                let ok = match (want, current.get(&(i as u32))) {
+                    (Some(w), Some(c)) => w.matches(c),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !ok {
+                    update.push(format!("net{i}"));
+                }
+            }
+            for i in current.keys().filter(|i| **i as usize >= nets.len()) {
+                update.push(format!("net{i}"));
+            }
+            let cfg = e.config.clone().unwrap_or_default();
+            if spec.memory.is_some_and(|m| cfg.memory_mib() != Some(m)) {
+                update.push("memory".into());
+            }
+            if spec.cores.is_some_and(|c| cfg.get("cores").and_then(|x| x.parse::<u32>().ok()) != Some(c)) {
+                update.push("cores".into());
+            }
+            let mut have = e.tags.clone();
+            have.sort();
+            if have != tags {
+                update.push("tags".into());
+            }
+            needs_start = spec.start && e.status != "running";
+        }
+        let vm = VmPlan {
+            vmid,
+            node,
+            name: vm_name,
+            spec_name: spec.name.clone(),
+            user: userid.to_string(),
+            template: tpl.vmid,
+            template_node: tpl.node.clone(),
+            full: spec.full,
+            storage: spec.storage.clone(),
+            pool: self.users[ui].pool.clone(),
+            memory: spec.memory,
+            cores: spec.cores,
+            nets,
+            tags,
+            description,
+            start: spec.start,
+            exists: existing.is_some(),
+            update,
+            needs_start,
+        };
+        self.vms.push(vm.clone());
+        Ok(vm)
+    }
+
+    /// The plan so far.
+    pub fn plan(&self) -> Plan {
+        Plan { lab: Some(self.settings.clone()), users: self.users.clone(), bridges: self.bridges.clone(), vms: self.vms.clone() }
+    }
+}

@@ -1,0 +1,245 @@
+//! One consistent read of the cluster before a script runs, in a handful of requests.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::marker::{Marker, STAND_TAG};
+use crate::pve::{AclEntry, NetDevice, PveError, PveExt, VmConfig, split_tags};
+
+/// A node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSnap {
+    /// Name.
+    pub name: String,
+    /// Online.
+    pub online: bool,
+    /// Memory, bytes.
+    pub maxmem: u64,
+    /// Used memory, bytes.
+    pub mem: u64,
+    /// CPUs.
+    pub maxcpu: u64,
+}
+
+/// A storage.
+#[derive(Clone, Debug, Serialize)]
+pub struct StorageSnap {
+    /// Id.
+    pub id: String,
+    /// Plugin type.
+    pub kind: String,
+    /// Shared between nodes.
+    pub shared: bool,
+    /// Content types.
+    pub content: Vec<String>,
+    /// Nodes where it is available.
+    pub nodes: Vec<String>,
+}
+
+/// A guest.
+#[derive(Clone, Debug, Serialize)]
+pub struct VmSnap {
+    /// VMID.
+    pub vmid: u32,
+    /// Node.
+    pub node: String,
+    /// Name.
+    pub name: String,
+    /// Template flag.
+    pub template: bool,
+    /// Memory, bytes.
+    pub maxmem: u64,
+    /// `running` / `stopped`.
+    pub status: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Pool.
+    pub pool: Option<String>,
+    /// Config lock.
+    pub lock: Option<String>,
+    /// Config (templates and `stand`'s VMs only).
+    #[serde(skip)]
+    pub config: Option<VmConfig>,
+}
+
+impl VmSnap {
+    /// The ownership marker of a `stand` VM.
+    pub fn marker(&self) -> Option<Marker> {
+        if !self.tags.iter().any(|t| t == STAND_TAG) {
+            return None;
+        }
+        self.config.as_ref().and_then(|c| c.get("description")).and_then(|d| Marker::parse(&d))
+    }
+
+    /// Storages of its disks.
+    pub fn disk_storages(&self) -> Vec<String> {
+        let Some(cfg) = &self.config else { return Vec::new() };
+        let mut out: Vec<String> = cfg
+            .0
+            .iter()
+            .filter(|(k, _)| ["scsi", "virtio", "sata", "ide", "efidisk"].iter().any(|p| k.starts_with(p)) && k.chars().last().is_some_and(|c| c.is_ascii_digit()))
+            .filter_map(|(_, v)| v.as_str().map(str::to_string))
+            .filter(|v| !v.contains("media=cdrom") && !v.starts_with("none"))
+            .filter_map(|v| v.split(':').next().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Its NICs (from the config).
+    pub fn nets(&self) -> Vec<(u32, NetDevice)> {
+        self.config.as_ref().map(|c| c.nets().into_iter().filter_map(|(i, s)| s.parse().ok().map(|d| (i, d))).collect()).unwrap_or_default()
+    }
+}
+
+/// A bridge on a node.
+#[derive(Clone, Debug, Serialize)]
+pub struct BridgeSnap {
+    /// Interface.
+    pub iface: String,
+    /// Active now.
+    pub active: bool,
+    /// VLAN aware.
+    pub vlan_aware: bool,
+    /// Comment (marker).
+    pub comments: Option<String>,
+}
+
+/// A user.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserSnap {
+    /// `name@realm`.
+    pub userid: String,
+    /// Comment (marker).
+    pub comment: Option<String>,
+}
+
+/// A pool.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolSnap {
+    /// Pool id.
+    pub poolid: String,
+    /// Comment (marker).
+    pub comment: Option<String>,
+}
+
+/// What `stand` knows of the cluster when planning.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Snapshot {
+    /// Nodes.
+    pub nodes: Vec<NodeSnap>,
+    /// Storages.
+    pub storages: Vec<StorageSnap>,
+    /// Guests.
+    pub vms: Vec<VmSnap>,
+    /// Bridges per node (pending ones included).
+    pub bridges: BTreeMap<String, Vec<BridgeSnap>>,
+    /// Pending network diff per node, when there is one.
+    pub pending: BTreeMap<String, String>,
+    /// Users.
+    pub users: Vec<UserSnap>,
+    /// Pools.
+    pub pools: Vec<PoolSnap>,
+    /// ACL entries.
+    pub acl: Vec<AclEntry>,
+}
+
+impl Snapshot {
+    /// Reads the cluster: resources, storage config, networks of online nodes, users, ACLs,
+    /// pools, and the configs of templates and `stand`'s VMs.
+    pub async fn take(pve: &(impl PveExt + ?Sized)) -> Result<Snapshot, PveError> {
+        let resources = pve.resources(None).await?;
+        let storage_cfg = pve.storage_config().await?;
+        let mut snap = Snapshot::default();
+        for r in &resources {
+            match r.kind.as_str() {
+                "node" => snap.nodes.push(NodeSnap {
+                    name: r.node.clone().unwrap_or_default(),
+                    online: r.status.as_deref() == Some("online"),
+                    maxmem: r.maxmem,
+                    mem: r.mem,
+                    maxcpu: r.maxcpu,
+                }),
+                "qemu" => snap.vms.push(VmSnap {
+                    vmid: r.vmid.unwrap_or(0),
+                    node: r.node.clone().unwrap_or_default(),
+                    name: r.name.clone().unwrap_or_default(),
+                    template: r.template,
+                    maxmem: r.maxmem,
+                    status: r.status.clone().unwrap_or_default(),
+                    tags: r.tags.as_deref().map(split_tags).unwrap_or_default(),
+                    pool: r.pool.clone(),
+                    lock: r.lock.clone(),
+                    config: None,
+                }),
+                _ => {}
+            }
+        }
+        let node_names: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
+        for s in storage_cfg {
+            let nodes = s.nodes.as_deref().map(|n| n.split(',').map(str::to_string).collect()).unwrap_or_else(|| node_names.clone());
+            snap.storages.push(StorageSnap { id: s.storage, kind: s.kind, shared: s.shared, content: s.content.split(',').map(str::to_string).collect(), nodes });
+        }
+        for node in snap.nodes.iter().filter(|n| n.online) {
+            let net = pve.network(&node.name).await?;
+            let bridges = net
+                .ifaces
+                .into_iter()
+                .filter(|i| i.kind == "bridge" || i.kind == "OVSBridge")
+                .map(|i| BridgeSnap { iface: i.iface, active: i.active, vlan_aware: i.bridge_vlan_aware, comments: i.comments.map(|c| c.trim_end().to_string()) })
+                .collect();
+            snap.bridges.insert(node.name.clone(), bridges);
+            if let Some(c) = net.changes {
+                snap.pending.insert(node.name.clone(), c);
+            }
+        }
+        let online: Vec<String> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.clone()).collect();
+        for vm in snap.vms.iter_mut() {
+            if (vm.template || vm.tags.iter().any(|t| t == STAND_TAG)) && online.contains(&vm.node) {
+                vm.config = Some(pve.vm_config(&vm.node, vm.vmid).await?);
+            }
+        }
+        snap.users = pve.users().await?.into_iter().map(|u| UserSnap { userid: u.userid, comment: u.comment }).collect();
+        snap.pools = pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();
+        snap.acl = pve.acl().await?;
+        Ok(snap)
+    }
+
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<&NodeSnap> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// A storage by id.
+    pub fn storage(&self, id: &str) -> Option<&StorageSnap> {
+        self.storages.iter().find(|s| s.id == id)
+    }
+
+    /// A guest by VMID.
+    pub fn vm(&self, vmid: u32) -> Option<&VmSnap> {
+        self.vms.iter().find(|v| v.vmid == vmid)
+    }
+
+    /// A user.
+    pub fn user(&self, userid: &str) -> Option<&UserSnap> {
+        self.users.iter().find(|u| u.userid == userid)
+    }
+
+    /// A pool.
+    pub fn pool(&self, poolid: &str) -> Option<&PoolSnap> {
+        self.pools.iter().find(|p| p.poolid == poolid)
+    }
+
+    /// A bridge on a node.
+    pub fn bridge(&self, node: &str, iface: &str) -> Option<&BridgeSnap> {
+        self.bridges.get(node).and_then(|b| b.iter().find(|x| x.iface == iface))
+    }
+
+    /// Memory (bytes) reserved on `node` by guests other than templates and `except` lab's.
+    pub fn reserved_memory(&self, node: &str, except_lab: &str) -> u64 {
+        let tag = super::marker::lab_tag(except_lab);
+        self.vms.iter().filter(|v| v.node == node && !v.template && !v.tags.contains(&tag)).map(|v| v.maxmem).sum()
+    }
+}

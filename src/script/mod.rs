@@ -1,0 +1,13 @@
+//! Rhai scripts: the engine with its limits, the stand primitives and snapshot queries,
+//! modules (next to the script, then the embedded stdlib), and errors with `file:line:col`.
+
+mod api;
+mod error;
+mod runner;
+mod stdlib;
+mod users;
+
+pub use error::ScriptError;
+pub use runner::{RunOptions, ScriptOutcome, run_file, run_source};
+pub use stdlib::STDLIB;
+pub use users::{UsersError, read_users};
