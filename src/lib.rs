@@ -19,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod cli;
 pub mod plan;
 pub mod pve;

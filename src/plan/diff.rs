@@ -61,10 +61,25 @@ impl Diff {
                 _ => String::new(),
             };
             push(kind, "user", u.userid.clone(), detail);
-            push(if u.pool_exists { ChangeKind::Keep } else { ChangeKind::Create }, "pool", u.pool.clone(), u.node.clone().map(|n| format!("node {n}")).unwrap_or_default());
-            push(if u.acl_exists { ChangeKind::Keep } else { ChangeKind::Create }, "acl", format!("/pool/{} {}", u.pool, u.userid), "PVEVMAdmin".into());
+            push(
+                if u.pool_exists { ChangeKind::Keep } else { ChangeKind::Create },
+                "pool",
+                u.pool.clone(),
+                u.node.clone().map(|n| format!("node {n}")).unwrap_or_default(),
+            );
+            push(
+                if u.acl_exists { ChangeKind::Keep } else { ChangeKind::Create },
+                "acl",
+                format!("/pool/{} {}", u.pool, u.userid),
+                "PVEVMAdmin".into(),
+            );
             for b in &u.sdn_acls {
-                push(ChangeKind::Create, "acl", format!("/sdn/zones/localnetwork/{b} {}", u.userid), "PVESDNUser".into());
+                push(
+                    ChangeKind::Create,
+                    "acl",
+                    format!("/sdn/zones/localnetwork/{b} {}", u.userid),
+                    "PVESDNUser".into(),
+                );
             }
         }
         for b in &plan.bridges {
@@ -72,11 +87,19 @@ impl Diff {
                 (Some(o), Some(a)) => format!("{a} of {o}{}", if b.vlan_aware { ", VLAN aware" } else { "" }),
                 _ => "shared".into(),
             };
-            push(if b.exists { ChangeKind::Keep } else { ChangeKind::Create }, "bridge", format!("{}/{}", b.node, b.iface), detail);
+            push(
+                if b.exists { ChangeKind::Keep } else { ChangeKind::Create },
+                "bridge",
+                format!("{}/{}", b.node, b.iface),
+                detail,
+            );
         }
         for v in &plan.vms {
             let (kind, detail) = if !v.exists {
-                (ChangeKind::Create, format!("{} clone of {} on {}", if v.full { "full" } else { "linked" }, v.template, v.node))
+                (
+                    ChangeKind::Create,
+                    format!("{} clone of {} on {}", if v.full { "full" } else { "linked" }, v.template, v.node),
+                )
             } else if !v.update.is_empty() || v.needs_start {
                 let mut what = v.update.clone();
                 if v.needs_start {
@@ -96,7 +119,11 @@ impl Diff {
         }
         for (node, bridges) in &snap.bridges {
             for b in bridges {
-                let ours = b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab.as_str()) && m.get("user").is_some());
+                let ours = b
+                    .comments
+                    .as_deref()
+                    .and_then(Marker::parse)
+                    .is_some_and(|m| m.get("lab") == Some(lab.as_str()) && m.get("user").is_some());
                 if ours && !plan.bridges.iter().any(|p| p.node == *node && p.iface == b.iface) {
                     push(ChangeKind::Delete, "bridge", format!("{node}/{}", b.iface), String::new());
                 }

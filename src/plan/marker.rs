@@ -45,7 +45,9 @@ impl Marker {
 
     /// The `labs=a,b` list.
     pub fn labs(&self) -> Vec<String> {
-        self.get("labs").map(|l| l.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        self.get("labs")
+            .map(|l| l.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
     }
 }
 

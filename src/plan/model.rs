@@ -20,7 +20,13 @@ pub struct LabSettings {
 impl LabSettings {
     /// Defaults for a lab named `name`.
     pub fn new(name: &str) -> Self {
-        LabSettings { name: name.into(), vmid_range: (1000, 999_999), bridge_base: 1000, password_length: 12, role: "PVEVMAdmin".into() }
+        LabSettings {
+            name: name.into(),
+            vmid_range: (1000, 999_999),
+            bridge_base: 1000,
+            password_length: 12,
+            role: "PVEVMAdmin".into(),
+        }
     }
 }
 
@@ -137,8 +143,14 @@ impl Plan {
 
     /// Whether applying it changes nothing.
     pub fn is_noop(&self) -> bool {
-        self.users.iter().all(|u| u.exists && u.pool_exists && u.acl_exists && !u.comment_update && u.sdn_acls.is_empty() && u.password.is_none())
-            && self.bridges.iter().all(|b| b.exists)
+        self.users.iter().all(|u| {
+            u.exists
+                && u.pool_exists
+                && u.acl_exists
+                && !u.comment_update
+                && u.sdn_acls.is_empty()
+                && u.password.is_none()
+        }) && self.bridges.iter().all(|b| b.exists)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
     }
 }

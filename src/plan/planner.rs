@@ -73,7 +73,9 @@ pub enum PlanError {
         hint: String,
     },
     /// Not enough memory anywhere.
-    #[error("not enough memory on {node} for {vm}: needs {need_mib} MiB, {free_mib} MiB free; add nodes, lower `memory`, or deploy fewer stands")]
+    #[error(
+        "not enough memory on {node} for {vm}: needs {need_mib} MiB, {free_mib} MiB free; add nodes, lower `memory`, or deploy fewer stands"
+    )]
     NoMemory {
         /// Node.
         node: String,
@@ -113,10 +115,13 @@ impl Planner {
     /// A planner for lab `lab` on `snap`.
     pub fn new(snap: Arc<Snapshot>, lab: &str) -> Result<Planner, PlanError> {
         if !valid_lab_name(lab) {
-            return Err(invalid(format!("lab name '{lab}' must be lowercase letters, digits, '-' or '_' (at most 32); rename the script or call lab(#{{ name: \"...\" }})")));
+            return Err(invalid(format!(
+                "lab name '{lab}' must be lowercase letters, digits, '-' or '_' (at most 32); rename the script or call lab(#{{ name: \"...\" }})"
+            )));
         }
         let used_vmids = snap.vms.iter().map(|v| v.vmid).collect();
-        let used_bridges = snap.bridges.iter().map(|(n, b)| (n.clone(), b.iter().map(|x| x.iface.clone()).collect())).collect();
+        let used_bridges =
+            snap.bridges.iter().map(|(n, b)| (n.clone(), b.iter().map(|x| x.iface.clone()).collect())).collect();
         let used_macs = snap.vms.iter().flat_map(|v| v.nets()).filter_map(|(_, d)| d.mac).collect();
         Ok(Planner {
             snap,
@@ -158,7 +163,10 @@ impl Planner {
             return Err(invalid(format!("lab name '{}' must be lowercase letters, digits, '-' or '_'", s.name)));
         }
         if s.vmid_range.0 < 100 || s.vmid_range.0 > s.vmid_range.1 {
-            return Err(invalid(format!("vmid_range [{}, {}] must start at 100 or above and not be empty", s.vmid_range.0, s.vmid_range.1)));
+            return Err(invalid(format!(
+                "vmid_range [{}, {}] must start at 100 or above and not be empty",
+                s.vmid_range.0, s.vmid_range.1
+            )));
         }
         if !(8..=64).contains(&s.password_length) {
             return Err(invalid(format!("password_length {} must be within 8..64 (PVE's limits)", s.password_length)));
@@ -182,7 +190,9 @@ impl Planner {
     pub fn add_user(&mut self, userid: &str) -> Result<UserPlan, PlanError> {
         self.locked_settings = true;
         if !valid_userid(userid) {
-            return Err(invalid(format!("'{userid}' is not a Proxmox userid: write it as name@realm, e.g. student1@pve")));
+            return Err(invalid(format!(
+                "'{userid}' is not a Proxmox userid: write it as name@realm, e.g. student1@pve"
+            )));
         }
         if self.users.iter().any(|u| u.userid == userid) {
             return Err(invalid(format!("user '{userid}' is listed twice")));
@@ -191,7 +201,10 @@ impl Planner {
         let base = format!("{}-{}", self.lab(), dns_safe(name));
         let pool = if realm == "pve" { base } else { format!("{base}-{}", dns_safe(realm)) };
         if let Some(other) = self.users.iter().find(|u| u.pool == pool) {
-            return Err(invalid(format!("users '{}' and '{userid}' would share the pool '{pool}': rename one of them", other.userid)));
+            return Err(invalid(format!(
+                "users '{}' and '{userid}' would share the pool '{pool}': rename one of them",
+                other.userid
+            )));
         }
         let lab = self.lab().to_string();
         let existing = self.snap.user(userid);
@@ -207,13 +220,24 @@ impl Planner {
             existing.and_then(|u| u.comment.clone()).unwrap_or_default()
         };
         if let Some(p) = self.snap.pool(&pool) {
-            let mine = p.comment.as_deref().and_then(Marker::parse).is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid));
+            let mine = p
+                .comment
+                .as_deref()
+                .and_then(Marker::parse)
+                .is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid));
             if !mine {
-                return Err(invalid(format!("pool '{pool}' exists and is not this lab's stand of {userid}: remove or rename it, or rename the lab")));
+                return Err(invalid(format!(
+                    "pool '{pool}' exists and is not this lab's stand of {userid}: remove or rename it, or rename the lab"
+                )));
             }
         }
-        let acl_exists = self.snap.acl.iter().any(|a| a.path == format!("/pool/{pool}") && a.ugid == userid && a.roleid == self.settings.role);
-        let password = (!exists || (self.reset_passwords && ours)).then(|| generate_password(self.settings.password_length));
+        let acl_exists = self
+            .snap
+            .acl
+            .iter()
+            .any(|a| a.path == format!("/pool/{pool}") && a.ugid == userid && a.roleid == self.settings.role);
+        let password =
+            (!exists || (self.reset_passwords && ours)).then(|| generate_password(self.settings.password_length));
         let user = UserPlan {
             userid: userid.to_string(),
             name: name.to_string(),
@@ -234,13 +258,19 @@ impl Planner {
 
     fn existing_stand_node(&self, userid: &str) -> Option<String> {
         let lab = self.lab();
-        self.snap.vms.iter().find(|v| v.marker().is_some_and(|m| m.has_lab(lab) && m.get("user") == Some(userid))).map(|v| v.node.clone())
+        self.snap
+            .vms
+            .iter()
+            .find(|v| v.marker().is_some_and(|m| m.has_lab(lab) && m.get("user") == Some(userid)))
+            .map(|v| v.node.clone())
     }
 
     /// Memory (bytes) still free on `node` after existing guests and this plan.
     fn free_memory(&self, node: &str) -> u64 {
         let total = self.snap.node(node).map(|n| n.maxmem).unwrap_or(0);
-        total.saturating_sub(self.snap.reserved_memory(node, self.lab())).saturating_sub(self.planned_mem.get(node).copied().unwrap_or(0))
+        total
+            .saturating_sub(self.snap.reserved_memory(node, self.lab()))
+            .saturating_sub(self.planned_mem.get(node).copied().unwrap_or(0))
     }
 
     /// `place_balanced(user[, #{nodes}])`: the online node with the most free memory after
@@ -265,7 +295,8 @@ impl Planner {
                 .iter()
                 .filter(|n| n.online && allowed.is_none_or(|a| a.contains(&n.name)))
                 .max_by(|a, b| {
-                    let key = |n: &str| (self.free_memory(n), std::cmp::Reverse(self.stands_on.get(n).copied().unwrap_or(0)));
+                    let key =
+                        |n: &str| (self.free_memory(n), std::cmp::Reverse(self.stands_on.get(n).copied().unwrap_or(0)));
                     key(&a.name).cmp(&key(&b.name)).then_with(|| b.name.cmp(&a.name))
                 })
                 .map(|n| n.name.clone())
@@ -293,9 +324,9 @@ impl Planner {
             return Err(invalid(format!("node '{node}' is offline: place the stand elsewhere or bring the node back")));
         }
         match &self.users[i].node {
-            Some(existing) if existing != node => {
-                Err(invalid(format!("the stand of {userid} is already on {existing}; call place() before alias() and clone()")))
-            }
+            Some(existing) if existing != node => Err(invalid(format!(
+                "the stand of {userid} is already on {existing}; call place() before alias() and clone()"
+            ))),
             Some(_) => Ok(node.to_string()),
             None => {
                 self.pin(i, node.to_string());
@@ -309,7 +340,13 @@ impl Planner {
             && name.len() <= 15
             && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if ok { Ok(()) } else { Err(invalid(format!("'{name}' is not a valid bridge name (letters, digits, '_', '.', '-'; at most 15 characters)"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "'{name}' is not a valid bridge name (letters, digits, '_', '.', '-'; at most 15 characters)"
+            )))
+        }
     }
 
     /// `ensure_bridge(node, name)`: a shared bridge that must exist on `node`.
@@ -325,7 +362,15 @@ impl Planner {
         let exists = self.snap.bridge(node, name).is_some();
         self.used_bridges.entry(node.to_string()).or_default().insert(name.to_string());
         let comment = Marker::new(&[("lab", self.lab()), ("shared", "1")]).to_string();
-        self.bridges.push(BridgePlan { node: node.into(), iface: name.into(), vlan_aware: false, comment, owner: None, alias: None, exists });
+        self.bridges.push(BridgePlan {
+            node: node.into(),
+            iface: name.into(),
+            vlan_aware: false,
+            comment,
+            owner: None,
+            alias: None,
+            exists,
+        });
         Ok(name.to_string())
     }
 
@@ -350,14 +395,19 @@ impl Planner {
             Some(t) => format!("{iface}.{t}"),
             None => iface.to_string(),
         };
-        if let Some(b) = self.bridges.iter_mut().find(|b| b.owner.as_deref() == Some(userid) && b.alias.as_deref() == Some(name)) {
+        if let Some(b) =
+            self.bridges.iter_mut().find(|b| b.owner.as_deref() == Some(userid) && b.alias.as_deref() == Some(name))
+        {
             b.vlan_aware |= vlan.is_some();
             return Ok(with_vlan(&b.iface.clone()));
         }
         let lab = self.lab().to_string();
         let existing = self.snap.bridges.get(&node).and_then(|bs| {
             bs.iter().find(|b| {
-                b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("alias") == Some(name))
+                b.comments
+                    .as_deref()
+                    .and_then(Marker::parse)
+                    .is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("alias") == Some(name))
             })
         });
         let (iface, exists) = match existing {
@@ -373,7 +423,15 @@ impl Planner {
         self.used_bridges.entry(node.clone()).or_default().insert(iface.clone());
         let comment = Marker::new(&[("lab", &lab), ("user", userid), ("alias", name)]).to_string();
         let vlan_aware = vlan.is_some() || existing.is_some_and(|b| b.vlan_aware);
-        self.bridges.push(BridgePlan { node: node.clone(), iface: iface.clone(), vlan_aware, comment, owner: Some(userid.into()), alias: Some(name.into()), exists });
+        self.bridges.push(BridgePlan {
+            node: node.clone(),
+            iface: iface.clone(),
+            vlan_aware,
+            comment,
+            owner: Some(userid.into()),
+            alias: Some(name.into()),
+            exists,
+        });
         let path = format!("/sdn/zones/localnetwork/{iface}");
         let has_sdn = self.snap.acl.iter().any(|a| a.path == path && a.ugid == userid);
         let i = self.user_index(userid)?;
@@ -388,22 +446,37 @@ impl Planner {
         let list = || templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect::<Vec<_>>().join(", ");
         match t {
             TemplateRef::Id(id) => {
-                let vm = self.snap.vm(*id).ok_or_else(|| PlanError::Unknown { what: "template", name: id.to_string(), hint: format!(" (templates: {})", list()) })?;
+                let vm = self.snap.vm(*id).ok_or_else(|| PlanError::Unknown {
+                    what: "template",
+                    name: id.to_string(),
+                    hint: format!(" (templates: {})", list()),
+                })?;
                 if !vm.template {
-                    return Err(invalid(format!("VM {id} ({}) is not a template: convert it, or name a template ({})", vm.name, list())));
+                    return Err(invalid(format!(
+                        "VM {id} ({}) is not a template: convert it, or name a template ({})",
+                        vm.name,
+                        list()
+                    )));
                 }
                 Ok(vm.clone())
             }
             TemplateRef::Name(name) => {
                 let named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
-                let shared = |v: &VmSnap| !v.disk_storages().is_empty() && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared));
+                let shared = |v: &VmSnap| {
+                    !v.disk_storages().is_empty()
+                        && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared))
+                };
                 named
                     .iter()
                     .find(|v| v.node == node)
                     .or_else(|| named.iter().find(|v| shared(v)))
                     .or_else(|| named.first())
                     .map(|v| (**v).clone())
-                    .ok_or_else(|| PlanError::Unknown { what: "template", name: name.clone(), hint: format!(" (templates: {})", list()) })
+                    .ok_or_else(|| PlanError::Unknown {
+                        what: "template",
+                        name: name.clone(),
+                        hint: format!(" (templates: {})", list()),
+                    })
             }
         }
     }
@@ -458,36 +531,54 @@ impl Planner {
             .snap
             .vms
             .iter()
-            .find(|v| v.marker().is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("name") == Some(spec.name.as_str())))
+            .find(|v| {
+                v.marker().is_some_and(|m| {
+                    m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("name") == Some(spec.name.as_str())
+                })
+            })
             .cloned();
         let node = existing.as_ref().map(|e| e.node.clone()).unwrap_or(node);
         let tpl = self.resolve_template(&spec.template, &node)?;
         if !spec.full && tpl.node != node {
-            let local: Vec<String> = tpl.disk_storages().into_iter().filter(|s| !self.snap.storage(s).is_some_and(|x| x.shared)).collect();
+            let local: Vec<String> =
+                tpl.disk_storages().into_iter().filter(|s| !self.snap.storage(s).is_some_and(|x| x.shared)).collect();
             if !local.is_empty() {
                 return Err(invalid(format!(
                     "template {} ({}) is on {}'s local storage '{}': a linked clone to {node} is impossible; put a copy of the template on {node}, set `full: true`, or move the template to shared storage",
-                    tpl.vmid, tpl.name, tpl.node, local.join(",")
+                    tpl.vmid,
+                    tpl.name,
+                    tpl.node,
+                    local.join(",")
                 )));
             }
         }
         if let Some(s) = &spec.storage {
             if !spec.full {
-                return Err(invalid(format!("`storage: \"{s}\"` needs `full: true` (PVE refuses a storage for linked clones)")));
+                return Err(invalid(format!(
+                    "`storage: \"{s}\"` needs `full: true` (PVE refuses a storage for linked clones)"
+                )));
             }
             let st = self.snap.storage(s).ok_or_else(|| PlanError::Unknown {
                 what: "storage",
                 name: s.clone(),
-                hint: format!(" (storages: {})", self.snap.storages.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
+                hint: format!(
+                    " (storages: {})",
+                    self.snap.storages.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             })?;
             if !st.content.iter().any(|c| c == "images") {
-                return Err(invalid(format!("storage '{s}' does not hold VM disks (content 'images'); choose another")));
+                return Err(invalid(format!(
+                    "storage '{s}' does not hold VM disks (content 'images'); choose another"
+                )));
             }
             if !st.nodes.contains(&node) {
                 return Err(invalid(format!("storage '{s}' is not available on {node}")));
             }
             if tpl.node != node && !st.shared {
-                return Err(invalid(format!("a full clone from {} to {node} needs a shared target storage; '{s}' is local", tpl.node)));
+                return Err(invalid(format!(
+                    "a full clone from {} to {node} needs a shared target storage; '{s}' is local",
+                    tpl.node
+                )));
             }
         }
         let username = userid.split('@').next().unwrap_or(userid);
@@ -514,7 +605,8 @@ impl Planner {
         self.used_vmids.insert(vmid);
         *self.planned_mem.entry(node.clone()).or_default() += memory_mib << 20;
 
-        let current: BTreeMap<u32, NetDevice> = existing.as_ref().map(|e| e.nets().into_iter().collect()).unwrap_or_default();
+        let current: BTreeMap<u32, NetDevice> =
+            existing.as_ref().map(|e| e.nets().into_iter().collect()).unwrap_or_default();
         let mut nets: Vec<Option<String>> = Vec::new();
         match spec.device {
             Device::Linux => {
@@ -610,6 +702,11 @@ impl Planner {
 
     /// The plan so far.
     pub fn plan(&self) -> Plan {
-        Plan { lab: Some(self.settings.clone()), users: self.users.clone(), bridges: self.bridges.clone(), vms: self.vms.clone() }
+        Plan {
+            lab: Some(self.settings.clone()),
+            users: self.users.clone(),
+            bridges: self.bridges.clone(),
+            vms: self.vms.clone(),
+        }
     }
 }

@@ -78,7 +78,10 @@ impl VmSnap {
         let mut out: Vec<String> = cfg
             .0
             .iter()
-            .filter(|(k, _)| ["scsi", "virtio", "sata", "ide", "efidisk"].iter().any(|p| k.starts_with(p)) && k.chars().last().is_some_and(|c| c.is_ascii_digit()))
+            .filter(|(k, _)| {
+                ["scsi", "virtio", "sata", "ide", "efidisk"].iter().any(|p| k.starts_with(p))
+                    && k.chars().last().is_some_and(|c| c.is_ascii_digit())
+            })
             .filter_map(|(_, v)| v.as_str().map(str::to_string))
             .filter(|v| !v.contains("media=cdrom") && !v.starts_with("none"))
             .filter_map(|v| v.split(':').next().map(str::to_string))
@@ -90,7 +93,10 @@ impl VmSnap {
 
     /// Its NICs (from the config).
     pub fn nets(&self) -> Vec<(u32, NetDevice)> {
-        self.config.as_ref().map(|c| c.nets().into_iter().filter_map(|(i, s)| s.parse().ok().map(|d| (i, d))).collect()).unwrap_or_default()
+        self.config
+            .as_ref()
+            .map(|c| c.nets().into_iter().filter_map(|(i, s)| s.parse().ok().map(|d| (i, d))).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -179,8 +185,18 @@ impl Snapshot {
         }
         let node_names: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
         for s in storage_cfg {
-            let nodes = s.nodes.as_deref().map(|n| n.split(',').map(str::to_string).collect()).unwrap_or_else(|| node_names.clone());
-            snap.storages.push(StorageSnap { id: s.storage, kind: s.kind, shared: s.shared, content: s.content.split(',').map(str::to_string).collect(), nodes });
+            let nodes = s
+                .nodes
+                .as_deref()
+                .map(|n| n.split(',').map(str::to_string).collect())
+                .unwrap_or_else(|| node_names.clone());
+            snap.storages.push(StorageSnap {
+                id: s.storage,
+                kind: s.kind,
+                shared: s.shared,
+                content: s.content.split(',').map(str::to_string).collect(),
+                nodes,
+            });
         }
         for node in snap.nodes.iter().filter(|n| n.online) {
             let net = pve.network(&node.name).await?;
@@ -188,7 +204,12 @@ impl Snapshot {
                 .ifaces
                 .into_iter()
                 .filter(|i| i.kind == "bridge" || i.kind == "OVSBridge")
-                .map(|i| BridgeSnap { iface: i.iface, active: i.active, vlan_aware: i.bridge_vlan_aware, comments: i.comments.map(|c| c.trim_end().to_string()) })
+                .map(|i| BridgeSnap {
+                    iface: i.iface,
+                    active: i.active,
+                    vlan_aware: i.bridge_vlan_aware,
+                    comments: i.comments.map(|c| c.trim_end().to_string()),
+                })
                 .collect();
             snap.bridges.insert(node.name.clone(), bridges);
             if let Some(c) = net.changes {
@@ -201,8 +222,10 @@ impl Snapshot {
                 vm.config = Some(pve.vm_config(&vm.node, vm.vmid).await?);
             }
         }
-        snap.users = pve.users().await?.into_iter().map(|u| UserSnap { userid: u.userid, comment: u.comment }).collect();
-        snap.pools = pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();
+        snap.users =
+            pve.users().await?.into_iter().map(|u| UserSnap { userid: u.userid, comment: u.comment }).collect();
+        snap.pools =
+            pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();
         snap.acl = pve.acl().await?;
         Ok(snap)
     }

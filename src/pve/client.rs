@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rand::Rng;
 use serde_json::Value;
 
 use super::api::Pve;
 use super::error::{ApiFailure, PveError};
 use super::request::{ApiRequest, Method};
+use super::retry::{Backoff, retryable};
 use super::tls::{TlsMode, client_config};
 use super::types::TicketInfo;
 
@@ -294,30 +294,11 @@ fn transport_error(req: &ApiRequest, e: &reqwest::Error) -> PveError {
     }
 }
 
-/// Whether a failed call may be repeated: reads when transient; writes only when they
-/// certainly did not happen.
-pub fn retryable(method: Method, e: &PveError) -> bool {
-    if method.is_read() { e.is_transient() } else { e.write_not_applied() }
-}
-
 #[async_trait]
 impl Pve for PveClient {
     async fn call(&self, req: ApiRequest) -> Result<Value, PveError> {
-        let mut delay = self.opts.backoff;
-        let mut attempt = 1;
-        loop {
-            match self.send_once(&req).await {
-                Ok(v) => return Ok(v),
-                Err(e) if attempt < self.opts.attempts && retryable(req.method, &e) => {
-                    tracing::info!(attempt, error = %e, "retrying");
-                    let jitter = rand::thread_rng().gen_range(0.5..1.5);
-                    tokio::time::sleep(delay.mul_f64(jitter)).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let backoff = Backoff { attempts: self.opts.attempts, first: self.opts.backoff, max: Duration::from_secs(10) };
+        backoff.run(|e| retryable(req.method, e), |_| self.send_once(&req)).await
     }
 
     fn endpoint(&self) -> String {

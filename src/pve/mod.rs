@@ -9,18 +9,20 @@ mod connect;
 mod error;
 mod netdev;
 mod request;
+mod retry;
 mod task;
 mod tls;
 mod types;
 mod upid;
 
 pub use api::{BridgeParams, CloneParams, Pve, PveExt};
-pub use client::{ClientError, ClientOptions, Credentials, PveClient, Secret, presented_fingerprint, retryable};
+pub use client::{ClientError, ClientOptions, Credentials, PveClient, Secret, presented_fingerprint};
 pub use connect::{ClusterConfig, ConnectError, Connection};
 
 pub use error::{ApiFailure, PveError};
 pub use netdev::{NetDevice, NetDeviceError, NicModel};
 pub use request::{ApiRequest, Method, Params};
+pub use retry::{Backoff, Retrying, retryable};
 pub use task::{TaskStatus, WaitPolicy};
 pub use tls::{TlsMode, cert_fingerprint, client_config, normalize_fingerprint};
 pub use types::*;

@@ -48,7 +48,10 @@ fn userid(ctx: &NativeCallContext, f: &str, d: &Dynamic) -> Res<String> {
     {
         return Ok(u.to_string());
     }
-    fail(ctx, format!("{f}: the first argument must be a user (from create_user) or a userid string, got {}", d.type_name()))
+    fail(
+        ctx,
+        format!("{f}: the first argument must be a user (from create_user) or a userid string, got {}", d.type_name()),
+    )
 }
 
 fn to_dyn<T: serde::Serialize>(ctx: &NativeCallContext, v: &T) -> Res<Dynamic> {
@@ -88,7 +91,8 @@ fn vm_handle(v: &VmPlan) -> Map {
     m
 }
 
-const CLONE_KEYS: &[&str] = &["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags"];
+const CLONE_KEYS: &[&str] =
+    &["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags"];
 
 fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
     for k in spec.keys() {
@@ -106,13 +110,18 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
     let int = |k: &str| -> Res<Option<i64>> {
         match spec.get(k) {
             None => Ok(None),
-            Some(v) => v.as_int().map(Some).or_else(|_| fail(ctx, format!("clone: `{k}` must be an integer, got {}", v.type_name()))),
+            Some(v) => v
+                .as_int()
+                .map(Some)
+                .or_else(|_| fail(ctx, format!("clone: `{k}` must be an integer, got {}", v.type_name()))),
         }
     };
     let boolean = |k: &str, default: bool| -> Res<bool> {
         match spec.get(k) {
             None => Ok(default),
-            Some(v) => v.as_bool().or_else(|_| fail(ctx, format!("clone: `{k}` must be true or false, got {}", v.type_name()))),
+            Some(v) => {
+                v.as_bool().or_else(|_| fail(ctx, format!("clone: `{k}` must be true or false, got {}", v.type_name())))
+            }
         }
     };
     let strings = |k: &str| -> Res<Vec<String>> {
@@ -121,7 +130,13 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
             Some(v) => match v.clone().try_cast::<Array>() {
                 Some(a) => a
                     .iter()
-                    .map(|x| if x.is_string() { Ok(x.to_string()) } else { fail(ctx, format!("clone: `{k}` must be an array of strings, found {}", x.type_name())) })
+                    .map(|x| {
+                        if x.is_string() {
+                            Ok(x.to_string())
+                        } else {
+                            fail(ctx, format!("clone: `{k}` must be an array of strings, found {}", x.type_name()))
+                        }
+                    })
                     .collect(),
                 None => fail(ctx, format!("clone: `{k}` must be an array of strings, got {}", v.type_name())),
             },
@@ -143,7 +158,9 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
         Some(other) => return fail(ctx, format!("clone: device `{other}` is unknown; use \"linux\" or \"ecorouter\"")),
     };
     let memory = match int("memory")? {
-        Some(m) if !(16..=4_194_304).contains(&m) => return fail(ctx, format!("clone: `memory` {m} MiB is not within 16..4194304")),
+        Some(m) if !(16..=4_194_304).contains(&m) => {
+            return fail(ctx, format!("clone: `memory` {m} MiB is not within 16..4194304"));
+        }
         m => m.map(|m| m as u64),
     };
     let cores = match int("cores")? {
@@ -173,7 +190,10 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
             "vmid_range" => {
                 let a = v.clone().try_cast::<Array>().filter(|a| a.len() == 2 && a.iter().all(Dynamic::is_int));
                 let Some(a) = a else { return fail(ctx, "lab: `vmid_range` must be [first, last]") };
-                s.vmid_range = (a[0].as_int().unwrap_or(0).clamp(0, u32::MAX as i64) as u32, a[1].as_int().unwrap_or(0).clamp(0, u32::MAX as i64) as u32);
+                s.vmid_range = (
+                    a[0].as_int().unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+                    a[1].as_int().unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+                );
             }
             "bridge_base" => match v.as_int() {
                 Ok(n) if (1..=9000).contains(&n) => s.bridge_base = n as u32,
@@ -231,7 +251,10 @@ pub fn register(engine: &mut Engine, api: Arc<ApiContext>) {
     let a = api.clone();
     engine.register_fn("users", move |ctx: NativeCallContext| -> Res<Array> {
         if a.users_file.is_none() {
-            return fail(&ctx, "users(): no --users FILE was given; pass a file or an array: users(\"users_list.yml\")");
+            return fail(
+                &ctx,
+                "users(): no --users FILE was given; pass a file or an array: users(\"users_list.yml\")",
+            );
         }
         users_from(&ctx, &a, &Dynamic::UNIT)
     });

@@ -13,9 +13,9 @@ pub struct ScriptError {
     /// File (script or module) the error is in.
     pub file: String,
     /// 1-based line, when known.
-    pub line: Option<usize>,
+    pub line: Option<u32>,
     /// 1-based column, when known.
-    pub column: Option<usize>,
+    pub column: Option<u32>,
     /// The source line.
     pub source_line: Option<String>,
     /// Call chain (`in call to fn ...`).
@@ -27,13 +27,21 @@ impl std::error::Error for ScriptError {}
 impl ScriptError {
     /// An error not tied to a position.
     pub fn plain(file: &str, message: impl Into<String>) -> Self {
-        ScriptError { message: message.into(), file: file.into(), line: None, column: None, source_line: None, notes: Vec::new() }
+        ScriptError {
+            message: message.into(),
+            file: file.into(),
+            line: None,
+            column: None,
+            source_line: None,
+            notes: Vec::new(),
+        }
     }
 
     fn at(file: &str, pos: Position, message: String, sources: &BTreeMap<String, String>) -> Self {
         let line = pos.line();
-        let column = pos.position();
-        let source_line = line.and_then(|l| sources.get(file).and_then(|s| s.split('\n').nth(l - 1)).map(str::to_string));
+        let source_line =
+            line.and_then(|l| sources.get(file).and_then(|s| s.split('\n').nth(l - 1)).map(str::to_string));
+        let (line, column) = (line.map(|l| l as u32), pos.position().map(|c| c as u32));
         ScriptError { message, file: file.into(), line, column, source_line, notes: Vec::new() }
     }
 
@@ -74,7 +82,9 @@ impl ScriptError {
             EvalAltResult::ErrorStackOverflow(_) => "recursion too deep (call depth limit reached)".into(),
             EvalAltResult::ErrorDataTooLarge(what, _) => format!("{what} grew beyond the sandbox limit"),
             EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-                format!("unknown function or wrong argument types: {sig} (see `stand repl` and `:help` for the functions)")
+                format!(
+                    "unknown function or wrong argument types: {sig} (see `stand repl` and `:help` for the functions)"
+                )
             }
             other => other.to_string().lines().next().unwrap_or_default().to_string(),
         };
@@ -98,7 +108,7 @@ impl fmt::Display for ScriptError {
             writeln!(f, "{:w$} |", "")?;
             writeln!(f, "{l} | {src}")?;
             let col = self.column.unwrap_or(1).max(1);
-            writeln!(f, "{:w$} | {}^", "", " ".repeat(col - 1))?;
+            writeln!(f, "{:w$} | {}^", "", " ".repeat(col as usize - 1))?;
         }
         for n in &self.notes {
             writeln!(f, "  = note: {n}")?;

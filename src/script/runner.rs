@@ -51,15 +51,26 @@ pub fn new_engine() -> Engine {
 /// Runs the script file `path`.
 pub fn run_file(path: &Path, snap: Arc<Snapshot>, opts: &RunOptions) -> Result<ScriptOutcome, ScriptError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScriptError::plain(&name, format!("cannot read the script: {e}")))?;
-    let dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ScriptError::plain(&name, format!("cannot read the script: {e}")))?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("lab");
     let opts = RunOptions { lab: opts.lab.clone().or_else(|| Some(dns_safe(stem))), ..opts.clone() };
     run_source(&name, &dir, &text, snap, &opts)
 }
 
 /// Runs script text named `name` whose files resolve in `dir`.
-pub fn run_source(name: &str, dir: &Path, text: &str, snap: Arc<Snapshot>, opts: &RunOptions) -> Result<ScriptOutcome, ScriptError> {
+pub fn run_source(
+    name: &str,
+    dir: &Path,
+    text: &str,
+    snap: Arc<Snapshot>,
+    opts: &RunOptions,
+) -> Result<ScriptOutcome, ScriptError> {
     let lab = opts.lab.clone().unwrap_or_else(|| "lab".into());
     let mut planner = Planner::new(snap.clone(), &lab).map_err(|e| ScriptError::plain(name, e.to_string()))?;
     planner.reset_passwords(opts.reset_passwords);
@@ -78,7 +89,8 @@ pub fn run_source(name: &str, dir: &Path, text: &str, snap: Arc<Snapshot>, opts:
     let mut ast = engine.compile(text).map_err(|e| ScriptError::from_parse(name, &e, &snapshot_sources()))?;
     ast.set_source(name);
     engine.run_ast(&ast).map_err(|e| ScriptError::from_eval(name, &e, &snapshot_sources()))?;
-    let mut plan = ctx.planner.lock().map_err(|_| ScriptError::plain(name, "internal error: planner lock poisoned"))?.plan();
+    let mut plan =
+        ctx.planner.lock().map_err(|_| ScriptError::plain(name, "internal error: planner lock poisoned"))?.plan();
     if !opts.only.is_empty() {
         for o in &opts.only {
             if !plan.users.iter().any(|u| u.userid == *o) {

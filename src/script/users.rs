@@ -20,8 +20,11 @@ pub struct UsersError {
 /// (first CSV column; `#` comments and a `userid`/`user` header skipped). Checked and de-duplicated.
 pub fn read_users(path: &Path) -> Result<Vec<String>, UsersError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsersError { file: file.clone(), line: None, message: format!("cannot read: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| UsersError {
+        file: file.clone(),
+        line: None,
+        message: format!("cannot read: {e}"),
+    })?;
     let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"));
     let entries: Vec<(Option<usize>, String)> = if is_yaml {
         let v: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| UsersError {
@@ -35,14 +38,22 @@ pub fn read_users(path: &Path) -> Result<Vec<String>, UsersError> {
             _ => None,
         };
         let Some(serde_yaml::Value::Sequence(items)) = list else {
-            return Err(UsersError { file, line: None, message: "expected `users:` with a list of name@realm (deploy-stand's users_list.yml)".into() });
+            return Err(UsersError {
+                file,
+                line: None,
+                message: "expected `users:` with a list of name@realm (deploy-stand's users_list.yml)".into(),
+            });
         };
         let mut out = Vec::new();
         for (i, it) in items.iter().enumerate() {
             match it.as_str() {
                 Some(s) => out.push((None, s.trim().to_string())),
                 None => {
-                    return Err(UsersError { file, line: None, message: format!("users[{i}] is not a string: write each user as name@realm") });
+                    return Err(UsersError {
+                        file,
+                        line: None,
+                        message: format!("users[{i}] is not a string: write each user as name@realm"),
+                    });
                 }
             }
         }
@@ -50,8 +61,14 @@ pub fn read_users(path: &Path) -> Result<Vec<String>, UsersError> {
     } else {
         text.lines()
             .enumerate()
-            .map(|(i, l)| (Some(i + 1), l.split([',', ';', '\t']).next().unwrap_or("").trim().trim_matches('"').to_string()))
-            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#') && !matches!(l.to_ascii_lowercase().as_str(), "userid" | "user" | "users"))
+            .map(|(i, l)| {
+                (Some(i + 1), l.split([',', ';', '\t']).next().unwrap_or("").trim().trim_matches('"').to_string())
+            })
+            .filter(|(_, l)| {
+                !l.is_empty()
+                    && !l.starts_with('#')
+                    && !matches!(l.to_ascii_lowercase().as_str(), "userid" | "user" | "users")
+            })
             .collect()
     };
     check_users(&file, entries)
@@ -62,7 +79,11 @@ pub fn check_users(file: &str, entries: Vec<(Option<usize>, String)>) -> Result<
     let mut out: Vec<String> = Vec::new();
     for (line, u) in entries {
         if !valid_userid(&u) {
-            return Err(UsersError { file: file.into(), line, message: format!("'{u}' is not a Proxmox userid: write name@realm, e.g. student1@pve") });
+            return Err(UsersError {
+                file: file.into(),
+                line,
+                message: format!("'{u}' is not a Proxmox userid: write name@realm, e.g. student1@pve"),
+            });
         }
         if out.contains(&u) {
             return Err(UsersError { file: file.into(), line, message: format!("'{u}' is listed twice") });
@@ -90,7 +111,10 @@ mod tests {
         assert_eq!(read_users(&t).unwrap(), vec!["s1@pve", "s2@pam"]);
         std::fs::write(&t, "s1@pve\ns1\n").unwrap();
         let e = read_users(&t).unwrap_err();
-        assert_eq!(e.to_string(), format!("{}:2: 's1' is not a Proxmox userid: write name@realm, e.g. student1@pve", t.display()));
+        assert_eq!(
+            e.to_string(),
+            format!("{}:2: 's1' is not a Proxmox userid: write name@realm, e.g. student1@pve", t.display())
+        );
         std::fs::write(&t, "s1@pve\ns1@pve\n").unwrap();
         assert!(read_users(&t).unwrap_err().to_string().ends_with(":2: 's1@pve' is listed twice"));
         std::fs::write(&y, "users: {a: 1}\n").unwrap();

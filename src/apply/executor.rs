@@ -1,0 +1,631 @@
+//! The executor: runs a plan's operations as a dependency graph with bounded concurrency.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::report::{ApplyReport, Credential, Failure};
+use super::retry::{already_exists, transient};
+use crate::plan::{BridgePlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
+use crate::pve::{ApiRequest, Backoff, BridgeParams, CloneParams, Params, Pve, PveError, PveExt, WaitPolicy};
+
+/// Limits and timing of an apply.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// VM pipelines at once per node.
+    pub per_node: usize,
+    /// Clones at once per storage (PVE serializes volume creation per storage and times
+    /// out a lock wait after 10 s).
+    pub per_storage: usize,
+    /// Task polling.
+    pub wait: WaitPolicy,
+    /// Attempts of an operation that fails transiently.
+    pub attempts: u32,
+    /// First backoff.
+    pub backoff: Duration,
+    /// Apply a node's network even when it has pending changes `stand` did not make.
+    pub apply_foreign_network: bool,
+    /// Show progress bars (a TTY and not `--quiet`).
+    pub progress: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            per_node: 6,
+            per_storage: 4,
+            wait: WaitPolicy::default(),
+            attempts: 6,
+            backoff: Duration::from_millis(500),
+            apply_foreign_network: false,
+            progress: false,
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// The backoff of a repeated operation.
+    pub fn retries(&self) -> Backoff {
+        Backoff { attempts: self.attempts, first: self.backoff, max: Duration::from_secs(20) }
+    }
+}
+
+type Gate = watch::Sender<Option<bool>>;
+
+fn gate() -> Gate {
+    watch::channel(None).0
+}
+
+async fn passed(g: &Gate) -> bool {
+    let mut rx = g.subscribe();
+    loop {
+        if let Some(v) = *rx.borrow_and_update() {
+            return v;
+        }
+        if rx.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+struct Ctx {
+    pve: Arc<dyn Pve>,
+    opts: ApplyOptions,
+    lab: String,
+    vmid_hi: u32,
+    report: Mutex<ApplyReport>,
+    pools: BTreeMap<String, Gate>,
+    networks: BTreeMap<String, Gate>,
+    node_limits: BTreeMap<String, Arc<Semaphore>>,
+    storage_limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
+    snap: Arc<Snapshot>,
+    progress: Option<indicatif::MultiProgress>,
+}
+
+impl Ctx {
+    fn fail(&self, object: String, e: &dyn std::fmt::Display, hint: &str) {
+        let mut r = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        r.failures.push(Failure { object, message: e.to_string(), hint: hint.to_string() });
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ApplyReport)) {
+        f(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn storage_limit(&self, key: &str) -> Arc<Semaphore> {
+        let mut m = self.storage_limits.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_storage.max(1)))).clone()
+    }
+
+    async fn retry<T, F, Fut>(&self, retry_if: impl Fn(&PveError) -> bool, op: F) -> Result<T, PveError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, PveError>>,
+    {
+        self.opts.retries().run(retry_if, op).await
+    }
+}
+
+/// A write that may be repeated: transient, or its answer was lost (the caller re-checks).
+fn repeatable(e: &PveError) -> bool {
+    transient(e) || matches!(e, PveError::Transport { .. })
+}
+
+/// Applies `plan` (made against `snap`) and reports what happened. Never panics on cluster
+/// errors: each failure is in the report, and the other stands go on.
+pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &ApplyOptions) -> ApplyReport {
+    let clock = tokio::time::Instant::now();
+    let mut nodes: Vec<String> =
+        plan.bridges.iter().map(|b| b.node.clone()).chain(plan.vms.iter().map(|v| v.node.clone())).collect();
+    nodes.sort();
+    nodes.dedup();
+    let ctx = Arc::new(Ctx {
+        pve,
+        opts: opts.clone(),
+        lab: plan.lab_name().to_string(),
+        vmid_hi: plan.lab.as_ref().map(|l| l.vmid_range.1).unwrap_or(999_999),
+        report: Mutex::new(ApplyReport::default()),
+        pools: plan.users.iter().map(|u| (u.pool.clone(), gate())).collect(),
+        networks: nodes.iter().map(|n| (n.clone(), gate())).collect(),
+        node_limits: nodes.iter().map(|n| (n.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect(),
+        storage_limits: Mutex::new(BTreeMap::new()),
+        snap,
+        progress: opts.progress.then(indicatif::MultiProgress::new),
+    });
+    let mut set = JoinSet::new();
+    for u in plan.users.clone() {
+        let c = ctx.clone();
+        set.spawn(async move { deploy_user(&c, &u).await });
+    }
+    for node in &nodes {
+        let bridges: Vec<BridgePlan> = plan.bridges.iter().filter(|b| b.node == *node).cloned().collect();
+        let (c, node) = (ctx.clone(), node.clone());
+        set.spawn(async move { deploy_network(&c, &node, &bridges).await });
+    }
+    let bars: BTreeMap<String, indicatif::ProgressBar> = match &ctx.progress {
+        Some(mp) => nodes
+            .iter()
+            .map(|n| {
+                let total = plan.vms.iter().filter(|v| v.node == *n).count() as u64;
+                let bar = mp.add(indicatif::ProgressBar::new(total));
+                let style = indicatif::ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {pos}/{len} VMs {msg} ({elapsed}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_prefix(n.clone());
+                (n.clone(), bar)
+            })
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    for vm in plan.vms.clone() {
+        let c = ctx.clone();
+        let bar = bars.get(&vm.node).cloned();
+        set.spawn(async move {
+            deploy_vm(&c, &vm).await;
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    for b in bars.values() {
+        b.finish();
+    }
+    let mut report = ctx.report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report.credentials = plan
+        .users
+        .iter()
+        .filter_map(|u| {
+            let password = u.password.clone()?;
+            let vms = plan.vms.iter().filter(|v| v.user == u.userid).map(|v| v.name.clone()).collect();
+            Some(Credential { user: u.userid.clone(), password, node: u.node.clone().unwrap_or_default(), vms })
+        })
+        .collect();
+    report.seconds = clock.elapsed().as_secs_f64();
+    report
+}
+
+async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
+    let pve = &ctx.pve;
+    let pool_marker = Marker::new(&[("lab", &ctx.lab), ("user", &u.userid)]).to_string();
+    let user_ok = if !u.exists {
+        let r = ctx
+            .retry(repeatable, |attempt| async move {
+                match pve.create_user(&u.userid, u.password.as_deref(), Some(&u.comment)).await {
+                    Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
+                    other => other,
+                }
+            })
+            .await;
+        match r {
+            Ok(()) => {
+                ctx.count(|r| r.users_created += 1);
+                true
+            }
+            Err(e) => {
+                ctx.fail(
+                    format!("user {}", u.userid),
+                    &e,
+                    "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`",
+                );
+                false
+            }
+        }
+    } else {
+        let mut ok = true;
+        if u.comment_update {
+            let req = ApiRequest::put(format!("/access/users/{}", u.userid)).param("comment", &u.comment);
+            if let Err(e) = ctx.retry(repeatable, |_| pve.exec(req.clone())).await {
+                ctx.fail(format!("user {}", u.userid), &e, "re-run `stand up`");
+                ok = false;
+            }
+        }
+        if let Some(p) = &u.password
+            && let Err(e) = ctx.retry(repeatable, |_| pve.set_password(&u.userid, p)).await
+        {
+            ctx.fail(format!("user {}", u.userid), &e, "the password was not reset; re-run with --reset-passwords");
+            ok = false;
+        }
+        ok
+    };
+    let pool_ok = if u.pool_exists {
+        true
+    } else {
+        let r = ctx
+            .retry(repeatable, |attempt| {
+                let m = pool_marker.clone();
+                async move {
+                    match pve.create_pool(&u.pool, Some(&m)).await {
+                        Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
+                        other => other,
+                    }
+                }
+            })
+            .await;
+        match r {
+            Ok(()) => {
+                ctx.count(|r| r.pools_created += 1);
+                true
+            }
+            Err(e) => {
+                ctx.fail(format!("pool {}", u.pool), &e, "check Pool.Allocate; re-run `stand up`");
+                false
+            }
+        }
+    };
+    if let Some(g) = ctx.pools.get(&u.pool) {
+        g.send_replace(Some(pool_ok));
+    }
+    if !user_ok {
+        return;
+    }
+    let mut acls: Vec<(String, &str)> = Vec::new();
+    if !u.acl_exists && pool_ok {
+        acls.push((format!("/pool/{}", u.pool), "PVEVMAdmin"));
+    }
+    for b in &u.sdn_acls {
+        acls.push((format!("/sdn/zones/localnetwork/{b}"), "PVESDNUser"));
+    }
+    for (path, role) in acls {
+        match ctx.retry(repeatable, |_| pve.set_acl(&path, role, Some(&u.userid), None, false)).await {
+            Ok(()) => ctx.count(|r| r.acls_set += 1),
+            Err(e) => ctx.fail(format!("acl {path} {}", u.userid), &e, "check Permissions.Modify; re-run `stand up`"),
+        }
+    }
+}
+
+/// Interface names a pending diff adds or removes.
+fn pending_ifaces(diff: &str) -> Vec<String> {
+    diff.lines()
+        .filter(|l| {
+            (l.starts_with("+iface ") || l.starts_with("-iface ")) && !l.starts_with("+++") && !l.starts_with("---")
+        })
+        .filter_map(|l| l[1..].split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
+    let pve = &ctx.pve;
+    let done = |ok: bool| {
+        if let Some(g) = ctx.networks.get(node) {
+            g.send_replace(Some(ok));
+        }
+    };
+    let foreign: Vec<String> = ctx
+        .snap
+        .pending
+        .get(node)
+        .map(|d| pending_ifaces(d).into_iter().filter(|i| !bridges.iter().any(|b| b.iface == *i)).collect())
+        .unwrap_or_default();
+    let ours_pending = ctx.snap.pending.contains_key(node) && foreign.is_empty();
+    let to_create: Vec<&BridgePlan> = bridges.iter().filter(|b| !b.exists).collect();
+    if to_create.is_empty() && !ours_pending {
+        return done(true);
+    }
+    if !foreign.is_empty() && !ctx.opts.apply_foreign_network {
+        let msg = format!("{node} has pending network changes stand did not make ({})", foreign.join(", "));
+        ctx.fail(
+            format!("network {node}"),
+            &msg,
+            "review them in the PVE GUI (System → Network: Apply or Revert), or pass --apply-foreign-network",
+        );
+        return done(false);
+    }
+    for b in to_create {
+        let p = BridgeParams {
+            iface: b.iface.clone(),
+            autostart: true,
+            vlan_aware: b.vlan_aware,
+            ports: None,
+            comments: Some(b.comment.clone()),
+        };
+        let r = ctx
+            .retry(repeatable, |attempt| {
+                let p = p.clone();
+                async move {
+                    match pve.create_bridge(node, &p).await {
+                        Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
+                        other => other,
+                    }
+                }
+            })
+            .await;
+        match r {
+            Ok(()) => ctx.count(|r| r.bridges_created += 1),
+            Err(e) => {
+                ctx.fail(format!("bridge {node}/{}", b.iface), &e, "check Sys.Modify on /nodes; re-run `stand up`");
+                return done(false);
+            }
+        }
+    }
+    let r = ctx
+        .retry(repeatable, |_| async {
+            let upid = pve.apply_network(node).await?;
+            pve.wait_task(&upid, ctx.opts.wait).await
+        })
+        .await;
+    match r {
+        Ok(_) => {
+            ctx.count(|r| r.networks_applied += 1);
+            done(true)
+        }
+        Err(e) => {
+            ctx.fail(
+                format!("network {node}"),
+                &e,
+                "the bridges are staged; check `ifreload -a` on the node, then re-run `stand up`",
+            );
+            done(false)
+        }
+    }
+}
+
+fn vm_label(vm: &VmPlan) -> String {
+    format!("vm {} {}", vm.vmid, vm.name)
+}
+
+/// Waits until a VM's config has no lock; `Ok(false)` if the VM does not exist.
+async fn wait_unlocked(ctx: &Ctx, node: &str, vmid: u32) -> Result<bool, PveError> {
+    let start = tokio::time::Instant::now();
+    let mut delay = ctx.opts.wait.first;
+    loop {
+        match ctx.pve.vm_config(node, vmid).await {
+            Ok(cfg) if cfg.get("lock").is_none() => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => return Ok(false),
+            Err(e) if transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+        if start.elapsed() > ctx.opts.wait.timeout {
+            return Err(PveError::TaskTimeout {
+                upid: format!("lock of VM {vmid}"),
+                seconds: ctx.opts.wait.timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = ctx.opts.wait.next(delay);
+    }
+}
+
+fn is_ours(ctx: &Ctx, cfg: &crate::pve::VmConfig, vm: &VmPlan) -> bool {
+    cfg.get("description").and_then(|d| Marker::parse(&d)).is_some_and(|m| {
+        m.has_lab(&ctx.lab) && m.get("user") == Some(vm.user.as_str()) && m.get("name") == Some(vm.spec_name.as_str())
+    })
+}
+
+/// The storage whose allocation lock a clone takes.
+fn clone_storage(ctx: &Ctx, vm: &VmPlan) -> String {
+    let sid = match &vm.storage {
+        Some(s) => s.clone(),
+        None => ctx.snap.vm(vm.template).and_then(|t| t.disk_storages().into_iter().next()).unwrap_or_default(),
+    };
+    match ctx.snap.storage(&sid) {
+        Some(s) if s.shared => sid,
+        _ => format!("{}/{sid}", vm.template_node),
+    }
+}
+
+/// Clones the VM; returns the VMID used (re-planned if the planned one was taken meanwhile).
+async fn clone_vm(ctx: &Ctx, vm: &VmPlan) -> Result<u32, PveError> {
+    let pve = &ctx.pve;
+    let mut vmid = vm.vmid;
+    let mut attempt = 1;
+    let mut delay = ctx.opts.backoff;
+    loop {
+        let params = CloneParams {
+            newid: vmid,
+            name: Some(vm.name.clone()),
+            target: (vm.node != vm.template_node).then(|| vm.node.clone()),
+            full: vm.full.then_some(true),
+            storage: vm.storage.clone(),
+            pool: Some(vm.pool.clone()),
+            description: Some(vm.description.clone()),
+        };
+        let limit = ctx.storage_limit(&clone_storage(ctx, vm));
+        let permit = limit.acquire_owned().await;
+        let result = match pve.clone_vm(&vm.template_node, vm.template, &params).await {
+            Ok(upid) => pve.wait_task(&upid, ctx.opts.wait).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        let err = match result {
+            Ok(()) => return Ok(vmid),
+            Err(e) => e,
+        };
+        if err.failure().is_some_and(|f| f.message.contains("config file already exists")) {
+            match pve.vm_config(&vm.node, vmid).await {
+                Ok(cfg) if is_ours(ctx, &cfg, vm) => {
+                    if wait_unlocked(ctx, &vm.node, vmid).await? {
+                        return Ok(vmid);
+                    }
+                    continue;
+                }
+                _ => {
+                    let old = vmid;
+                    vmid = next_free_vmid(ctx, vmid + 1).await?;
+                    ctx.count(|r| r.replanned_vmids.push((old, vmid)));
+                    continue;
+                }
+            }
+        }
+        if matches!(err, PveError::Transport { maybe_applied: true, .. }) {
+            // The clone may have started: look before cloning again.
+            if wait_unlocked(ctx, &vm.node, vmid).await.unwrap_or(false) {
+                return Ok(vmid);
+            }
+        }
+        if attempt >= ctx.opts.attempts || !repeatable(&err) {
+            return Err(err);
+        }
+        tracing::info!(vmid, attempt, error = %err, "retrying clone");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(20));
+        attempt += 1;
+    }
+}
+
+async fn next_free_vmid(ctx: &Ctx, from: u32) -> Result<u32, PveError> {
+    for id in from..=ctx.vmid_hi {
+        let probe = ctx.pve.call(ApiRequest::get("/cluster/nextid").param("vmid", id)).await;
+        match probe {
+            Ok(_) => return Ok(id),
+            Err(e) if e.status() == Some(400) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(PveError::Decode {
+        path: "/cluster/nextid".into(),
+        message: format!("no free VMID left up to {}: widen the lab's vmid_range", ctx.vmid_hi),
+    })
+}
+
+fn config_params(vm: &VmPlan, only: Option<&[String]>) -> Params {
+    let want = |k: &str| only.is_none_or(|o| o.iter().any(|x| x == k));
+    let mut p = Params::new();
+    let mut delete = Vec::new();
+    for (i, n) in vm.nets.iter().enumerate() {
+        let key = format!("net{i}");
+        if let Some(n) = n
+            && want(&key)
+        {
+            p.insert(key, n.clone());
+        }
+    }
+    if let Some(o) = only {
+        for k in o.iter().filter(|k| k.starts_with("net")) {
+            let idx: usize = k[3..].parse().unwrap_or(usize::MAX);
+            if idx >= vm.nets.len() {
+                delete.push(k.clone());
+            }
+        }
+    }
+    if let Some(m) = vm.memory.filter(|_| want("memory")) {
+        p.insert("memory".into(), m.to_string());
+    }
+    if let Some(c) = vm.cores.filter(|_| want("cores")) {
+        p.insert("cores".into(), c.to_string());
+    }
+    if want("tags") {
+        p.insert("tags".into(), vm.tags.join(";"));
+    }
+    if only.is_none() {
+        p.insert("description".into(), vm.description.clone());
+    }
+    if !delete.is_empty() {
+        p.insert("delete".into(), delete.join(","));
+    }
+    p
+}
+
+async fn configure(ctx: &Ctx, vm: &VmPlan, vmid: u32, only: Option<&[String]>) -> Result<(), PveError> {
+    let params = config_params(vm, only);
+    if params.is_empty() {
+        return Ok(());
+    }
+    ctx.retry(
+        |e| repeatable(e) || e.failure().is_some_and(|f| f.message.starts_with("VM is locked")),
+        |_| {
+            let params = params.clone();
+            async move {
+                let r = ctx.pve.set_vm_config(&vm.node, vmid, params).await;
+                if let Err(e) = &r
+                    && e.failure().is_some_and(|f| f.message.starts_with("VM is locked"))
+                {
+                    wait_unlocked(ctx, &vm.node, vmid).await?;
+                }
+                r
+            }
+        },
+    )
+    .await
+}
+
+async fn start_vm(ctx: &Ctx, vm: &VmPlan, vmid: u32) -> Result<(), PveError> {
+    ctx.retry(repeatable, |_| async move {
+        if ctx.pve.vm_status(&vm.node, vmid).await?.status == "running" {
+            return Ok(());
+        }
+        let upid = ctx.pve.vm_power(&vm.node, vmid, "start").await?;
+        match ctx.pve.wait_task(&upid, ctx.opts.wait).await {
+            Err(PveError::TaskFailed { exitstatus, .. }) if exitstatus.contains("already running") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    })
+    .await
+}
+
+async fn deploy_vm(ctx: &Ctx, vm: &VmPlan) {
+    let Some(limit) = ctx.node_limits.get(&vm.node).cloned() else { return };
+    let Ok(_permit) = limit.acquire_owned().await else { return };
+    let label = vm_label(vm);
+    let mut vmid = vm.vmid;
+    if !vm.exists {
+        if let Some(g) = ctx.pools.get(&vm.pool)
+            && !passed(g).await
+        {
+            return ctx.fail(label, &"its pool was not created", "see the pool's failure above; re-run `stand up`");
+        }
+        match clone_vm(ctx, vm).await {
+            Ok(id) => {
+                vmid = id;
+                ctx.count(|r| r.vms_created += 1);
+            }
+            Err(e) => return ctx.fail(label, &e, clone_hint(&e)),
+        }
+        if let Err(e) = configure(ctx, vm, vmid, None).await {
+            return ctx.fail(label, &e, "the VM exists without its NICs; re-run `stand up` to finish it");
+        }
+    } else {
+        match wait_unlocked(ctx, &vm.node, vmid).await {
+            Ok(true) => {}
+            Ok(false) => return ctx.fail(label, &"the VM disappeared while planning", "re-run `stand up`"),
+            Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
+        }
+        if !vm.update.is_empty() {
+            match configure(ctx, vm, vmid, Some(&vm.update)).await {
+                Ok(()) => ctx.count(|r| r.vms_updated += 1),
+                Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
+            }
+        }
+    }
+    if vm.start && (!vm.exists || vm.needs_start) {
+        if let Some(g) = ctx.networks.get(&vm.node)
+            && !passed(g).await
+        {
+            return ctx.fail(
+                label,
+                &format!("the network of {} was not applied", vm.node),
+                "the VM is made but not started; fix the network, then re-run `stand up`",
+            );
+        }
+        match start_vm(ctx, vm, vmid).await {
+            Ok(()) => ctx.count(|r| r.vms_started += 1),
+            Err(e) => ctx.fail(label, &e, "check the node's memory and the VM's bridges; `stand up` again starts it"),
+        }
+    }
+}
+
+fn clone_hint(e: &PveError) -> &'static str {
+    if e.is_lock_timeout() {
+        "the storage was too busy; lower --per-storage or re-run `stand up`"
+    } else if e.status() == Some(403) {
+        "the token lacks a privilege: run `stand doctor`"
+    } else {
+        "re-run `stand up`; it continues where this run stopped"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pending_diff_names_interfaces() {
+        let d = "--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n@@ -1 +1,5 @@\n+auto vmbr1000\n+iface vmbr1000 inet manual\n-iface vmbr7 inet manual\n";
+        assert_eq!(super::pending_ifaces(d), vec!["vmbr1000", "vmbr7"]);
+    }
+}

@@ -1,0 +1,12 @@
+//! Applying a plan: a dependency graph (user → pool → ACL; bridges → network apply per
+//! node → VM start; clone → config → start) run with bounded concurrency per node and per
+//! storage, retries of transient failures, and a report. Destroy by marker lives here too.
+
+mod destroy;
+mod executor;
+mod report;
+mod retry;
+
+pub use destroy::{DestroyReport, destroy};
+pub use executor::{ApplyOptions, apply};
+pub use report::{ApplyReport, Credential, Failure};

@@ -1,0 +1,85 @@
+//! Retrying transient failures with exponential backoff and jitter, and a [`Pve`] layer
+//! that retries each call by the client's policy.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde_json::Value;
+
+use super::{ApiRequest, Method, Pve, PveError};
+
+/// How often and how patiently to repeat a failed operation.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles up to `max`, with ±50 % jitter.
+    pub first: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { attempts: 4, first: Duration::from_millis(300), max: Duration::from_secs(10) }
+    }
+}
+
+impl Backoff {
+    /// Runs `op(attempt)` until it succeeds, fails for good (`retry_if` says no), or the
+    /// attempts are used.
+    pub async fn run<T, F, Fut>(&self, retry_if: impl Fn(&PveError) -> bool, mut op: F) -> Result<T, PveError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, PveError>>,
+    {
+        let mut delay = self.first;
+        let mut attempt = 1;
+        loop {
+            match op(attempt).await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.attempts && retry_if(&e) => {
+                    tracing::info!(attempt, error = %e, "retrying");
+                    let jitter = rand::thread_rng().gen_range(0.5..1.5);
+                    tokio::time::sleep(delay.mul_f64(jitter)).await;
+                    delay = (delay * 2).min(self.max);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Whether a failed call may be repeated: reads when transient; writes only when they
+/// certainly did not happen.
+pub fn retryable(method: Method, e: &PveError) -> bool {
+    if method.is_read() { e.is_transient() } else { e.write_not_applied() }
+}
+
+/// A [`Pve`] that repeats each call by [`retryable`], as [`super::PveClient`] does inside.
+/// Wraps the in-process simulator so it is used exactly as a remote cluster would be.
+pub struct Retrying<P> {
+    inner: P,
+    backoff: Backoff,
+}
+
+impl<P: Pve> Retrying<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P, backoff: Backoff) -> Self {
+        Retrying { inner, backoff }
+    }
+}
+
+#[async_trait]
+impl<P: Pve> Pve for Retrying<P> {
+    async fn call(&self, req: ApiRequest) -> Result<Value, PveError> {
+        self.backoff.run(|e| retryable(req.method, e), |_| self.inner.call(req.clone())).await
+    }
+
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
+}

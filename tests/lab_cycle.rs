@@ -1,0 +1,147 @@
+//! The main job end to end on the simulator: plan, apply, re-plan, down.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use stand::apply::{ApplyOptions, apply, destroy};
+use stand::plan::{ChangeKind, Diff, Snapshot};
+use stand::pve::{Backoff, Pve, PveExt, Retrying, WaitPolicy};
+use stand::script::{RunOptions, run_file, run_source};
+use stand::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
+
+fn scripts() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts"))
+}
+
+fn opts() -> ApplyOptions {
+    ApplyOptions {
+        wait: WaitPolicy { first: std::time::Duration::from_millis(100), ..WaitPolicy::default() },
+        ..ApplyOptions::default()
+    }
+}
+
+/// The cluster as `stand` reaches it: every call retried by the client's policy.
+fn connect(sim: &Sim) -> Arc<dyn Pve> {
+    Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()))
+}
+
+async fn snapshot(pve: &Arc<dyn Pve>) -> Arc<Snapshot> {
+    Arc::new(Snapshot::take(pve).await.unwrap())
+}
+
+/// Everything a user would compare before and after: VMs, bridges, users, pools, ACLs.
+fn fingerprint(sim: &Sim) -> String {
+    let st = sim.state();
+    let vms: Vec<_> = st.vms.iter().map(|(id, v)| (*id, v.node.clone(), v.config.get("name").cloned())).collect();
+    let net: Vec<_> = st
+        .net
+        .iter()
+        .map(|(n, x)| (n.clone(), x.active.keys().cloned().collect::<Vec<_>>(), x.pending.is_some()))
+        .collect();
+    let users: Vec<_> = st.users.keys().cloned().collect();
+    let pools: Vec<_> = st.pools.keys().cloned().collect();
+    format!("{vms:?}\n{net:?}\n{users:?}\n{pools:?}\n{:?}", st.acl)
+}
+
+#[tokio::test(start_paused = true)]
+async fn lab3_deploys_replans_to_nothing_and_goes_down_cleanly() {
+    let sim = Sim::new(
+        &Fixture::default_cluster(),
+        SimOptions { latency: LatencyModel::realistic(), ..SimOptions::default() },
+    );
+    let pve = connect(&sim);
+    // Things that are not ours and must survive.
+    pve.create_user("colleague@pve", None, Some("another course")).await.unwrap();
+    let before = fingerprint(&sim);
+
+    let snap = snapshot(&pve).await;
+    let plan = run_file(&scripts().join("lab3.rhai"), snap.clone(), &RunOptions::default()).unwrap().plan;
+    assert_eq!(plan.users.len(), 12);
+    assert_eq!(plan.vms.len(), 48);
+    let report = apply(pve.clone(), &plan, snap, &opts()).await;
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert_eq!((report.vms_created, report.vms_started, report.users_created), (48, 48, 12));
+    assert_eq!(report.credentials.len(), 12);
+    assert!(report.networks_applied <= 3, "one network reload per node");
+
+    let stats = sim.stats();
+    let snap = snapshot(&pve).await;
+    let again = run_file(&scripts().join("lab3.rhai"), snap.clone(), &RunOptions::default()).unwrap().plan;
+    let diff = Diff::compute(&again, &snap);
+    assert!(
+        diff.is_empty(),
+        "re-plan after apply shows no changes: {:#?}",
+        diff.changes.iter().filter(|c| c.kind != ChangeKind::Keep).collect::<Vec<_>>()
+    );
+    assert!(again.users.iter().all(|u| u.password.is_none()), "existing users keep their passwords");
+    let writes_before = sim.stats().writes;
+    let report = apply(pve.clone(), &again, snap, &opts()).await;
+    assert!(report.ok());
+    assert_eq!(sim.stats().writes, writes_before, "a second up makes zero writes");
+    assert!(sim.stats().requests > stats.requests);
+
+    for vm in sim.state().vms.values().filter(|v| v.config.get("tags").is_some_and(|t| t.contains("lab-lab3"))) {
+        assert!(vm.running, "every VM runs");
+        assert!(!vm.config.contains_key("lock"));
+    }
+
+    let snap = snapshot(&pve).await;
+    let down = destroy(pve.clone(), &snap, "lab3", &[], &opts()).await;
+    assert!(down.failures.is_empty(), "{:#?}", down.failures);
+    assert_eq!((down.vms, down.users, down.pools), (48, 12, 12));
+    assert_eq!(fingerprint(&sim), before, "down leaves the cluster exactly as before up");
+}
+
+#[tokio::test(start_paused = true)]
+async fn thirty_students_with_four_vms_converge_under_faults_and_the_rerun_repairs_the_rest() {
+    let faults: FaultSpec = "http5xx=0.02,lock_timeout=0.03,task_fail=0.02".parse().unwrap();
+    let sim = Sim::new(
+        &Fixture::default_cluster(),
+        SimOptions { latency: LatencyModel::realistic(), faults, seed: 11, time_scale: 1.0 },
+    );
+    let pve = connect(&sim);
+    let users: Vec<String> = (1..=30).map(|i| format!("\"s{i}@pve\"")).collect();
+    let script = format!(
+        "for u in users([{}]) {{ let user = create_user(u); let lan = alias(user, \"lan\");
+           clone(user, #{{ template: \"ecorouter\", name: \"r\", device: \"ecorouter\", nets: [\"vmbr0\", lan], memory: 512 }});
+           for n in [\"a\", \"b\", \"c\"] {{ clone(user, #{{ template: 103, name: n, nets: [lan], memory: 512 }}); }} }}",
+        users.join(",")
+    );
+    let run = |snap| {
+        run_source(
+            "class.rhai",
+            Path::new("."),
+            &script,
+            snap,
+            &RunOptions { lab: Some("class".into()), ..RunOptions::default() },
+        )
+    };
+    let snap = snapshot(&pve).await;
+    let plan = run(snap.clone()).unwrap().plan;
+    assert_eq!(plan.vms.len(), 120);
+    let first = apply(pve.clone(), &plan, snap, &opts()).await;
+    let mut rounds = 1;
+    let mut last = first;
+    while !last.ok() && rounds < 4 {
+        let snap = snapshot(&pve).await;
+        let plan = run(snap.clone()).unwrap().plan;
+        last = apply(pve.clone(), &plan, snap, &opts()).await;
+        rounds += 1;
+    }
+    assert!(last.ok(), "converged after {rounds} runs: {:#?}", last.failures);
+    let stats = sim.stats();
+    assert!(stats.http5xx > 0 && stats.task_fails > 0 && stats.lock_timeouts > 0, "the faults did happen: {stats:?}");
+    eprintln!("converged in {rounds} runs; {stats:?}");
+    let st = sim.state();
+    let ours: Vec<_> =
+        st.vms.values().filter(|v| v.config.get("tags").is_some_and(|t| t.contains("lab-class"))).collect();
+    assert_eq!(ours.len(), 120, "no duplicates, nothing missing");
+    let mut names: Vec<_> = ours.iter().map(|v| v.config.get("name").cloned().unwrap_or_default()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 120);
+    assert!(ours.iter().all(|v| v.running && !v.config.contains_key("lock")));
+    let bridges_per_node: usize =
+        st.net.values().map(|n| n.active.keys().filter(|k| k.starts_with("vmbr1")).count()).sum();
+    assert_eq!(bridges_per_node, 30, "one private bridge per student");
+}
