@@ -2,8 +2,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use stand::apply::{ApplyOptions, apply, destroy};
+use stand::apply::{ApplyOptions, Doomed, apply, destroy};
 use stand::plan::{ChangeKind, Diff, Snapshot};
 use stand::pve::{Backoff, Pve, PveExt, Retrying, WaitPolicy};
 use stand::script::{RunOptions, run_file, run_source};
@@ -86,7 +87,7 @@ async fn lab3_deploys_replans_to_nothing_and_goes_down_cleanly() {
     }
 
     let snap = snapshot(&pve).await;
-    let down = destroy(pve.clone(), &snap, "lab3", &[], &opts()).await;
+    let down = destroy(pve.clone(), &snap, "lab3", &Doomed::select(&snap, "lab3", &[]), &opts()).await;
     assert!(down.failures.is_empty(), "{:#?}", down.failures);
     assert_eq!((down.vms, down.users, down.pools), (48, 12, 12));
     assert_eq!(fingerprint(&sim), before, "down leaves the cluster exactly as before up");
@@ -144,4 +145,78 @@ async fn thirty_students_with_four_vms_converge_under_faults_and_the_rerun_repai
     let bridges_per_node: usize =
         st.net.values().map(|n| n.active.keys().filter(|k| k.starts_with("vmbr1")).count()).sum();
     assert_eq!(bridges_per_node, 30, "one private bridge per student");
+}
+
+/// Everything of lab `lab` on the cluster is planned, once, finished, and running.
+fn assert_converged(sim: &Sim, lab: &str, planned: usize) {
+    let st = sim.state();
+    let marker = format!("lab={lab} ");
+    let ours: Vec<_> =
+        st.vms.values().filter(|v| v.config.get("description").is_some_and(|d| d.contains(&marker))).collect();
+    let mut names: Vec<_> = ours.iter().map(|v| v.config.get("name").cloned().unwrap_or_default()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!((ours.len(), names.len()), (planned, planned), "no duplicates and nothing missing");
+    for v in &ours {
+        assert!(v.running && !v.config.contains_key("lock"), "{:?} runs, unlocked", v.config.get("name"));
+        assert!(v.config.get("tags").is_some_and(|t| t.contains(&format!("lab-{lab}"))), "tagged");
+    }
+    let orphans: Vec<_> = st.pools.values().flat_map(|p| p.vms.iter()).filter(|id| !st.vms.contains_key(id)).collect();
+    assert!(orphans.is_empty(), "pools list no missing VMs: {orphans:?}");
+    assert!(st.net.values().all(|n| n.pending.is_none()), "no network change left pending");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates_or_orphans() {
+    use rand::{Rng, SeedableRng};
+    let script = "lab(#{ vmid_range: [5000, 5999] });
+        for u in users([\"k1@pve\", \"k2@pve\", \"k3@pve\", \"k4@pve\", \"k5@pve\", \"k6@pve\"]) {
+            let user = create_user(u); place_balanced(user); let lan = alias(user, \"lan\");
+            clone(user, #{ template: \"ecorouter\", name: \"r\", device: \"ecorouter\", nets: [\"vmbr0\", lan] });
+            clone(user, #{ template: \"debian-12\", name: \"a\", nets: [lan], memory: 512 });
+            clone(user, #{ template: \"debian-12\", name: \"b\", nets: [lan], memory: 512 }); }";
+    let run = |snap| {
+        run_source(
+            "kill.rhai",
+            Path::new("."),
+            script,
+            snap,
+            &RunOptions { lab: Some("kill".into()), ..RunOptions::default() },
+        )
+    };
+    let mut kills_mid_clone = 0;
+    for seed in 0..24u64 {
+        let sim = Sim::new(
+            &Fixture::default_cluster(),
+            SimOptions { latency: LatencyModel::realistic(), seed, ..SimOptions::default() },
+        );
+        let pve = connect(&sim);
+        let snap = snapshot(&pve).await;
+        let plan = run(snap.clone()).unwrap().plan;
+        let start = tokio::time::Instant::now();
+        let kill_after = Duration::from_millis(rand::rngs::StdRng::seed_from_u64(seed).gen_range(0..40_000));
+        let killed = tokio::time::timeout(kill_after, apply(pve.clone(), &plan, snap, &opts())).await.is_err();
+        if killed && sim.state().vms.values().any(|v| v.config.get("lock").is_some_and(|l| l == "clone")) {
+            kills_mid_clone += 1;
+        }
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let snap = snapshot(&pve).await;
+            let plan = run(snap.clone()).unwrap().plan;
+            let report = apply(pve.clone(), &plan, snap, &opts()).await;
+            if report.ok() {
+                break;
+            }
+            assert!(
+                runs < 3,
+                "seed {seed} (killed at {kill_after:?}, {:?} in): {:#?}",
+                start.elapsed(),
+                report.failures
+            );
+        }
+        assert_converged(&sim, "kill", 18);
+    }
+    eprintln!("kills mid-clone: {kills_mid_clone}");
+    assert!(kills_mid_clone >= 5, "the kills hit clones in flight ({kills_mid_clone} of 24)");
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::marker::{Marker, lab_tag};
+use super::marker::Marker;
 use super::model::Plan;
 use super::snapshot::Snapshot;
 
@@ -111,8 +111,7 @@ impl Diff {
             };
             push(kind, "vm", format!("{} {}", v.vmid, v.name), detail);
         }
-        let tag = lab_tag(&lab);
-        for vm in snap.vms.iter().filter(|v| v.tags.contains(&tag)) {
+        for vm in snap.vms.iter().filter(|v| v.marker().is_some_and(|m| m.has_lab(&lab))) {
             if !plan.vms.iter().any(|p| p.vmid == vm.vmid) {
                 push(ChangeKind::Delete, "vm", format!("{} {}", vm.vmid, vm.name), format!("on {}", vm.node));
             }

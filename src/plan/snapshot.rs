@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::marker::{Marker, STAND_TAG};
@@ -64,9 +65,11 @@ pub struct VmSnap {
 }
 
 impl VmSnap {
-    /// The ownership marker of a `stand` VM.
+    /// The ownership marker of a `stand` VM. The description carries it from the clone
+    /// call on (the tags come a moment later, with the config), so a VM whose clone was
+    /// interrupted is still recognized.
     pub fn marker(&self) -> Option<Marker> {
-        if !self.tags.iter().any(|t| t == STAND_TAG) {
+        if self.template {
             return None;
         }
         self.config.as_ref().and_then(|c| c.get("description")).and_then(|d| Marker::parse(&d))
@@ -130,6 +133,9 @@ pub struct PoolSnap {
     /// Comment (marker).
     pub comment: Option<String>,
 }
+
+/// VM configs read at once while taking a snapshot.
+const CONFIG_READS_AT_ONCE: usize = 16;
 
 /// What `stand` knows of the cluster when planning.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -216,16 +222,41 @@ impl Snapshot {
                 snap.pending.insert(node.name.clone(), c);
             }
         }
-        let online: Vec<String> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.clone()).collect();
-        for vm in snap.vms.iter_mut() {
-            if (vm.template || vm.tags.iter().any(|t| t == STAND_TAG)) && online.contains(&vm.node) {
-                vm.config = Some(pve.vm_config(&vm.node, vm.vmid).await?);
-            }
-        }
         snap.users =
             pve.users().await?.into_iter().map(|u| UserSnap { userid: u.userid, comment: u.comment }).collect();
         snap.pools =
             pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();
+        // Configs of templates and of VMs that may be ours: tagged, in one of our pools, or
+        // still being cloned (the description has the marker from the clone call on; the
+        // pool comes at the end of the clone, the tags after it).
+        let online: Vec<String> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.clone()).collect();
+        let our_pools: Vec<&str> = snap
+            .pools
+            .iter()
+            .filter(|p| p.comment.as_deref().and_then(Marker::parse).is_some())
+            .map(|p| p.poolid.as_str())
+            .collect();
+        let wanted: Vec<usize> = (0..snap.vms.len())
+            .filter(|&i| {
+                let vm = &snap.vms[i];
+                let maybe_ours = vm.tags.iter().any(|t| t == STAND_TAG)
+                    || vm.pool.as_deref().is_some_and(|p| our_pools.contains(&p))
+                    || vm.lock.as_deref() == Some("clone");
+                (vm.template || maybe_ours) && online.contains(&vm.node)
+            })
+            .collect();
+        let configs: Vec<(usize, VmConfig)> = futures::stream::iter(wanted.into_iter().map(|i| {
+            let (node, vmid) = (snap.vms[i].node.clone(), snap.vms[i].vmid);
+            async move { pve.vm_config(&node, vmid).await.map(|c| (i, c)) }
+        }))
+        .buffer_unordered(CONFIG_READS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+        for (i, config) in configs {
+            snap.vms[i].config = Some(config);
+        }
         snap.acl = pve.acl().await?;
         Ok(snap)
     }
@@ -262,7 +293,10 @@ impl Snapshot {
 
     /// Memory (bytes) reserved on `node` by guests other than templates and `except` lab's.
     pub fn reserved_memory(&self, node: &str, except_lab: &str) -> u64 {
-        let tag = super::marker::lab_tag(except_lab);
-        self.vms.iter().filter(|v| v.node == node && !v.template && !v.tags.contains(&tag)).map(|v| v.maxmem).sum()
+        self.vms
+            .iter()
+            .filter(|v| v.node == node && !v.template && !v.marker().is_some_and(|m| m.has_lab(except_lab)))
+            .map(|v| v.maxmem)
+            .sum()
     }
 }

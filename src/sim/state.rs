@@ -253,10 +253,14 @@ pub struct Pool {
 pub enum Effect {
     /// Nothing beyond its exit status.
     None,
-    /// A clone ends: drop the lock (success) or the half-made VM (failure).
+    /// A clone ends: drop the lock and join the pool (success), or remove the half-made VM
+    /// (failure).
     Clone {
         /// The new VM.
         newid: u32,
+        /// The pool it joins (qemu-server adds it at the end of the worker).
+        #[serde(default)]
+        pool: Option<String>,
     },
     /// Remove a VM.
     Destroy {

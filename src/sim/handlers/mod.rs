@@ -95,7 +95,7 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
     let ok = task.exit == "OK";
     match &task.effect {
         Effect::None => {}
-        Effect::Clone { newid } => qemu::finish_clone(st, *newid, ok),
+        Effect::Clone { newid, pool } => qemu::finish_clone(st, *newid, pool.as_deref(), ok),
         Effect::Destroy { vmid } => {
             if ok {
                 qemu::remove_vm(st, *vmid);

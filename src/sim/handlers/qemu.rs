@@ -363,23 +363,25 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     ctx.st
         .vms
         .insert(newid, Vm { node: target.clone(), config, running: false, started_ms: 0, snapshots: BTreeMap::new() });
-    if let Some(p) = pool {
-        ctx.st.pools.entry(p).or_default().vms.insert(newid);
-    }
     let upid = ctx.start_task(
         &node,
         "qmclone",
         &vmid.to_string(),
-        TaskSpec { start, duration, exit, effect: Effect::Clone { newid }, log },
+        TaskSpec { start, duration, exit, effect: Effect::Clone { newid, pool }, log },
     );
     Ok(json!(upid).into())
 }
 
-/// End of a clone: drop the lock, or remove the half-made VM.
-pub(super) fn finish_clone(st: &mut SimState, newid: u32, ok: bool) {
+/// End of a clone: drop the lock and join the pool, or remove the half-made VM.
+pub(super) fn finish_clone(st: &mut SimState, newid: u32, pool: Option<&str>, ok: bool) {
     if ok {
         if let Some(vm) = st.vms.get_mut(&newid) {
             vm.config.remove("lock");
+        }
+        if let Some(p) = pool
+            && let Some(pool) = st.pools.get_mut(p)
+        {
+            pool.vms.insert(newid);
         }
     } else {
         remove_vm(st, newid);
