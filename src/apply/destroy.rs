@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::executor::ApplyOptions;
 use super::report::Failure;
 use super::retry::transient;
-use crate::plan::{Marker, STAND_TAG, Snapshot, lab_tag};
+use crate::plan::{Marker, Snapshot};
 use crate::pve::{ApiRequest, Pve, PveError, PveExt};
 
 /// What `down` removed.
@@ -34,28 +34,96 @@ fn gone(e: &PveError) -> bool {
     e.failure().is_some_and(|f| f.message.contains("does not exist") || f.message.contains("no such"))
 }
 
-/// Destroys lab `lab` (only the students in `only`, if given) as found in `snap`.
+/// What `down` removes, found by marker in a snapshot.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Doomed {
+    /// VMs: (node, vmid, name, running).
+    pub vms: Vec<(String, u32, String, bool)>,
+    /// Bridges: (node, iface).
+    pub bridges: Vec<(String, String)>,
+    /// Pools.
+    pub pools: Vec<String>,
+    /// Users and the other labs that still use them (kept when not empty).
+    pub users: Vec<(String, Vec<String>)>,
+}
+
+impl Doomed {
+    /// What lab `lab` (only the students in `only`, if given) has in `snap`.
+    pub fn select(snap: &Snapshot, lab: &str, only: &[String]) -> Doomed {
+        let wanted = |user: Option<&str>| only.is_empty() || user.is_some_and(|u| only.iter().any(|o| o == u));
+        let vms = snap
+            .vms
+            .iter()
+            .filter(|v| v.marker().is_some_and(|m| m.has_lab(lab) && wanted(m.get("user"))))
+            .map(|v| (v.node.clone(), v.vmid, v.name.clone(), v.status == "running"))
+            .collect();
+        let mut bridges = Vec::new();
+        for (node, list) in &snap.bridges {
+            for b in list {
+                let ours = b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| {
+                    m.get("lab") == Some(lab)
+                        && (m.get("user").is_some() && wanted(m.get("user"))
+                            || m.get("shared").is_some() && only.is_empty())
+                });
+                if ours {
+                    bridges.push((node.clone(), b.iface.clone()));
+                }
+            }
+        }
+        let pools = snap
+            .pools
+            .iter()
+            .filter(|p| {
+                p.comment
+                    .as_deref()
+                    .and_then(Marker::parse)
+                    .is_some_and(|m| m.get("lab") == Some(lab) && wanted(m.get("user")))
+            })
+            .map(|p| p.poolid.clone())
+            .collect();
+        let users = snap
+            .users
+            .iter()
+            .filter_map(|u| {
+                let m = u.comment.as_deref().and_then(Marker::parse)?;
+                if !m.has_lab(lab) || !wanted(Some(&u.userid)) {
+                    return None;
+                }
+                Some((u.userid.clone(), m.labs().into_iter().filter(|l| l != lab).collect()))
+            })
+            .collect();
+        Doomed { vms, bridges, pools, users }
+    }
+
+    /// What of lab `plan.lab_name()` is on the cluster but no longer in `plan` (`up --prune`).
+    pub fn stale(snap: &Snapshot, plan: &crate::plan::Plan) -> Doomed {
+        let mut d = Doomed::select(snap, plan.lab_name(), &[]);
+        d.vms.retain(|(_, vmid, _, _)| !plan.vms.iter().any(|v| v.vmid == *vmid));
+        d.bridges.retain(|(node, iface)| !plan.bridges.iter().any(|b| b.node == *node && b.iface == *iface));
+        d.pools.retain(|p| !plan.users.iter().any(|u| u.pool == *p));
+        d.users.retain(|(u, _)| !plan.users.iter().any(|p| p.userid == *u));
+        d
+    }
+
+    /// Nothing to remove.
+    pub fn is_empty(&self) -> bool {
+        self.vms.is_empty() && self.bridges.is_empty() && self.pools.is_empty() && self.users.is_empty()
+    }
+}
+
+/// Removes `doomed`, objects of lab `lab` found in `snap` (see [`Doomed::select`]).
 pub async fn destroy(
     pve: Arc<dyn Pve>,
     snap: &Snapshot,
     lab: &str,
-    only: &[String],
+    doomed: &Doomed,
     opts: &ApplyOptions,
 ) -> DestroyReport {
     let mut report = DestroyReport::default();
-    let wanted = |user: Option<&str>| only.is_empty() || user.is_some_and(|u| only.iter().any(|o| o == u));
-    let tag = lab_tag(lab);
-    let vms: Vec<(String, u32, bool)> = snap
-        .vms
-        .iter()
-        .filter(|v| v.tags.iter().any(|t| t == STAND_TAG) && v.tags.contains(&tag))
-        .filter(|v| v.marker().is_some_and(|m| m.has_lab(lab) && wanted(m.get("user"))))
-        .map(|v| (v.node.clone(), v.vmid, v.status == "running"))
-        .collect();
     let limits: BTreeMap<String, Arc<Semaphore>> =
         snap.nodes.iter().map(|n| (n.name.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect();
     let mut set = JoinSet::new();
-    for (node, vmid, running) in vms {
+    for (node, vmid, _, running) in doomed.vms.clone() {
         let (pve, limit, o) = (pve.clone(), limits.get(&node).cloned(), opts.clone());
         set.spawn(async move {
             let _permit = match limit {
@@ -103,21 +171,11 @@ pub async fn destroy(
         }
     }
 
-    for (node, bridges) in &snap.bridges {
-        let ours: Vec<&str> = bridges
-            .iter()
-            .filter(|b| {
-                b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| {
-                    m.get("lab") == Some(lab)
-                        && (m.get("user").is_some() && wanted(m.get("user"))
-                            || m.get("shared").is_some() && only.is_empty())
-                })
-            })
-            .map(|b| b.iface.as_str())
-            .collect();
-        if ours.is_empty() {
-            continue;
-        }
+    let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (node, iface) in &doomed.bridges {
+        by_node.entry(node).or_default().push(iface);
+    }
+    for (node, ours) in by_node {
         let mut failed = false;
         for iface in &ours {
             match opts.retries().run(transient, |_| pve.delete_iface(node, iface)).await {
@@ -151,37 +209,28 @@ pub async fn destroy(
         }
     }
 
-    for p in &snap.pools {
-        let Some(m) = p.comment.as_deref().and_then(Marker::parse) else { continue };
-        if m.get("lab") != Some(lab) || !wanted(m.get("user")) {
-            continue;
-        }
-        match opts.retries().run(transient, |_| pve.delete_pool(&p.poolid)).await {
+    for poolid in &doomed.pools {
+        match opts.retries().run(transient, |_| pve.delete_pool(poolid)).await {
             Ok(()) => report.pools += 1,
             Err(e) if gone(&e) => {}
             Err(e) => report.failures.push(Failure {
-                object: format!("pool {}", p.poolid),
+                object: format!("pool {poolid}"),
                 message: e.to_string(),
                 hint: "remove what is left in the pool, then re-run `stand down`".into(),
             }),
         }
     }
 
-    for u in &snap.users {
-        let Some(m) = u.comment.as_deref().and_then(Marker::parse) else { continue };
-        if !m.has_lab(lab) || !wanted(Some(&u.userid)) {
-            continue;
-        }
-        let rest: Vec<String> = m.labs().into_iter().filter(|l| l != lab).collect();
+    for (userid, rest) in &doomed.users {
         let r = if rest.is_empty() {
-            opts.retries().run(transient, |_| pve.delete_user(&u.userid)).await.map(|_| true)
+            opts.retries().run(transient, |_| pve.delete_user(userid)).await.map(|_| true)
         } else {
             let comment = Marker::new(&[("labs", &rest.join(","))]).to_string();
-            let req = ApiRequest::put(format!("/access/users/{}", u.userid)).param("comment", comment);
+            let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", comment);
             let sdn: Vec<String> = snap
                 .acl
                 .iter()
-                .filter(|a| a.ugid == u.userid && a.path.starts_with("/sdn/zones/localnetwork/"))
+                .filter(|a| a.ugid == *userid && a.path.starts_with("/sdn/zones/localnetwork/"))
                 .filter(|a| {
                     snap.bridges.values().flatten().any(|b| {
                         a.path.ends_with(&format!("/{}", b.iface))
@@ -197,7 +246,7 @@ pub async fn destroy(
                     async move {
                         pve.exec(req).await?;
                         for path in sdn {
-                            pve.set_acl(&path, "PVESDNUser", Some(&u.userid), None, true).await?;
+                            pve.set_acl(&path, "PVESDNUser", Some(userid), None, true).await?;
                         }
                         Ok(())
                     }
@@ -210,7 +259,7 @@ pub async fn destroy(
             Ok(false) => report.users_kept += 1,
             Err(e) if gone(&e) => {}
             Err(e) => report.failures.push(Failure {
-                object: format!("user {}", u.userid),
+                object: format!("user {userid}"),
                 message: e.to_string(),
                 hint: "re-run `stand down`".into(),
             }),

@@ -178,15 +178,8 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         b.finish();
     }
     let mut report = ctx.report.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    report.credentials = plan
-        .users
-        .iter()
-        .filter_map(|u| {
-            let password = u.password.clone()?;
-            let vms = plan.vms.iter().filter(|v| v.user == u.userid).map(|v| v.name.clone()).collect();
-            Some(Credential { user: u.userid.clone(), password, node: u.node.clone().unwrap_or_default(), vms })
-        })
-        .collect();
+    let user_failed = |user: &str| report.failures.iter().any(|f| f.object == format!("user {user}"));
+    report.credentials = Credential::of_plan(plan).into_iter().filter(|c| !user_failed(&c.user)).collect();
     report.seconds = clock.elapsed().as_secs_f64();
     report
 }

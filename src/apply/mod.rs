@@ -7,6 +7,6 @@ mod executor;
 mod report;
 mod retry;
 
-pub use destroy::{DestroyReport, destroy};
+pub use destroy::{DestroyReport, Doomed, destroy};
 pub use executor::{ApplyOptions, apply};
 pub use report::{ApplyReport, Credential, Failure};

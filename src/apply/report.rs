@@ -27,6 +27,23 @@ pub struct Credential {
     pub vms: Vec<String>,
 }
 
+impl Credential {
+    /// The credentials a plan sets: users with a new password.
+    pub fn of_plan(plan: &crate::plan::Plan) -> Vec<Credential> {
+        plan.users
+            .iter()
+            .filter_map(|u| {
+                Some(Credential {
+                    user: u.userid.clone(),
+                    password: u.password.clone()?,
+                    node: u.node.clone().unwrap_or_default(),
+                    vms: plan.vms.iter().filter(|v| v.user == u.userid).map(|v| v.name.clone()).collect(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// The outcome of an apply.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ApplyReport {

@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "stand", version, about, long_about = None)]
 pub struct Arguments {
+    /// The cluster.
+    #[command(flatten)]
+    pub target: Target,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -20,9 +23,139 @@ pub struct Arguments {
     pub command: Command,
 }
 
+/// Which cluster a command talks to, and how it prints.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Target {
+    /// Run against the built-in simulator (optionally starting from a fixture: --sim=FILE).
+    /// Its state is kept between commands; `stand sim reset` forgets it.
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, value_name = "FIXTURE", default_missing_value = "")]
+    pub sim: Option<String>,
+    /// Where --sim keeps its cluster.
+    #[arg(long, global = true, value_name = "PATH", env = "STAND_SIM_STATE")]
+    pub sim_state: Option<PathBuf>,
+    /// Simulated durations, as a fraction of real ones (--sim).
+    #[arg(long, global = true, default_value_t = 0.02, value_name = "F")]
+    pub sim_time_scale: f64,
+    /// Injected faults of the simulator (--sim), e.g. http5xx=0.05,task_fail=0.02.
+    #[arg(long, global = true, default_value = "", value_name = "SPEC")]
+    pub sim_faults: String,
+    /// A cluster of ~/.config/stand/clusters.toml (else PVE_URL and PVE_TOKEN).
+    #[arg(long, global = true, value_name = "NAME", env = "STAND_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Do not verify the cluster's TLS certificate (prefer PVE_FINGERPRINT).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Output for people or for programs.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables and a summary.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// What `up`, `plan` and `run` read.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LabInput {
+    /// The lab script (LAB.rhai), or a deploy-stand deployment_config.yml.
+    #[arg(required_unless_present = "legacy", conflicts_with = "legacy")]
+    pub lab: Option<PathBuf>,
+    /// A deploy-stand deployment_config.yml (with --users users_list.yml).
+    #[arg(long, value_name = "CONFIG")]
+    pub legacy: Option<PathBuf>,
+    /// The student list (YAML, CSV or one per line), instead of the script's.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Only these students.
+    #[arg(long, num_args = 1.., value_name = "USER")]
+    pub only: Vec<String>,
+    /// The lab's name (default: the file's name), which marks everything it makes.
+    #[arg(long = "lab", value_name = "NAME")]
+    pub lab_name: Option<String>,
+}
+
+/// How `up` and `run` apply.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Give existing students new passwords (written to the credentials file).
+    #[arg(long)]
+    pub reset_passwords: bool,
+    /// VM pipelines at once per node.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub per_node: usize,
+    /// Clones at once per storage.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub per_storage: usize,
+    /// Apply a node's network even with pending changes stand did not make.
+    #[arg(long)]
+    pub apply_foreign_network: bool,
+    /// Where to write the students' credentials (default: <lab>-credentials.csv).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Also remove what this lab made earlier but the script no longer has.
+    #[arg(long)]
+    pub prune: bool,
+    /// Include passwords in --output json.
+    #[arg(long)]
+    pub show_passwords: bool,
+}
+
 /// `stand` commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Plan a lab and apply it: clone, wire, start, and give each student access.
+    Up {
+        /// The lab.
+        #[command(flatten)]
+        input: LabInput,
+        /// Apply settings.
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+    /// Show what `up` would change; change nothing.
+    Plan {
+        /// The lab.
+        #[command(flatten)]
+        input: LabInput,
+        /// Give existing students new passwords (shown as updates).
+        #[arg(long)]
+        reset_passwords: bool,
+    },
+    /// Run any script (reports, queries, lab logic) and apply what it recorded.
+    Run {
+        /// The script.
+        script: PathBuf,
+        /// Arguments of the script, as `args()`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Apply settings.
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+    /// Remove what carries the lab's marker, and nothing else.
+    Down {
+        /// The lab script (LAB.rhai) or the lab's name.
+        lab: String,
+        /// Only these students' stands.
+        #[arg(long, num_args = 1.., value_name = "USER")]
+        only: Vec<String>,
+        /// Show what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stands, VMs, nodes and their states.
+    Status {
+        /// Only this lab (name or LAB.rhai).
+        lab: Option<String>,
+    },
     /// The built-in Proxmox VE simulator.
     #[command(subcommand)]
     Sim(SimCommand),

@@ -1,7 +1,14 @@
 //! The `stand` command line: argument parsing, and each command's glue.
 
 mod arguments;
+mod credentials;
+mod down;
+mod lab;
+mod render;
 mod sim_cmd;
+mod status;
+mod target;
+mod up;
 
 use std::process::ExitCode;
 
@@ -15,9 +22,16 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// The command failed.
     pub const FAILED: u8 = 1;
-    /// Bad usage.
+    /// Bad input: usage, script, student list, fixture.
     pub const USAGE: u8 = 2;
+    /// The cluster could not be reached or read (connection, TLS, authentication).
+    pub const UNREACHABLE: u8 = 3;
 }
+
+/// A command line that cannot work as given (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Runs the `stand` command line and returns its exit code.
 pub fn main() -> ExitCode {
@@ -33,16 +47,41 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            if let Some(script) = e.downcast_ref::<crate::script::ScriptError>() {
+                eprintln!("error: {script}");
+                return ExitCode::from(exit::USAGE);
+            }
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::FAILED)
+            if e.is::<Usage>() {
+                return ExitCode::from(exit::USAGE);
+            }
+            ExitCode::from(if e.is::<target::Unreachable>() { exit::UNREACHABLE } else { exit::FAILED })
         }
     }
 }
 
 async fn run(args: Arguments) -> anyhow::Result<u8> {
-    match args.command {
-        Command::Sim(cmd) => sim_cmd::run(cmd).await,
+    let verbose = args.verbose > 0;
+    let quiet = args.quiet;
+    let command = match args.command {
+        Command::Sim(cmd) => return sim_cmd::run(cmd).await,
+        other => other,
+    };
+    let cluster = target::Cluster::open(&args.target)?;
+    if cluster.output == arguments::Output::Text && !quiet {
+        eprintln!("{}", cluster.banner());
     }
+    let code = match &command {
+        Command::Up { input, apply } => up::up(&cluster, input, apply, quiet).await,
+        Command::Plan { input, reset_passwords } => up::plan(&cluster, input, *reset_passwords, verbose).await,
+        Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
+        Command::Down { lab, only, dry_run } => down::down(&cluster, lab, only, *dry_run).await,
+        Command::Status { lab } => status::status(&cluster, lab.as_deref()).await,
+        Command::Sim(_) => Ok(exit::OK),
+    };
+    // The simulator keeps what happened, even when the command failed halfway.
+    cluster.close()?;
+    code
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {

@@ -1,0 +1,56 @@
+//! Turning `LAB.rhai` (or a deploy-stand `deployment_config.yml`) into a plan.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::arguments::LabInput;
+use crate::plan::{Plan, Snapshot, dns_safe};
+use crate::script::{RunOptions, ScriptError, run_file, run_source};
+
+/// Whether `path` is a deploy-stand config rather than a script.
+fn is_legacy_config(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
+}
+
+/// Runs the lab of `input` against `snap`.
+pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> Result<Plan, ScriptError> {
+    let opts = RunOptions {
+        users_file: input.users.clone(),
+        only: input.only.clone(),
+        reset_passwords,
+        args: Vec::new(),
+        lab: input.lab_name.clone(),
+    };
+    let (path, legacy) = match (&input.legacy, &input.lab) {
+        (Some(config), _) => (config.as_path(), true),
+        (None, Some(lab)) => (lab.as_path(), is_legacy_config(lab)),
+        (None, None) => return Err(ScriptError::plain("stand", "give LAB.rhai or --legacy deployment_config.yml")),
+    };
+    if !legacy {
+        return Ok(run_file(path, snap, &opts)?.plan);
+    }
+    let name = path.display().to_string();
+    if input.users.is_none() {
+        return Err(ScriptError::plain(
+            &name,
+            "a deploy-stand config needs its student list: add --users users_list.yml",
+        ));
+    }
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let quoted = serde_json::to_string(file).unwrap_or_default();
+    // `users(...)` reads --users whatever the script names, so the argument is a placeholder.
+    let source = format!("import \"legacy\" as legacy;\nlegacy::deploy({quoted}, \"--users\");\n");
+    let lab = opts.lab.clone().unwrap_or_else(|| {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("lab");
+        dns_safe(stem)
+    });
+    Ok(run_source(&name, dir, &source, snap, &RunOptions { lab: Some(lab), ..opts })?.plan)
+}
+
+/// The lab name of `down`/`status` arguments: a script path or a plain name.
+pub fn lab_name(arg: &str) -> String {
+    let path = Path::new(arg);
+    let is_file = matches!(path.extension().and_then(|e| e.to_str()), Some("rhai" | "yml" | "yaml"));
+    if is_file { dns_safe(path.file_stem().and_then(|s| s.to_str()).unwrap_or(arg)) } else { arg.to_string() }
+}

@@ -1,0 +1,111 @@
+//! Text output: the plan's changes, the apply summary, failures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+
+use crate::apply::{ApplyReport, Failure};
+use crate::plan::{ChangeKind, Diff, Plan};
+
+/// A table in the house style.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t
+}
+
+fn symbol(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Create => "+",
+        ChangeKind::Update => "~",
+        ChangeKind::Keep => "=",
+        ChangeKind::Delete => "-",
+    }
+}
+
+/// One line: `12 to create, 3 to update, 48 unchanged`.
+pub fn diff_counts(diff: &Diff) -> String {
+    let mut parts = vec![
+        format!("{} to create", diff.count(ChangeKind::Create)),
+        format!("{} to update", diff.count(ChangeKind::Update)),
+        format!("{} unchanged", diff.count(ChangeKind::Keep)),
+    ];
+    let stale = diff.count(ChangeKind::Delete);
+    if stale > 0 {
+        parts.push(format!("{stale} of this lab no longer in the script (kept unless --prune)"));
+    }
+    parts.join(", ")
+}
+
+/// The changes, one per line (`+ vm 3000 gw-s1  linked clone of 9000 on pve1`); unchanged
+/// objects only when `all`.
+pub fn diff_lines(diff: &Diff, all: bool) -> String {
+    let mut out = String::new();
+    for c in diff.changes.iter().filter(|c| all || c.kind != ChangeKind::Keep) {
+        let line = format!("{} {:<6} {:<28} {}", symbol(c.kind), c.object, c.id, c.detail);
+        // Colored on a terminal only (console honours NO_COLOR and CLICOLOR).
+        let styled = match c.kind {
+            ChangeKind::Create => console::style(line).green(),
+            ChangeKind::Update => console::style(line).yellow(),
+            ChangeKind::Delete => console::style(line).red(),
+            ChangeKind::Keep => console::style(line).dim(),
+        };
+        let _ = writeln!(out, "{styled}");
+    }
+    out
+}
+
+/// Per node: stands, VMs, bridges of the plan.
+pub fn spread(plan: &Plan) -> Table {
+    let mut per_node: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for u in &plan.users {
+        per_node.entry(u.node.as_deref().unwrap_or("-")).or_default().0 += 1;
+    }
+    for v in &plan.vms {
+        per_node.entry(&v.node).or_default().1 += 1;
+    }
+    for b in &plan.bridges {
+        per_node.entry(&b.node).or_default().2 += 1;
+    }
+    let mut t = table(&["node", "stands", "VMs", "bridges"]);
+    for (node, (stands, vms, bridges)) in &per_node {
+        t.add_row(vec![node.to_string(), stands.to_string(), vms.to_string(), bridges.to_string()]);
+    }
+    t.add_row(vec![
+        "total".to_string(),
+        plan.users.len().to_string(),
+        plan.vms.len().to_string(),
+        plan.bridges.len().to_string(),
+    ]);
+    t
+}
+
+/// What an apply did, in one line.
+pub fn apply_counts(r: &ApplyReport) -> String {
+    let mut s = format!(
+        "{} VMs cloned, {} updated, {} started; {} users, {} pools, {} ACLs, {} bridges, {} network reloads in {:.1} s",
+        r.vms_created,
+        r.vms_updated,
+        r.vms_started,
+        r.users_created,
+        r.pools_created,
+        r.acls_set,
+        r.bridges_created,
+        r.networks_applied,
+        r.seconds
+    );
+    for (old, new) in &r.replanned_vmids {
+        let _ = write!(s, "\nVMID {old} was taken meanwhile: used {new}");
+    }
+    s
+}
+
+/// Failures with what to do.
+pub fn failures(list: &[Failure]) -> String {
+    let mut out = String::new();
+    for f in list {
+        let _ = writeln!(out, "✗ {}: {}\n    → {}", f.object, f.message, f.hint);
+    }
+    out
+}

@@ -1,0 +1,105 @@
+//! `stand status`: the labs on the cluster, their stands, and the nodes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::arguments::Output;
+use super::target::Cluster;
+use super::up::snapshot;
+use super::{exit, lab, render};
+use crate::plan::Snapshot;
+
+/// One student's stand.
+#[derive(Debug, Default, Serialize)]
+struct Stand {
+    lab: String,
+    user: String,
+    nodes: Vec<String>,
+    vms: Vec<(u32, String, String)>,
+    running: usize,
+    locked: usize,
+}
+
+fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
+    let mut out: BTreeMap<(String, String), Stand> = BTreeMap::new();
+    for vm in &snap.vms {
+        let Some(m) = vm.marker() else { continue };
+        let (Some(lab), Some(user)) = (m.get("lab"), m.get("user")) else { continue };
+        let s = out.entry((lab.to_string(), user.to_string())).or_default();
+        s.lab = lab.to_string();
+        s.user = user.to_string();
+        if !s.nodes.contains(&vm.node) {
+            s.nodes.push(vm.node.clone());
+        }
+        let state = match &vm.lock {
+            Some(l) => format!("{} (lock {l})", vm.status),
+            None => vm.status.clone(),
+        };
+        s.running += usize::from(vm.status == "running");
+        s.locked += usize::from(vm.lock.is_some());
+        s.vms.push((vm.vmid, vm.name.clone(), state));
+    }
+    out
+}
+
+/// `stand status [LAB]`.
+pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result<u8> {
+    let snap = snapshot(cluster).await?;
+    let only_lab = only_lab.map(lab::lab_name);
+    let all = stands(&snap);
+    let chosen: Vec<&Stand> = all.values().filter(|s| only_lab.as_ref().is_none_or(|l| *l == s.lab)).collect();
+    if cluster.output == Output::Json {
+        println!("{}", json!({ "simulated": cluster.simulated(), "stands": chosen, "nodes": snap.nodes }));
+        return Ok(exit::OK);
+    }
+    if let Some(l) = &only_lab {
+        let mut t = render::table(&["student", "node", "running", "VMs"]);
+        for s in &chosen {
+            let vms: Vec<String> = s.vms.iter().map(|(id, name, st)| format!("{id} {name}: {st}")).collect();
+            t.add_row(vec![
+                s.user.clone(),
+                s.nodes.join(", "),
+                format!("{}/{}", s.running, s.vms.len()),
+                vms.join("\n"),
+            ]);
+        }
+        println!("lab {l}: {} stands", chosen.len());
+        if !chosen.is_empty() {
+            println!("{t}");
+        }
+    } else {
+        let mut labs: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
+        for s in &chosen {
+            let e = labs.entry(&s.lab).or_default();
+            e.0 += 1;
+            e.1 += s.vms.len();
+            e.2 += s.running;
+            e.3 += s.locked;
+        }
+        let mut t = render::table(&["lab", "stands", "VMs", "running", "locked"]);
+        for (l, (n, vms, running, locked)) in &labs {
+            t.add_row(vec![l.to_string(), n.to_string(), vms.to_string(), running.to_string(), locked.to_string()]);
+        }
+        if labs.is_empty() {
+            println!("no labs deployed by stand");
+        } else {
+            println!("{t}");
+        }
+    }
+    let mut t = render::table(&["node", "online", "CPUs", "memory used", "stand VMs"]);
+    for n in &snap.nodes {
+        let ours = snap.vms.iter().filter(|v| v.node == n.name && v.marker().is_some()).count();
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        t.add_row(vec![
+            n.name.clone(),
+            if n.online { "yes".into() } else { "NO".into() },
+            n.maxcpu.to_string(),
+            format!("{:.1} / {:.1} GiB", gib(n.mem), gib(n.maxmem)),
+            ours.to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(exit::OK)
+}

@@ -1,0 +1,106 @@
+//! Opening the cluster a command talks to: a real one over HTTPS, or the simulator in
+//! this process with its state kept between commands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::arguments::{Output, Target};
+use super::sim_cmd::default_state_path;
+use crate::pve::{Backoff, ClientOptions, Connection, Pve, Retrying};
+use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
+
+/// An open cluster.
+pub struct Cluster {
+    /// Where calls go.
+    pub pve: Arc<dyn Pve>,
+    /// The in-process simulator and where its state is saved (`--sim`).
+    sim: Option<(Sim, PathBuf)>,
+    /// Output mode.
+    pub output: Output,
+}
+
+/// Why a cluster could not be opened (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct Unreachable(pub anyhow::Error);
+
+impl Cluster {
+    /// Opens the cluster `target` names.
+    pub fn open(target: &Target) -> Result<Cluster, Unreachable> {
+        Self::open_inner(target).map_err(Unreachable)
+    }
+
+    fn open_inner(target: &Target) -> anyhow::Result<Cluster> {
+        if let Some(fixture) = &target.sim {
+            return Self::open_sim(target, fixture);
+        }
+        let conn = match &target.cluster {
+            Some(name) => Connection::from_file(&Connection::default_file(), name, target.insecure)?,
+            None => Connection::from_env(target.insecure)?,
+        };
+        let client = conn.client(ClientOptions::default())?;
+        if client.is_insecure() {
+            tracing::warn!(
+                "TLS verification is OFF (--insecure): anyone on the path can read the token; pin the certificate with PVE_FINGERPRINT instead"
+            );
+        }
+        Ok(Cluster { pve: Arc::new(client), sim: None, output: target.output })
+    }
+
+    fn open_sim(target: &Target, fixture: &str) -> anyhow::Result<Cluster> {
+        anyhow::ensure!(
+            target.sim_time_scale >= 0.0 && target.sim_time_scale.is_finite(),
+            "--sim-time-scale must be a number ≥ 0, got {}",
+            target.sim_time_scale
+        );
+        let faults: FaultSpec = target.sim_faults.parse().map_err(|e: String| anyhow::anyhow!("--sim-faults: {e}"))?;
+        let seed = rand::random();
+        let opts = SimOptions { latency: LatencyModel::realistic(), time_scale: target.sim_time_scale, faults, seed };
+        let state = target.sim_state.clone().unwrap_or_else(default_state_path);
+        let sim = if state.exists() {
+            if !fixture.is_empty() {
+                tracing::warn!(
+                    "continuing the simulated cluster saved at {}; `stand sim reset` to start again from {fixture}",
+                    state.display()
+                );
+            }
+            Sim::load(&state, opts).with_context(|| {
+                format!("cannot read the simulated cluster at {} (`stand sim reset` starts a new one)", state.display())
+            })?
+        } else if fixture.is_empty() {
+            Sim::new(&Fixture::default_cluster(), opts)
+        } else {
+            Sim::new(&Fixture::load(std::path::Path::new(fixture))?, opts)
+        };
+        let pve = Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()));
+        Ok(Cluster { pve, sim: Some((sim, state)), output: target.output })
+    }
+
+    /// Whether this is the simulator.
+    pub fn simulated(&self) -> bool {
+        self.sim.is_some()
+    }
+
+    /// The simulator's time scale (`--sim`).
+    pub fn time_scale(&self) -> Option<f64> {
+        self.sim.as_ref().map(|(sim, _)| sim.options().time_scale)
+    }
+
+    /// A line saying where the commands go, for the top of text output.
+    pub fn banner(&self) -> String {
+        match &self.sim {
+            Some((_, state)) => format!("SIMULATED cluster (state in {}); nothing real is touched", state.display()),
+            None => format!("cluster {}", self.pve.endpoint()),
+        }
+    }
+
+    /// Saves the simulator's state, so the next `--sim` command continues from it.
+    pub fn close(self) -> anyhow::Result<()> {
+        if let Some((sim, path)) = &self.sim {
+            sim.save(path).with_context(|| format!("cannot save the simulated cluster to {}", path.display()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The `stand` binary as a user runs it: on `--sim`, and over HTTPS against `stand sim serve`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{assert_log_matches_schema, serve};
+
+fn lab3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai")
+}
+
+/// Runs `stand` in `dir` with `args`, keeping the simulator's state in `dir`, without any
+/// cluster settings of the machine.
+fn stand(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stand"))
+        .current_dir(dir)
+        .args(args)
+        .env("STAND_SIM_STATE", dir.join("sim.json"))
+        .env_remove("PVE_URL")
+        .env_remove("PVE_TOKEN")
+        .env_remove("STAND_CLUSTER")
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+#[test]
+fn up_status_down_on_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab3();
+    let lab = lab.to_str().unwrap();
+
+    let up = stand(dir.path(), &["up", lab, "--sim"], &[]);
+    assert!(up.status.success(), "{}", text(&up));
+    let out = text(&up);
+    assert!(out.contains("SIMULATED"), "the output says it is simulated: {out}");
+    assert!(out.contains("48 VMs cloned"), "{out}");
+    assert!(!out.contains("password"), "no password on the screen: {out}");
+
+    let creds = dir.path().join("lab3-credentials.csv");
+    let rows = std::fs::read_to_string(&creds).unwrap();
+    assert_eq!(rows.lines().count(), 13, "a header and 12 students:\n{rows}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let again = stand(dir.path(), &["up", lab, "--sim", "--output", "json"], &[]);
+    let v = json(&again);
+    assert_eq!(v["converged"], true);
+    assert_eq!(v["report"]["vms_created"], 0, "the state was kept between commands");
+    assert_eq!(std::fs::read_to_string(&creds).unwrap(), rows, "passwords of earlier runs are kept");
+
+    let status = json(&stand(dir.path(), &["status", "lab3", "--sim", "--output", "json"], &[]));
+    let stands = status["stands"].as_array().unwrap();
+    assert_eq!(stands.len(), 12);
+    assert!(stands.iter().all(|s| s["running"] == 4));
+
+    // Fewer students, with --prune: the others' stands go.
+    std::fs::write(dir.path().join("few.txt"), "ivanov@pve\nkozlova@pve\n").unwrap();
+    let pruned =
+        json(&stand(dir.path(), &["up", lab, "--users", "few.txt", "--prune", "--sim", "--output", "json"], &[]));
+    assert_eq!(pruned["converged"], true);
+    assert_eq!(pruned["pruned"]["vms"], 40);
+    assert_eq!(pruned["pruned"]["users"], 10);
+    let out = stand(dir.path(), &["up", lab, "--only", "ivanov@pve", "--prune", "--sim"], &[]);
+    assert_eq!(out.status.code(), Some(2), "--prune with --only is refused: {}", text(&out));
+
+    let dry = stand(dir.path(), &["down", "lab3", "--sim", "--dry-run"], &[]);
+    assert!(text(&dry).contains("dry run: nothing removed"));
+    let down = json(&stand(dir.path(), &["down", lab, "--sim", "--output", "json"], &[]));
+    assert_eq!(down["removed"]["vms"], 8);
+    assert_eq!(down["removed"]["users"], 2);
+    let status = json(&stand(dir.path(), &["status", "--sim", "--output", "json"], &[]));
+    assert!(status["stands"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn deploy_stand_files_run_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deployment_config.yml"),
+        "machines:\n  - device_type: ecorouter\n    name: router\n    template_node: pve1\n    template_vmid: 100\n    networks:\n      - bridge: vmbr0\n      - bridge: lan\n  - device_type: linux\n    name: host1\n    template_node: pve1\n    template_vmid: 101\n    networks:\n      - bridge: lan\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("users_list.yml"), "users:\n  - student1@pve\n  - student2@pve\n").unwrap();
+    let args = [
+        "up",
+        "--legacy",
+        "deployment_config.yml",
+        "--users",
+        "users_list.yml",
+        "--lab",
+        "lab2",
+        "--sim",
+        "--output",
+        "json",
+    ];
+    let v = json(&stand(dir.path(), &args, &[]));
+    assert_eq!(v["converged"], true);
+    assert_eq!(v["report"]["vms_created"], 4);
+    assert_eq!(v["report"]["bridges_created"], 2);
+    assert!(dir.path().join("lab2-credentials.csv").exists());
+    let out = stand(dir.path(), &["up", "--legacy", "deployment_config.yml", "--sim"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("add --users users_list.yml"), "{}", text(&out));
+}
+
+#[test]
+fn bad_input_and_missing_clusters_have_their_own_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("typo.rhai"), "let u = create_user(\"a@pve\");\nclone(u, #{ templat: 103 });\n")
+        .unwrap();
+    let out = stand(dir.path(), &["up", "typo.rhai", "--sim"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let msg = text(&out);
+    assert!(msg.contains("typo.rhai:2"), "names the file and line: {msg}");
+    assert!(msg.contains("templat"), "names the field: {msg}");
+    assert!(!dir.path().join("typo-credentials.csv").exists(), "nothing was made");
+
+    let out = stand(dir.path(), &["status"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out).contains("set PVE_URL and PVE_TOKEN"), "{}", text(&out));
+
+    let out = stand(dir.path(), &["up", "missing.rhai", "--sim"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("missing.rhai"), "{}", text(&out));
+}
+
+#[test]
+fn the_https_client_runs_up_and_down_against_sim_serve_and_every_request_matches_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let served = serve(&log, &[]);
+    let lab = lab3();
+    let lab = lab.to_str().unwrap();
+
+    let up = stand(dir.path(), &["up", lab, "--output", "json"], &served.env);
+    let v = json(&up);
+    assert_eq!(v["simulated"], false, "a real client, over HTTPS");
+    assert_eq!(v["converged"], true, "{}", text(&up));
+    assert_eq!(v["report"]["vms_created"], 48);
+    assert_eq!(v["credentials"][0]["password"], serde_json::Value::Null, "passwords only when asked");
+
+    let status = json(&stand(dir.path(), &["status", "lab3", "--output", "json"], &served.env));
+    assert_eq!(status["stands"].as_array().unwrap().len(), 12);
+
+    let down = json(&stand(dir.path(), &["down", "lab3", "--output", "json"], &served.env));
+    assert_eq!(down["converged"], true);
+    assert_eq!(down["removed"]["vms"], 48);
+
+    // A wrong pin is refused before any request is made.
+    let mut wrong = served.env.clone();
+    wrong[2].1 = "AA:".repeat(31) + "AA";
+    let out = stand(dir.path(), &["status"], &wrong);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    drop(served);
+    assert_log_matches_schema(&log);
+}

@@ -1,0 +1,66 @@
+//! Helpers shared by the tests that run the `stand` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running `stand sim serve`, stopped on drop.
+pub struct Served {
+    child: Child,
+    /// `PVE_URL`, `PVE_TOKEN`, `PVE_FINGERPRINT` as it printed them.
+    pub env: Vec<(String, String)>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `stand sim serve` on a free port with `extra` arguments and reads its three
+/// `export` lines.
+pub fn serve(request_log: &Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stand"))
+        .args(["sim", "serve", "--listen", "127.0.0.1:0", "--latency", "none"])
+        .args(extra)
+        .arg("--request-log")
+        .arg(request_log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stand runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut env = Vec::new();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let (k, v) = line.strip_prefix("export ").unwrap().split_once('=').unwrap();
+        env.push((k.to_string(), v.trim_matches('\'').to_string()));
+    }
+    assert_eq!(env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["PVE_URL", "PVE_TOKEN", "PVE_FINGERPRINT"]);
+    Served { child, env }
+}
+
+/// `../shared/pve-api/check_requests.py`, when present.
+pub fn shared_checker() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pve-api/check_requests.py");
+    p.exists().then_some(p)
+}
+
+/// Checks a request log against the official schema; skips (unless CI requires it) when
+/// the checker is absent.
+pub fn assert_log_matches_schema(log: &Path) {
+    match shared_checker() {
+        Some(checker) => {
+            let out = Command::new("python3").arg(checker).arg(log).output().unwrap();
+            let report = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "schema violations:\n{report}");
+            assert!(report.contains(", 0 do not match the schema"), "{report}");
+        }
+        None => assert!(
+            std::env::var_os("STAND_REQUIRE_PEER").is_none(),
+            "STAND_REQUIRE_PEER is set but ../shared/pve-api is missing"
+        ),
+    }
+}
