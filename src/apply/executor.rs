@@ -539,9 +539,11 @@ async fn configure(ctx: &Ctx, vm: &VmPlan, vmid: u32, only: Option<&[String]>) -
     .await
 }
 
-async fn start_vm(ctx: &Ctx, vm: &VmPlan, vmid: u32) -> Result<(), PveError> {
-    ctx.retry(repeatable, |_| async move {
-        if ctx.pve.vm_status(&vm.node, vmid).await?.status == "running" {
+/// Starts the VM. A VM cloned by this run is known to be stopped: its status is read only
+/// when a start is repeated.
+async fn start_vm(ctx: &Ctx, vm: &VmPlan, vmid: u32, fresh: bool) -> Result<(), PveError> {
+    ctx.retry(repeatable, |attempt| async move {
+        if (!fresh || attempt > 1) && ctx.pve.vm_status(&vm.node, vmid).await?.status == "running" {
             return Ok(());
         }
         let upid = ctx.pve.vm_power(&vm.node, vmid, "start").await?;
@@ -597,7 +599,7 @@ async fn deploy_vm(ctx: &Ctx, vm: &VmPlan) {
                 "the VM is made but not started; fix the network, then re-run `stand up`",
             );
         }
-        match start_vm(ctx, vm, vmid).await {
+        match start_vm(ctx, vm, vmid, !vm.exists).await {
             Ok(()) => ctx.count(|r| r.vms_started += 1),
             Err(e) => ctx.fail(label, &e, "check the node's memory and the VM's bridges; `stand up` again starts it"),
         }

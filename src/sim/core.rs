@@ -325,6 +325,8 @@ impl Sim {
             s.requests += 1;
             if !method.is_read() {
                 s.writes += 1;
+            } else if path.contains("/tasks/") {
+                s.polls += 1;
             }
         }
         let route = schema::route(method, path)?;

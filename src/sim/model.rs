@@ -126,6 +126,8 @@ pub struct SimStats {
     pub requests: u64,
     /// Requests that were not GET.
     pub writes: u64,
+    /// GETs of a task's status or log (polls).
+    pub polls: u64,
     /// Injected 5xx.
     pub http5xx: u64,
     /// Injected resets.

@@ -1,0 +1,299 @@
+//! `cargo bench`: how close `stand` gets to what the cluster can do. Prints figures and
+//! ratios measured in this one run; never fails on a slow machine. See BENCHMARKS.md.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stand::apply::{ApplyOptions, Doomed, apply, destroy};
+use stand::plan::{Plan, Snapshot};
+use stand::pve::{Backoff, BridgeParams, CloneParams, Params, Pve, PveClient, PveExt, Retrying, WaitPolicy};
+use stand::script::{RunOptions, run_source};
+use stand::sim::{DEFAULT_FIXTURE, Fixture, LatencyModel, Sim, SimOptions};
+
+/// A class: `users` students with one EcoRouter and `vms - 1` Linux hosts on a private LAN.
+fn class_script(users: usize, vms: usize, memory: u32) -> String {
+    format!(
+        "lab(#{{ vmid_range: [1000, 99999] }});
+        for i in 1..={users} {{ let user = create_user(`s${{i}}@pve`); place_balanced(user); let lan = alias(user, \"lan\");
+            clone(user, #{{ template: \"ecorouter\", name: \"r\", device: \"ecorouter\", nets: [\"vmbr0\", lan], memory: {memory} }});
+            for h in 1..{vms} {{ clone(user, #{{ template: \"debian-12\", name: `h${{h}}`, nets: [lan], memory: {memory} }}); }} }}"
+    )
+}
+
+fn plan_of(script: &str, snap: Arc<Snapshot>) -> Plan {
+    let opts = RunOptions { lab: Some("bench".into()), ..RunOptions::default() };
+    run_source("bench.rhai", Path::new("."), script, snap, &opts).expect("the bench script plans").plan
+}
+
+fn connect(sim: &Sim) -> Arc<dyn Pve> {
+    Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()))
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime")
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions {
+        wait: WaitPolicy { first: Duration::from_millis(100), ..WaitPolicy::default() },
+        ..ApplyOptions::default()
+    }
+}
+
+/// The model's lower bound on the makespan of `plan`: the busiest storage allocation lock
+/// (every volume of every clone on it, one after the other) between the earliest moment a
+/// clone can take it and the shortest finish after the last one, or the longest chain of
+/// one VM, whichever is longer.
+fn lower_bound(plan: &Plan, snap: &Snapshot, lat: &LatencyModel) -> f64 {
+    let mut per_lock: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for v in &plan.vms {
+        let tpl = snap.vm(v.template).expect("template in snapshot");
+        let disks = tpl.disk_storages().len().max(1) as u64;
+        let storage = tpl.disk_storages().into_iter().next().unwrap_or_default();
+        let shared = snap.storage(&storage).is_some_and(|s| s.shared);
+        let key = if shared { storage } else { format!("{}/{storage}", v.template_node) };
+        *per_lock.entry(key).or_default() += disks * if v.full { lat.full_alloc_ms } else { lat.linked_lock_ms };
+    }
+    // Before a clone: user, pool, the clone POST, half the task overhead.
+    let lead = 3 * lat.request_ms + lat.task_overhead_ms / 2;
+    // After the last volume: the rest of the clone task, the config PUT, the start task.
+    let tail = lat.task_overhead_ms / 2 + lat.request_ms + lat.request_ms + lat.task_overhead_ms + lat.start_ms;
+    let busiest = per_lock.values().copied().max().unwrap_or(0);
+    let chain = lead + lat.linked_lock_ms + tail;
+    let network = lat.request_ms * 2 + lat.network_reload_ms + lat.request_ms + lat.task_overhead_ms + lat.start_ms;
+    (lead + busiest + tail).max(chain).max(network) as f64 / 1000.0
+}
+
+/// deploy-stand's way: one operation at a time, waiting for each.
+async fn sequential(pve: &dyn Pve, plan: &Plan, wait: WaitPolicy) {
+    for u in &plan.users {
+        pve.create_user(&u.userid, u.password.as_deref(), Some(&u.comment)).await.expect("user");
+        pve.create_pool(&u.pool, None).await.expect("pool");
+        pve.set_acl(&format!("/pool/{}", u.pool), "PVEVMAdmin", Some(&u.userid), None, false).await.expect("acl");
+        for b in &u.sdn_acls {
+            pve.set_acl(&format!("/sdn/zones/localnetwork/{b}"), "PVESDNUser", Some(&u.userid), None, false)
+                .await
+                .expect("acl");
+        }
+    }
+    for b in &plan.bridges {
+        let p = BridgeParams {
+            iface: b.iface.clone(),
+            autostart: true,
+            vlan_aware: b.vlan_aware,
+            ports: None,
+            comments: Some(b.comment.clone()),
+        };
+        pve.create_bridge(&b.node, &p).await.expect("bridge");
+    }
+    let mut nodes: Vec<&str> = plan.bridges.iter().map(|b| b.node.as_str()).collect();
+    nodes.dedup();
+    for n in nodes {
+        let upid = pve.apply_network(n).await.expect("network");
+        pve.wait_task(&upid, wait).await.expect("reload");
+    }
+    for v in &plan.vms {
+        let params = CloneParams {
+            newid: v.vmid,
+            name: Some(v.name.clone()),
+            target: (v.node != v.template_node).then(|| v.node.clone()),
+            full: v.full.then_some(true),
+            storage: None,
+            pool: Some(v.pool.clone()),
+            description: Some(v.description.clone()),
+        };
+        let upid = pve.clone_vm(&v.template_node, v.template, &params).await.expect("clone");
+        pve.wait_task(&upid, wait).await.expect("clone task");
+        let mut config = Params::new();
+        for (i, n) in v.nets.iter().enumerate() {
+            if let Some(n) = n {
+                config.insert(format!("net{i}"), n.clone());
+            }
+        }
+        config.insert("tags".into(), v.tags.join(";"));
+        pve.set_vm_config(&v.node, v.vmid, config).await.expect("config");
+        let upid = pve.vm_power(&v.node, v.vmid, "start").await.expect("start");
+        pve.wait_task(&upid, wait).await.expect("start task");
+    }
+}
+
+/// The default cluster with a copy of every template on each node's `local-lvm`, so each
+/// node's clones take that node's storage lock instead of one shared NFS lock.
+fn fixture_with_local_templates() -> String {
+    let mut templates = String::new();
+    for (n, base) in [(1, 100), (2, 200), (3, 300)] {
+        for (i, (name, nets)) in [
+            ("ecorouter", "vmxnet3,bridge=vmbr0,link_down=1"),
+            ("alt-server", "virtio,bridge=vmbr0,firewall=1"),
+            ("alt-workstation", "virtio,bridge=vmbr0,firewall=1"),
+            ("debian-12", "virtio,bridge=vmbr0,firewall=1"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            templates.push_str(&format!(
+                "  - {{ vmid: {}, name: {name}, node: pve{n}, storage: local-lvm, memory: 1024, cores: 1, disk_gib: 8, nets: [\"{nets}\"] }}\n",
+                base + i
+            ));
+        }
+    }
+    let start = DEFAULT_FIXTURE.find("templates:\n").expect("templates") + "templates:\n".len();
+    let end = DEFAULT_FIXTURE.find("users:").expect("users");
+    format!("{}{}{}", &DEFAULT_FIXTURE[..start], templates, &DEFAULT_FIXTURE[end..])
+}
+
+fn makespan_vs_bound_and_sequential(users: usize, vms: usize, memory: u32, fixture: &Fixture, label: &str) {
+    let rt = paused_runtime();
+    rt.block_on(async {
+        let lat = LatencyModel::realistic();
+        let new_sim = || Sim::new(fixture, SimOptions { latency: lat.clone(), ..SimOptions::default() });
+        let sim = new_sim();
+        let pve = connect(&sim);
+        let snap = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+        let plan = plan_of(&class_script(users, vms, memory), snap.clone());
+        let before = sim.stats();
+        let report = apply(pve.clone(), &plan, snap.clone(), &options()).await;
+        assert!(report.ok(), "{:#?}", report.failures);
+        let after = sim.stats();
+        let bound = lower_bound(&plan, &snap, &lat);
+
+        let fresh = (after.requests - after.polls) - (before.requests - before.polls);
+        let polls = after.polls - before.polls;
+        let snap2 = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+        let plan2 = plan_of(&class_script(users, vms, memory), snap2.clone());
+        let s = sim.stats();
+        let noop = apply(pve.clone(), &plan2, snap2.clone(), &options()).await;
+        assert!(noop.ok());
+        let s2 = sim.stats();
+        let snap3 = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+        let s3 = sim.stats();
+        let down = destroy(pve.clone(), &snap3, "bench", &Doomed::select(&snap3, "bench", &[]), &options()).await;
+        assert!(down.failures.is_empty());
+        let s4 = sim.stats();
+
+        let seq_sim = new_sim();
+        let seq_pve = connect(&seq_sim);
+        let seq_snap = Arc::new(Snapshot::take(&seq_pve).await.expect("snapshot"));
+        let seq_plan = plan_of(&class_script(users, vms, memory), seq_snap);
+        let start = tokio::time::Instant::now();
+        sequential(seq_pve.as_ref(), &seq_plan, options().wait).await;
+        let seq = start.elapsed().as_secs_f64();
+
+        let n = plan.vms.len() as f64;
+        println!(
+            "## apply {users} users × {vms} VMs ({} VMs, {label}, realistic latency, paused clock)",
+            plan.vms.len()
+        );
+        println!("makespan            {:>8.1} s", report.seconds);
+        println!("lower bound         {:>8.1} s   makespan / bound      = {:.2}", bound, report.seconds / bound);
+        println!("sequential          {:>8.1} s   sequential / stand    = {:.1}×", seq, seq / report.seconds);
+        println!("requests per VM, fresh up       {:>6.2} (+ {:.2} polls)", fresh as f64 / n, polls as f64 / n);
+        println!(
+            "requests per VM, no-op re-up    {:>6.2} ({} writes)",
+            (s2.requests - s.requests) as f64 / n,
+            s2.writes - s.writes
+        );
+        println!(
+            "requests per VM, down           {:>6.2} (+ {:.2} polls)",
+            ((s4.requests - s4.polls) - (s3.requests - s3.polls)) as f64 / n,
+            (s4.polls - s3.polls) as f64 / n
+        );
+        println!();
+    });
+}
+
+fn real_https(users: usize, vms: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+        let server = stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().expect("addr")).await.expect("serve");
+        let creds = stand::pve::Credentials::from_token(&server.token).expect("token");
+        let tls = stand::pve::TlsMode::Pinned(server.fingerprint.clone());
+        let client = PveClient::new(&server.url, creds, &tls, stand::pve::ClientOptions::default()).expect("client");
+        let pve: Arc<dyn Pve> = Arc::new(client);
+        let start = Instant::now();
+        let snap = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+        let plan = plan_of(&class_script(users, vms, 512), snap.clone());
+        let opts = ApplyOptions {
+            wait: WaitPolicy {
+                first: Duration::from_millis(5),
+                max: Duration::from_millis(20),
+                ..WaitPolicy::default()
+            },
+            ..ApplyOptions::default()
+        };
+        let report = apply(pve, &plan, snap, &opts).await;
+        let wall = start.elapsed().as_secs_f64();
+        assert!(report.ok(), "{:#?}", report.failures);
+        let stats = sim.stats();
+        println!("## HTTPS client against `stand sim serve --latency none`, {users} × {vms}");
+        println!(
+            "snapshot + plan + apply  {wall:>7.2} s wall, {} requests, {:.0} requests/s",
+            stats.requests,
+            stats.requests as f64 / wall
+        );
+        println!();
+        server.shutdown();
+    });
+}
+
+fn fixture_with_nodes(nodes: usize) -> String {
+    let mut nodes_yaml = String::new();
+    for i in 1..=nodes {
+        nodes_yaml.push_str(&format!("  - {{ name: pve{i}, cpus: 64, memory_gib: 1024 }}\n"));
+    }
+    let start = DEFAULT_FIXTURE.find("nodes:\n").expect("nodes") + "nodes:\n".len();
+    let end = DEFAULT_FIXTURE.find("storages:").expect("storages");
+    format!("{}{}{}", &DEFAULT_FIXTURE[..start], nodes_yaml, &DEFAULT_FIXTURE[end..])
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn engine_scale() {
+    let rt = paused_runtime();
+    rt.block_on(async {
+        let fixture = Fixture::parse(&fixture_with_nodes(16), "16 nodes").expect("fixture");
+        let sim = Sim::new(&fixture, SimOptions::default());
+        let snap = Arc::new(Snapshot::take(&sim.session("root@pam")).await.expect("snapshot"));
+        let rss_before = peak_rss_mib();
+        let start = Instant::now();
+        let plan = plan_of(&class_script(1000, 5, 512), snap);
+        let took = start.elapsed().as_secs_f64();
+        println!("## engine: script + plan of 1,000 users × 5 VMs on a 16-node fixture");
+        println!("plan of {} VMs, {} bridges   {:>7.3} s", plan.vms.len(), plan.bridges.len(), took);
+        if let (Some(b), Some(a)) = (rss_before, peak_rss_mib()) {
+            println!("peak memory (process)      {a:>7.1} MiB (before planning {b:.1} MiB)");
+        }
+    });
+    let exe = env!("CARGO_BIN_EXE_stand");
+    let runs = 10;
+    let start = Instant::now();
+    for _ in 0..runs {
+        let ok = std::process::Command::new(exe).arg("--version").output().is_ok_and(|o| o.status.success());
+        assert!(ok, "stand --version runs");
+    }
+    println!("CLI start-up (`stand --version`) {:>5.1} ms", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    println!();
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary with no `--bench`: keep that quick.
+    let full = std::env::args().any(|a| a == "--bench");
+    println!("# stand benchmarks{}\n", if full { "" } else { " (smoke run; `cargo bench` for the figures)" });
+    engine_scale();
+    let default = Fixture::default_cluster();
+    let shared = "default 3-node fixture: templates on shared NFS";
+    makespan_vs_bound_and_sequential(30, 4, 512, &default, shared);
+    if full {
+        makespan_vs_bound_and_sequential(100, 6, 256, &default, shared);
+        let local = Fixture::parse(&fixture_with_local_templates(), "local templates").expect("fixture");
+        makespan_vs_bound_and_sequential(30, 4, 512, &local, "3 nodes, a template copy per node on local-lvm");
+        real_https(30, 4);
+    }
+}
