@@ -432,14 +432,18 @@ async fn clone_vm(ctx: &Ctx, vm: &VmPlan) -> Result<u32, PveError> {
             Err(e) => e,
         };
         if err.failure().is_some_and(|f| f.message.contains("config file already exists")) {
-            match pve.vm_config(&vm.node, vmid).await {
+            // Whose is it? Only a VM we can read and that is not ours is re-planned around.
+            let owner = ctx.retry(repeatable, |_| pve.vm_config(&vm.node, vmid)).await;
+            match owner {
                 Ok(cfg) if is_ours(ctx, &cfg, vm) => {
                     if wait_unlocked(ctx, &vm.node, vmid).await? {
                         return Ok(vmid);
                     }
                     continue;
                 }
-                _ => {
+                Err(e) if !e.failure().is_some_and(|f| f.message.contains("does not exist")) => return Err(e),
+                Err(_) => continue,
+                Ok(_) => {
                     let old = vmid;
                     vmid = next_free_vmid(ctx, vmid + 1).await?;
                     ctx.count(|r| r.replanned_vmids.push((old, vmid)));
@@ -560,7 +564,16 @@ async fn deploy_vm(ctx: &Ctx, vm: &VmPlan) {
     let Ok(_permit) = limit.acquire_owned().await else { return };
     let label = vm_label(vm);
     let mut vmid = vm.vmid;
-    if !vm.exists {
+    let mut exists = vm.exists;
+    if exists {
+        // It may still be under a clone of an earlier run, which may yet fail.
+        match wait_unlocked(ctx, &vm.node, vmid).await {
+            Ok(true) => {}
+            Ok(false) => exists = false,
+            Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
+        }
+    }
+    if !exists {
         if let Some(g) = ctx.pools.get(&vm.pool)
             && !passed(g).await
         {
@@ -576,20 +589,13 @@ async fn deploy_vm(ctx: &Ctx, vm: &VmPlan) {
         if let Err(e) = configure(ctx, vm, vmid, None).await {
             return ctx.fail(label, &e, "the VM exists without its NICs; re-run `stand up` to finish it");
         }
-    } else {
-        match wait_unlocked(ctx, &vm.node, vmid).await {
-            Ok(true) => {}
-            Ok(false) => return ctx.fail(label, &"the VM disappeared while planning", "re-run `stand up`"),
+    } else if !vm.update.is_empty() {
+        match configure(ctx, vm, vmid, Some(&vm.update)).await {
+            Ok(()) => ctx.count(|r| r.vms_updated += 1),
             Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
         }
-        if !vm.update.is_empty() {
-            match configure(ctx, vm, vmid, Some(&vm.update)).await {
-                Ok(()) => ctx.count(|r| r.vms_updated += 1),
-                Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
-            }
-        }
     }
-    if vm.start && (!vm.exists || vm.needs_start) {
+    if vm.start && (!exists || vm.needs_start) {
         if let Some(g) = ctx.networks.get(&vm.node)
             && !passed(g).await
         {
@@ -599,7 +605,7 @@ async fn deploy_vm(ctx: &Ctx, vm: &VmPlan) {
                 "the VM is made but not started; fix the network, then re-run `stand up`",
             );
         }
-        match start_vm(ctx, vm, vmid, !vm.exists).await {
+        match start_vm(ctx, vm, vmid, !exists).await {
             Ok(()) => ctx.count(|r| r.vms_started += 1),
             Err(e) => ctx.fail(label, &e, "check the node's memory and the VM's bridges; `stand up` again starts it"),
         }

@@ -256,13 +256,29 @@ impl Planner {
         Ok(user)
     }
 
+    /// Where this user's stand already is: a VM with our marker, a VM in the user's pool
+    /// (known even when its node is offline and its config unreadable), or a private
+    /// bridge made for the user (a run that stopped before cloning).
     fn existing_stand_node(&self, userid: &str) -> Option<String> {
         let lab = self.lab();
-        self.snap
-            .vms
-            .iter()
-            .find(|v| v.marker().is_some_and(|m| m.has_lab(lab) && m.get("user") == Some(userid)))
-            .map(|v| v.node.clone())
+        let pool = self.users.iter().find(|u| u.userid == userid).map(|u| u.pool.as_str());
+        let by_vm = self.snap.vms.iter().find(|v| {
+            v.marker().is_some_and(|m| m.has_lab(lab) && m.get("user") == Some(userid))
+                || (!v.template && pool.is_some() && v.pool.as_deref() == pool)
+        });
+        if let Some(v) = by_vm {
+            return Some(v.node.clone());
+        }
+        self.snap.bridges.iter().find_map(|(node, bridges)| {
+            bridges
+                .iter()
+                .any(|b| {
+                    b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| {
+                        m.get("lab") == Some(lab) && m.get("user") == Some(userid) && m.get("alias").is_some()
+                    })
+                })
+                .then(|| node.clone())
+        })
     }
 
     /// Memory (bytes) still free on `node` after existing guests and this plan.

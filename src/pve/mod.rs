@@ -22,7 +22,7 @@ pub use connect::{ClusterConfig, ConnectError, Connection};
 pub use error::{ApiFailure, PveError};
 pub use netdev::{NetDevice, NetDeviceError, NicModel};
 pub use request::{ApiRequest, Method, Params};
-pub use retry::{Backoff, Retrying, retryable};
+pub use retry::{Backoff, Retrying, retryable, seed_jitter};
 pub use task::{TaskStatus, WaitPolicy};
 pub use tls::{TlsMode, cert_fingerprint, client_config, normalize_fingerprint};
 pub use types::*;

@@ -5,10 +5,31 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::Rng;
+use std::cell::RefCell;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use super::{ApiRequest, Method, Pve, PveError};
+
+thread_local! {
+    static JITTER: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+}
+
+/// Makes the backoff jitter of this thread follow `seed`, so that a test on a paused clock
+/// replays exactly (the default is the thread's random generator).
+pub fn seed_jitter(seed: u64) {
+    JITTER.with(|j| *j.borrow_mut() = Some(StdRng::seed_from_u64(seed)));
+}
+
+/// A jitter factor in [0.5, 1.5).
+fn jitter() -> f64 {
+    JITTER.with(|j| match j.borrow_mut().as_mut() {
+        Some(rng) => rng.gen_range(0.5..1.5),
+        None => rand::thread_rng().gen_range(0.5..1.5),
+    })
+}
 
 /// How often and how patiently to repeat a failed operation.
 #[derive(Clone, Copy, Debug)]
@@ -42,8 +63,7 @@ impl Backoff {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.attempts && retry_if(&e) => {
                     tracing::info!(attempt, error = %e, "retrying");
-                    let jitter = rand::thread_rng().gen_range(0.5..1.5);
-                    tokio::time::sleep(delay.mul_f64(jitter)).await;
+                    tokio::time::sleep(delay.mul_f64(jitter())).await;
                     delay = (delay * 2).min(self.max);
                     attempt += 1;
                 }

@@ -52,6 +52,7 @@ pub enum TransportFault {
 pub(super) struct Inner {
     pub(super) state: Mutex<SimState>,
     pub(super) opts: SimOptions,
+    faults: Mutex<FaultSpec>,
     pub(super) rng: Mutex<StdRng>,
     pub(super) stats: Mutex<SimStats>,
     start: tokio::time::Instant,
@@ -121,6 +122,8 @@ pub(super) struct Ctx<'a> {
     pub params: &'a Params,
     pub now: u64,
     pub opts: &'a SimOptions,
+    /// The faults in force now (see [`Sim::set_faults`]).
+    pub faults: FaultSpec,
     pub rng: &'a mut StdRng,
     pub stats: &'a mut SimStats,
 }
@@ -153,7 +156,7 @@ impl Ctx<'_> {
 
     /// Rolls a per-task fault: `(fails, slow factor)`.
     pub fn roll_task_faults(&mut self) -> (bool, u64) {
-        let f = &self.opts.faults;
+        let f = &self.faults;
         let fail = f.task_fail > 0.0 && self.rng.gen_bool(f.task_fail);
         let slow = f.slow_task > 0.0 && self.rng.gen_bool(f.slow_task);
         if fail {
@@ -219,6 +222,7 @@ impl Sim {
         Sim {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
+                faults: Mutex::new(opts.faults.clone()),
                 opts,
                 rng: Mutex::new(rng),
                 stats: Mutex::new(SimStats::default()),
@@ -252,6 +256,11 @@ impl Sim {
     /// Options in force.
     pub fn options(&self) -> &SimOptions {
         &self.inner.opts
+    }
+
+    /// Changes the injected faults from now on (a fault campaign ends with a clean run).
+    pub fn set_faults(&self, faults: FaultSpec) {
+        *lock(&self.inner.faults) = faults;
     }
 
     /// Counters of requests and injected faults.
@@ -295,7 +304,7 @@ impl Sim {
 
     /// Rolls the transport faults for one request.
     pub fn roll_transport_fault(&self) -> Option<TransportFault> {
-        let f = &self.inner.opts.faults;
+        let f = lock(&self.inner.faults).clone();
         if f.http5xx == 0.0 && f.reset == 0.0 {
             return None;
         }
@@ -362,6 +371,7 @@ impl Sim {
             params,
             now,
             opts: &self.inner.opts,
+            faults: lock(&self.inner.faults).clone(),
             rng: &mut rng,
             stats: &mut stats,
         };
@@ -409,7 +419,7 @@ impl Sim {
 }
 
 fn inject_lock_timeout(ctx: &mut Ctx<'_>, template: &str) -> Result<(), ApiFailure> {
-    let p = ctx.opts.faults.lock_timeout;
+    let p = ctx.faults.lock_timeout;
     if p == 0.0 || !ctx.rng.gen_bool(p) {
         return Ok(());
     }
