@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 use super::report::{ApplyReport, Credential, Failure};
 use super::retry::{already_exists, transient};
 use crate::plan::{BridgePlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
-use crate::pve::{ApiRequest, Backoff, BridgeParams, CloneParams, Params, Pve, PveError, PveExt, WaitPolicy};
+use crate::pve::{
+    ApiRequest, Backoff, BridgeParams, CloneParams, NetDevice, Params, Pve, PveError, PveExt, WaitPolicy,
+};
 
 /// Limits and timing of an apply.
 #[derive(Clone, Debug)]
@@ -78,7 +80,14 @@ struct Ctx {
     vmid_hi: u32,
     report: Mutex<ApplyReport>,
     pools: BTreeMap<String, Gate>,
+    /// Set once each user exists (or could not be made).
+    users: BTreeMap<String, Gate>,
     networks: BTreeMap<String, Gate>,
+    /// Bridges found taken by someone else and made under another name: (node, planned) → made.
+    renamed: Mutex<BTreeMap<(String, String), String>>,
+    /// Per user, the planned bridges whose `SDN.Use` they get.
+    sdn_acls: BTreeMap<String, Vec<String>>,
+    bridge_base: u32,
     node_limits: BTreeMap<String, Arc<Semaphore>>,
     storage_limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
     snap: Arc<Snapshot>,
@@ -129,6 +138,10 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         vmid_hi: plan.lab.as_ref().map(|l| l.vmid_range.1).unwrap_or(999_999),
         report: Mutex::new(ApplyReport::default()),
         pools: plan.users.iter().map(|u| (u.pool.clone(), gate())).collect(),
+        users: plan.users.iter().map(|u| (u.userid.clone(), gate())).collect(),
+        renamed: Mutex::new(BTreeMap::new()),
+        sdn_acls: plan.users.iter().map(|u| (u.userid.clone(), u.sdn_acls.clone())).collect(),
+        bridge_base: plan.lab.as_ref().map(|l| l.bridge_base).unwrap_or(1000),
         networks: nodes.iter().map(|n| (n.clone(), gate())).collect(),
         node_limits: nodes.iter().map(|n| (n.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect(),
         storage_limits: Mutex::new(BTreeMap::new()),
@@ -255,21 +268,78 @@ async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
     if let Some(g) = ctx.pools.get(&u.pool) {
         g.send_replace(Some(pool_ok));
     }
-    if !user_ok {
-        return;
+    if let Some(g) = ctx.users.get(&u.userid) {
+        g.send_replace(Some(user_ok));
     }
-    let mut acls: Vec<(String, &str)> = Vec::new();
-    if !u.acl_exists && pool_ok {
-        acls.push((format!("/pool/{}", u.pool), "PVEVMAdmin"));
+    if user_ok && pool_ok && !u.acl_exists {
+        set_acl(ctx, &format!("/pool/{}", u.pool), "PVEVMAdmin", &u.userid).await;
     }
-    for b in &u.sdn_acls {
-        acls.push((format!("/sdn/zones/localnetwork/{b}"), "PVESDNUser"));
+}
+
+async fn set_acl(ctx: &Ctx, path: &str, role: &str, userid: &str) {
+    match ctx.retry(repeatable, |_| ctx.pve.set_acl(path, role, Some(userid), None, false)).await {
+        Ok(()) => ctx.count(|r| r.acls_set += 1),
+        Err(e) => ctx.fail(format!("acl {path} {userid}"), &e, "check Permissions.Modify; re-run `stand up`"),
     }
-    for (path, role) in acls {
-        match ctx.retry(repeatable, |_| pve.set_acl(&path, role, Some(&u.userid), None, false)).await {
-            Ok(()) => ctx.count(|r| r.acls_set += 1),
-            Err(e) => ctx.fail(format!("acl {path} {}", u.userid), &e, "check Permissions.Modify; re-run `stand up`"),
+}
+
+/// Creates one bridge; when its name was taken meanwhile by something not ours, creates it
+/// under the next free name. Returns the name made.
+async fn create_bridge(ctx: &Ctx, node: &str, b: &BridgePlan, planned: &[String]) -> Result<String, PveError> {
+    let pve = &ctx.pve;
+    let mut iface = b.iface.clone();
+    loop {
+        let p = BridgeParams {
+            iface: iface.clone(),
+            autostart: true,
+            vlan_aware: b.vlan_aware,
+            ports: None,
+            comments: Some(b.comment.clone()),
+        };
+        let err = match ctx.retry(repeatable, |_| pve.create_bridge(node, &p)).await {
+            Ok(()) => return Ok(iface),
+            Err(e) if already_exists(&e) => e,
+            Err(e) => return Err(e),
+        };
+        let net = ctx.retry(repeatable, |_| pve.network(node)).await?;
+        let existing = net.ifaces.iter().find(|i| i.iface == iface);
+        if existing.is_some_and(|i| i.comments.as_deref().map(str::trim_end) == Some(b.comment.as_str())) {
+            return Ok(iface); // ours: an earlier attempt whose answer was lost
         }
+        let taken: Vec<&str> =
+            net.ifaces.iter().map(|i| i.iface.as_str()).chain(planned.iter().map(String::as_str)).collect();
+        let Some(free) = (ctx.bridge_base..10_000).map(|n| format!("vmbr{n}")).find(|n| !taken.contains(&n.as_str()))
+        else {
+            return Err(err);
+        };
+        tracing::info!(node, from = %iface, to = %free, "bridge name taken meanwhile; using the next free one");
+        ctx.renamed.lock().unwrap_or_else(|e| e.into_inner()).insert((node.to_string(), b.iface.clone()), free.clone());
+        ctx.count(|r| r.renamed_bridges.push(format!("{node}/{} → {free}", b.iface)));
+        iface = free;
+    }
+}
+
+/// The name a planned bridge was made under.
+fn made_name(ctx: &Ctx, node: &str, planned: &str) -> String {
+    let renamed = ctx.renamed.lock().unwrap_or_else(|e| e.into_inner());
+    renamed.get(&(node.to_string(), planned.to_string())).cloned().unwrap_or_else(|| planned.to_string())
+}
+
+/// Gives each private bridge's owner `SDN.Use` on it (PVE 8 asks it of non-root users to
+/// plug a NIC into a bridge), once the owner exists.
+async fn grant_bridges(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
+    for b in bridges {
+        let Some(owner) = &b.owner else { continue };
+        if !ctx.sdn_acls.get(owner).is_some_and(|l| l.contains(&b.iface)) {
+            continue;
+        }
+        if let Some(g) = ctx.users.get(owner)
+            && !passed(g).await
+        {
+            continue;
+        }
+        let path = format!("/sdn/zones/localnetwork/{}", made_name(ctx, node, &b.iface));
+        set_acl(ctx, &path, "PVESDNUser", owner).await;
     }
 }
 
@@ -299,7 +369,8 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
     let ours_pending = ctx.snap.pending.contains_key(node) && foreign.is_empty();
     let to_create: Vec<&BridgePlan> = bridges.iter().filter(|b| !b.exists).collect();
     if to_create.is_empty() && !ours_pending {
-        return done(true);
+        done(true);
+        return grant_bridges(ctx, node, bridges).await;
     }
     if !foreign.is_empty() && !ctx.opts.apply_foreign_network {
         let msg = format!("{node} has pending network changes stand did not make ({})", foreign.join(", "));
@@ -310,27 +381,10 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
         );
         return done(false);
     }
+    let planned: Vec<String> = bridges.iter().map(|b| b.iface.clone()).collect();
     for b in to_create {
-        let p = BridgeParams {
-            iface: b.iface.clone(),
-            autostart: true,
-            vlan_aware: b.vlan_aware,
-            ports: None,
-            comments: Some(b.comment.clone()),
-        };
-        let r = ctx
-            .retry(repeatable, |attempt| {
-                let p = p.clone();
-                async move {
-                    match pve.create_bridge(node, &p).await {
-                        Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
-                        other => other,
-                    }
-                }
-            })
-            .await;
-        match r {
-            Ok(()) => ctx.count(|r| r.bridges_created += 1),
+        match create_bridge(ctx, node, b, &planned).await {
+            Ok(_) => ctx.count(|r| r.bridges_created += 1),
             Err(e) => {
                 ctx.fail(format!("bridge {node}/{}", b.iface), &e, "check Sys.Modify on /nodes; re-run `stand up`");
                 return done(false);
@@ -346,7 +400,8 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
     match r {
         Ok(_) => {
             ctx.count(|r| r.networks_applied += 1);
-            done(true)
+            done(true);
+            grant_bridges(ctx, node, bridges).await
         }
         Err(e) => {
             ctx.fail(
@@ -441,9 +496,9 @@ async fn clone_vm(ctx: &Ctx, vm: &VmPlan) -> Result<u32, PveError> {
                     }
                     continue;
                 }
+                // Not on our node: the VMID is someone else's elsewhere in the cluster.
                 Err(e) if !e.failure().is_some_and(|f| f.message.contains("does not exist")) => return Err(e),
-                Err(_) => continue,
-                Ok(_) => {
+                Err(_) | Ok(_) => {
                     let old = vmid;
                     vmid = next_free_vmid(ctx, vmid + 1).await?;
                     ctx.count(|r| r.replanned_vmids.push((old, vmid)));
@@ -482,7 +537,7 @@ async fn next_free_vmid(ctx: &Ctx, from: u32) -> Result<u32, PveError> {
     })
 }
 
-fn config_params(vm: &VmPlan, only: Option<&[String]>) -> Params {
+fn config_params(vm: &VmPlan, only: Option<&[String]>, made: impl Fn(&str) -> String) -> Params {
     let want = |k: &str| only.is_none_or(|o| o.iter().any(|x| x == k));
     let mut p = Params::new();
     let mut delete = Vec::new();
@@ -491,7 +546,14 @@ fn config_params(vm: &VmPlan, only: Option<&[String]>) -> Params {
         if let Some(n) = n
             && want(&key)
         {
-            p.insert(key, n.clone());
+            let nic = match n.parse::<NetDevice>() {
+                Ok(mut dev) if dev.bridge.as_deref().is_some_and(|b| made(b) != b) => {
+                    dev.bridge = dev.bridge.as_deref().map(&made);
+                    dev.to_string()
+                }
+                _ => n.clone(),
+            };
+            p.insert(key, nic);
         }
     }
     if let Some(o) = only {
@@ -521,7 +583,17 @@ fn config_params(vm: &VmPlan, only: Option<&[String]>) -> Params {
 }
 
 async fn configure(ctx: &Ctx, vm: &VmPlan, vmid: u32, only: Option<&[String]>) -> Result<(), PveError> {
-    let params = config_params(vm, only);
+    // NICs name bridges: wait until the node's bridges are made (and maybe renamed).
+    if vm.nets.iter().flatten().next().is_some()
+        && let Some(g) = ctx.networks.get(&vm.node)
+        && !passed(g).await
+    {
+        return Err(PveError::Decode {
+            path: format!("/nodes/{}/network", vm.node),
+            message: "the node's bridges were not made".into(),
+        });
+    }
+    let params = config_params(vm, only, |b| made_name(ctx, &vm.node, b));
     if params.is_empty() {
         return Ok(());
     }

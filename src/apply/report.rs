@@ -65,6 +65,8 @@ pub struct ApplyReport {
     pub vms_started: usize,
     /// VMIDs that were taken meanwhile and re-planned (old → new).
     pub replanned_vmids: Vec<(u32, u32)>,
+    /// Bridges whose name was taken meanwhile and were made under another (`node/old → new`).
+    pub renamed_bridges: Vec<String>,
     /// Failures.
     pub failures: Vec<Failure>,
     /// Credentials of users whose password was set.

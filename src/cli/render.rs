@@ -98,6 +98,9 @@ pub fn apply_counts(r: &ApplyReport) -> String {
     for (old, new) in &r.replanned_vmids {
         let _ = write!(s, "\nVMID {old} was taken meanwhile: used {new}");
     }
+    for b in &r.renamed_bridges {
+        let _ = write!(s, "\nbridge taken meanwhile: {b}");
+    }
     s
 }
 
