@@ -11,7 +11,7 @@ import sys
 PATHS = [
     "/access/ticket", "/access/permissions", "/access/users", "/access/users/{userid}",
     "/access/users/{userid}/token/{tokenid}", "/access/password", "/access/acl", "/access/roles",
-    "/access/groups", "/access/groups/{groupid}", "/access/roles/{roleid}",
+    "/access/groups", "/access/groups/{groupid}", "/access/roles/{roleid}", "/access/domains",
     "/pools", "/pools/{poolid}", "/version", "/cluster/status", "/cluster/resources", "/cluster/nextid",
     "/nodes", "/nodes/{node}/status", "/storage", "/nodes/{node}/storage",
     "/nodes/{node}/qemu", "/nodes/{node}/qemu/{vmid}", "/nodes/{node}/qemu/{vmid}/config",

@@ -198,6 +198,12 @@ impl Planner {
             return Err(invalid(format!("user '{userid}' is listed twice")));
         }
         let (name, realm) = userid.split_once('@').unwrap_or((userid, "pve"));
+        if !self.snap.realms.is_empty() && !self.snap.realms.iter().any(|r| r == realm) {
+            return Err(invalid(format!(
+                "'{userid}': the realm '{realm}' does not exist (realms: {}); add it in Datacenter → Permissions → Realms, or fix the userid",
+                self.snap.realms.join(", ")
+            )));
+        }
         let base = format!("{}-{}", self.lab(), dns_safe(name));
         let pool = if realm == "pve" { base } else { format!("{base}-{}", dns_safe(realm)) };
         if let Some(other) = self.users.iter().find(|u| u.pool == pool) {
@@ -598,7 +604,16 @@ impl Planner {
             }
         }
         let username = userid.split('@').next().unwrap_or(userid);
+        if dns_safe(&spec.name).is_empty() {
+            return Err(invalid(format!("`name` '{}' has no letters or digits: VM names are DNS names", spec.name)));
+        }
         let vm_name = dns_safe(&format!("{}-{username}", spec.name));
+        if spec.name.len() + 1 + username.len() > 63 {
+            return Err(invalid(format!(
+                "the VM name '{}-{username}' is longer than a DNS label (63 characters): shorten `name` '{}'",
+                spec.name, spec.name
+            )));
+        }
         if vm_name.is_empty() {
             return Err(invalid(format!("VM name '{}' has no letters or digits", spec.name)));
         }

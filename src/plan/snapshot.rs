@@ -154,6 +154,8 @@ pub struct Snapshot {
     pub users: Vec<UserSnap>,
     /// Pools.
     pub pools: Vec<PoolSnap>,
+    /// Realm names (`pam`, `pve`, ...).
+    pub realms: Vec<String>,
     /// ACL entries.
     pub acl: Vec<AclEntry>,
 }
@@ -224,6 +226,7 @@ impl Snapshot {
         }
         snap.users =
             pve.users().await?.into_iter().map(|u| UserSnap { userid: u.userid, comment: u.comment }).collect();
+        snap.realms = pve.realms().await?;
         snap.pools =
             pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();
         // Configs of templates and of VMs that may be ours: tagged, in one of our pools, or

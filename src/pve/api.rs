@@ -301,6 +301,12 @@ pub trait PveExt: Pve {
         }
     }
 
+    /// `GET /access/domains`: the realm names.
+    async fn realms(&self) -> Result<Vec<String>, PveError> {
+        let list: Vec<Value> = self.data(ApiRequest::get("/access/domains")).await?;
+        Ok(list.iter().filter_map(|r| r.get("realm").and_then(Value::as_str).map(str::to_string)).collect())
+    }
+
     /// `GET /access/users?full=1`.
     async fn users(&self) -> Result<Vec<UserInfo>, PveError> {
         self.data(ApiRequest::get("/access/users").flag("full", true)).await

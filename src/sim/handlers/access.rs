@@ -412,3 +412,16 @@ pub(super) fn delete_group(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     ctx.st.acl.retain(|a| !(a.kind == "group" && a.ugid == g));
     Ok(Value::Null.into())
 }
+
+/// `GET /access/domains`: the realms (readable by anyone logged in, like PVE).
+pub(super) fn domains() -> Result<Reply, ApiFailure> {
+    let list: Vec<_> = REALMS
+        .iter()
+        .map(|r| {
+            let comment =
+                if *r == "pam" { "Linux PAM standard authentication" } else { "Proxmox VE authentication server" };
+            json!({ "realm": r, "type": r, "comment": comment })
+        })
+        .collect();
+    Ok(json!(list).into())
+}

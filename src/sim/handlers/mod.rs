@@ -58,6 +58,7 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Get, "/access/ticket") => Ok(serde_json::Value::Null.into()),
         (Get, "/access/permissions") => access::permissions(ctx),
         (Get, "/access/users") => access::users(ctx),
+        (Get, "/access/domains") => access::domains(),
         (Post, "/access/users") => access::create_user(ctx),
         (Get, "/access/users/{userid}") => access::user(ctx),
         (Put, "/access/users/{userid}") => access::update_user(ctx),
