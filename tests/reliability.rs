@@ -211,3 +211,54 @@ async fn a_student_cannot_use_another_students_bridge_nor_see_their_pool() {
         .collect();
     assert_eq!(acl.len(), 2, "one SDN grant per private bridge, to its owner only: {acl:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn pending_bridges_of_another_stand_run_are_applied_but_someone_elses_are_not() {
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+    let root: Arc<dyn Pve> = Arc::new(sim.session("root@pam"));
+    let staged = |iface: &str, comment: &str| stand::pve::BridgeParams {
+        iface: iface.into(),
+        autostart: true,
+        vlan_aware: false,
+        ports: None,
+        comments: Some(comment.into()),
+    };
+    // Another instructor's `stand up` has staged a bridge on pve1 and not applied it yet.
+    root.create_bridge("pve1", &staged("vmbr1000", "stand: alias=lan lab=other user=x@pve")).await.unwrap();
+    let script = "let u = create_user(\"s@pve\"); place(u, \"pve1\"); clone(u, #{ template: \"debian-12\", name: \"pc\", nets: [alias(u, \"lan\")] });";
+    let run = |snap| {
+        run_source(
+            "mine.rhai",
+            Path::new("."),
+            script,
+            snap,
+            &RunOptions { lab: Some("mine".into()), ..RunOptions::default() },
+        )
+    };
+    let opts = ApplyOptions {
+        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
+        ..ApplyOptions::default()
+    };
+    let snap = Arc::new(Snapshot::take(&root).await.unwrap());
+    let report = apply(root.clone(), &run(snap.clone()).unwrap().plan, snap, &opts).await;
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert!(sim.state().net["pve1"].active.contains_key("vmbr1000"), "the other run's bridge went live with ours");
+
+    // A change someone made by hand in the GUI is theirs to apply.
+    root.create_bridge("pve2", &staged("vmbr77", "lab switch, do not apply yet")).await.unwrap();
+    let script = "let u = create_user(\"t@pve\"); place(u, \"pve2\"); clone(u, #{ template: \"debian-12\", name: \"pc\", nets: [alias(u, \"lan\")] });";
+    let snap = Arc::new(Snapshot::take(&root).await.unwrap());
+    let plan = run_source(
+        "mine.rhai",
+        Path::new("."),
+        script,
+        snap.clone(),
+        &RunOptions { lab: Some("mine".into()), ..RunOptions::default() },
+    )
+    .unwrap()
+    .plan;
+    let report = apply(root.clone(), &plan, snap, &opts).await;
+    let failure = report.failures.iter().find(|f| f.object == "network pve2").expect("the node's network is refused");
+    assert!(failure.message.contains("vmbr77") && failure.hint.contains("--apply-foreign-network"), "{failure:?}");
+    assert!(!sim.state().net["pve2"].active.contains_key("vmbr77"), "their change is still theirs");
+}

@@ -360,11 +360,21 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
             g.send_replace(Some(ok));
         }
     };
+    // Pending bridges made by stand (this lab, or another instructor's run at this moment)
+    // are safe to apply with ours; anything else is someone's unfinished work.
+    let made_by_stand = |iface: &str| {
+        ctx.snap.bridge(node, iface).is_some_and(|b| b.comments.as_deref().and_then(Marker::parse).is_some())
+    };
     let foreign: Vec<String> = ctx
         .snap
         .pending
         .get(node)
-        .map(|d| pending_ifaces(d).into_iter().filter(|i| !bridges.iter().any(|b| b.iface == *i)).collect())
+        .map(|d| {
+            pending_ifaces(d)
+                .into_iter()
+                .filter(|i| !bridges.iter().any(|b| b.iface == *i) && !made_by_stand(i))
+                .collect()
+        })
         .unwrap_or_default();
     let ours_pending = ctx.snap.pending.contains_key(node) && foreign.is_empty();
     let to_create: Vec<&BridgePlan> = bridges.iter().filter(|b| !b.exists).collect();

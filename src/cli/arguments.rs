@@ -151,6 +151,39 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Read-only preflight checks of the cluster (and of a lab, if given), each with its fix.
+    #[command(long_about = "Read-only preflight checks, one row each (ok / warn / FAIL) with the fix:\n\
+        reachability, TLS, authentication, version, quorum, the privileges a lab needs, API latency,\n\
+        templates, storage for linked clones, vmbr0 on each node, pending network changes, capacity.\n\
+        With LAB.rhai, also whether that lab fits the cluster.\n\n\
+        Examples:\n  stand doctor\n  stand doctor lab3.rhai --cluster lab\n  stand doctor --sim --output json")]
+    Doctor {
+        /// A lab to check against the cluster.
+        lab: Option<PathBuf>,
+        /// Its student list.
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+    },
+    /// The topology of one stand and the lab's layout over the nodes (DOT or Mermaid).
+    #[command(long_about = "Draws the stand of one student (VMs, NICs, bridges, uplink) and how the lab's\n\
+        stands spread over the nodes.\n\nExamples:\n  stand graph lab3.rhai --sim | dot -Tsvg > lab3.svg\n  \
+        stand graph lab3.rhai --sim --format mermaid --student ivanov@pve")]
+    Graph {
+        /// The lab.
+        #[command(flatten)]
+        input: LabInput,
+        /// Picture format.
+        #[arg(long, value_enum, default_value = "dot")]
+        format: super::graph::Format,
+        /// Whose stand to draw (default: the first student).
+        #[arg(long, value_name = "USER")]
+        student: Option<String>,
+    },
+    /// Shell completions: `stand completions bash > /etc/bash_completion.d/stand`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Stands, VMs, nodes and their states.
     Status {
         /// Only this lab (name or LAB.rhai).

@@ -2,7 +2,9 @@
 
 mod arguments;
 mod credentials;
+mod doctor;
 mod down;
+mod graph;
 mod lab;
 mod render;
 mod sim_cmd;
@@ -65,6 +67,11 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
     let quiet = args.quiet;
     let command = match args.command {
         Command::Sim(cmd) => return sim_cmd::run(cmd).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Arguments::command(), "stand", &mut std::io::stdout());
+            return Ok(exit::OK);
+        }
         other => other,
     };
     let cluster = target::Cluster::open(&args.target)?;
@@ -77,7 +84,28 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
         Command::Down { lab, only, dry_run } => down::down(&cluster, lab, only, *dry_run).await,
         Command::Status { lab } => status::status(&cluster, lab.as_deref()).await,
-        Command::Sim(_) => Ok(exit::OK),
+        Command::Doctor { lab, users } => {
+            let input = lab.clone().map(|lab| arguments::LabInput {
+                lab: Some(lab),
+                legacy: None,
+                users: users.clone(),
+                only: Vec::new(),
+                lab_name: None,
+            });
+            doctor::doctor(&cluster, input.as_ref()).await
+        }
+        Command::Graph { input, format, student } => {
+            let snap = up::snapshot(&cluster).await?;
+            let plan = lab::plan_lab(input, snap, false)?;
+            match graph::render(&plan, student.as_deref(), *format) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(exit::OK)
+                }
+                Err(e) => Err(Usage(e).into()),
+            }
+        }
+        Command::Sim(_) | Command::Completions { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway.
     cluster.close()?;

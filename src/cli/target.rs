@@ -19,6 +19,8 @@ pub struct Cluster {
     sim: Option<(Sim, PathBuf)>,
     /// Output mode.
     pub output: Output,
+    /// How a real cluster was reached (`None` for `--sim`).
+    pub connection: Option<Connection>,
 }
 
 /// Why a cluster could not be opened (exit code 3).
@@ -46,7 +48,7 @@ impl Cluster {
                 "TLS verification is OFF (--insecure): anyone on the path can read the token; pin the certificate with PVE_FINGERPRINT instead"
             );
         }
-        Ok(Cluster { pve: Arc::new(client), sim: None, output: target.output })
+        Ok(Cluster { pve: Arc::new(client), sim: None, output: target.output, connection: Some(conn) })
     }
 
     fn open_sim(target: &Target, fixture: &str) -> anyhow::Result<Cluster> {
@@ -75,7 +77,7 @@ impl Cluster {
             Sim::new(&Fixture::load(std::path::Path::new(fixture))?, opts)
         };
         let pve = Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()));
-        Ok(Cluster { pve, sim: Some((sim, state)), output: target.output })
+        Ok(Cluster { pve, sim: Some((sim, state)), output: target.output, connection: None })
     }
 
     /// Whether this is the simulator.

@@ -1,0 +1,383 @@
+//! `stand doctor [LAB.rhai]`: read-only preflight checks, one row each with the fix.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::arguments::{LabInput, Output};
+use super::target::Cluster;
+use super::{exit, lab, render};
+use crate::plan::{Marker, Snapshot};
+use crate::pve::{Credentials, PveError, PveExt, TlsMode, presented_fingerprint};
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Fine.
+    Ok,
+    /// Works, but worth knowing or fixing.
+    Warn,
+    /// `stand up` would fail.
+    Fail,
+}
+
+/// One row.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// Outcome.
+    pub verdict: Verdict,
+    /// What was found.
+    pub detail: String,
+    /// What to do (empty when ok).
+    pub fix: String,
+}
+
+fn row(name: &'static str, verdict: Verdict, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check { name, verdict, detail: detail.into(), fix: fix.into() }
+}
+
+/// Privileges `stand up`/`down` use, and where PVE checks them.
+const NEEDED: &[(&str, &str)] = &[
+    ("/", "Sys.Audit"),
+    ("/vms", "VM.Clone"),
+    ("/vms", "VM.Allocate"),
+    ("/vms", "VM.Config.Network"),
+    ("/vms", "VM.Config.Memory"),
+    ("/vms", "VM.Config.Options"),
+    ("/vms", "VM.PowerMgmt"),
+    ("/vms", "VM.Audit"),
+    ("/storage", "Datastore.AllocateSpace"),
+    ("/storage", "Datastore.Audit"),
+    ("/nodes", "Sys.Modify"),
+    ("/access", "User.Modify"),
+    ("/access", "Permissions.Modify"),
+    ("/access/realm", "Realm.AllocateUser"),
+    ("/pool", "Pool.Allocate"),
+    ("/sdn/zones/localnetwork", "SDN.Use"),
+];
+
+/// Whether `perms` (path → privilege → propagate) grants `privilege` on `path`: the entry
+/// of the path itself, or of its nearest ancestor with one.
+fn granted(perms: &Value, path: &str, privilege: &str) -> bool {
+    let mut p = path.to_string();
+    loop {
+        if let Some(entry) = perms.get(&p) {
+            return entry.get(privilege).is_some_and(|v| v.as_i64().unwrap_or(1) != 0 || v.as_bool().unwrap_or(false));
+        }
+        if p == "/" {
+            return false;
+        }
+        p = match p.rfind('/') {
+            Some(0) | None => "/".into(),
+            Some(i) => p[..i].to_string(),
+        };
+    }
+}
+
+async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
+    let endpoint = cluster.pve.endpoint();
+    match &cluster.connection {
+        None => checks.push(row("TLS", Verdict::Ok, "the simulator, in this process", "")),
+        Some(c) => checks.push(match &c.tls {
+            TlsMode::Verify { extra_ca: None } => {
+                row("TLS", Verdict::Ok, "verified by the system's root certificates", "")
+            }
+            TlsMode::Verify { extra_ca: Some(_) } => {
+                row("TLS", Verdict::Ok, "verified by the CA given (PVE_CA / ca)", "")
+            }
+            TlsMode::Pinned(fp) => row("TLS", Verdict::Ok, format!("certificate pinned: {fp}"), ""),
+            TlsMode::Insecure => row(
+                "TLS",
+                Verdict::Warn,
+                "verification is off (--insecure)",
+                "pin the certificate: export PVE_FINGERPRINT=<SHA-256 shown by the node>",
+            ),
+        }),
+    }
+    let started = Instant::now();
+    match cluster.pve.version().await {
+        Ok(v) => {
+            checks.push(row(
+                "reachable",
+                Verdict::Ok,
+                format!("{endpoint} answered in {} ms", started.elapsed().as_millis()),
+                "",
+            ));
+            let who = match cluster.connection.as_ref().map(|c| &c.credentials) {
+                Some(Credentials::Token { id, .. }) => format!("API token {id}"),
+                Some(Credentials::Password { user, .. }) => format!("password of {user}"),
+                None => "root@pam".into(),
+            };
+            checks.push(row("auth", Verdict::Ok, who, ""));
+            let major: u32 = v.version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+            checks.push(match major {
+                8.. => row("version", Verdict::Ok, format!("Proxmox VE {}", v.version), ""),
+                7 => row(
+                    "version",
+                    Verdict::Warn,
+                    format!("Proxmox VE {}", v.version),
+                    "PVE 7 is out of support; upgrade to 8",
+                ),
+                _ => row("version", Verdict::Fail, format!("Proxmox VE {}", v.version), "stand needs PVE 7 or later"),
+            });
+            true
+        }
+        Err(e) => {
+            let failed = failed_connection(&endpoint, &e).await;
+            checks.retain(|c| c.name != failed.name);
+            checks.push(failed);
+            false
+        }
+    }
+}
+
+async fn failed_connection(endpoint: &str, e: &PveError) -> Check {
+    match e {
+        PveError::Tls(msg) => {
+            let fix = match presented_fingerprint(endpoint).await {
+                Some(fp) => format!("if this is your cluster's certificate, pin it: export PVE_FINGERPRINT={fp}"),
+                None => "pin the node's certificate with PVE_FINGERPRINT or give its CA with PVE_CA".into(),
+            };
+            row("TLS", Verdict::Fail, msg.clone(), fix)
+        }
+        e if e.status() == Some(401) => {
+            row("auth", Verdict::Fail, e.to_string(), "check PVE_TOKEN (user@realm!tokenid=secret) or the password")
+        }
+        e => row(
+            "reachable",
+            Verdict::Fail,
+            e.to_string(),
+            "check PVE_URL, the network, and that pveproxy runs (port 8006)",
+        ),
+    }
+}
+
+async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) {
+    let pve = &cluster.pve;
+    match pve.cluster_status().await {
+        Ok(items) => {
+            let quorate = items.iter().find(|i| i.kind == "cluster").is_none_or(|c| c.quorate);
+            let nodes: Vec<_> = items.iter().filter(|i| i.kind == "node").collect();
+            let offline: Vec<&str> = nodes.iter().filter(|n| !n.online).map(|n| n.name.as_str()).collect();
+            checks.push(if !quorate {
+                row(
+                    "quorum",
+                    Verdict::Fail,
+                    "the cluster has no quorum",
+                    "bring nodes back online; PVE refuses writes without quorum",
+                )
+            } else if !offline.is_empty() {
+                row(
+                    "quorum",
+                    Verdict::Warn,
+                    format!("{} of {} nodes offline: {}", offline.len(), nodes.len(), offline.join(", ")),
+                    "stands are placed on online nodes only",
+                )
+            } else {
+                row("quorum", Verdict::Ok, format!("quorate, {} nodes online", nodes.len()), "")
+            });
+        }
+        Err(e) => checks.push(row("quorum", Verdict::Fail, e.to_string(), "the token needs Sys.Audit on /")),
+    }
+    match pve.permissions(None).await {
+        Ok(perms) => {
+            let missing: Vec<String> = NEEDED
+                .iter()
+                .filter(|(path, p)| !granted(&perms, path, p))
+                .map(|(path, p)| format!("{p} on {path}"))
+                .collect();
+            checks.push(if missing.is_empty() {
+                row("privileges", Verdict::Ok, "everything a lab needs", "")
+            } else {
+                row(
+                    "privileges",
+                    Verdict::Fail,
+                    format!("missing: {}", missing.join(", ")),
+                    "grant them (e.g. the Administrator role on / to the token's user, without privilege separation)",
+                )
+            });
+        }
+        Err(e) => checks.push(row(
+            "privileges",
+            Verdict::Fail,
+            e.to_string(),
+            "GET /access/permissions must work for the token",
+        )),
+    }
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        if pve.version().await.is_ok() {
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    let pct = |p: f64| samples.get(((samples.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let (p50, p95) = (pct(0.5), pct(0.95));
+    checks.push(if p95 > 500.0 {
+        row(
+            "latency",
+            Verdict::Warn,
+            format!("p50 {p50:.0} ms, p95 {p95:.0} ms over 20 calls"),
+            "a slow API makes every step slower; check the network and pveproxy load",
+        )
+    } else {
+        row("latency", Verdict::Ok, format!("p50 {p50:.1} ms, p95 {p95:.1} ms over 20 calls"), "")
+    });
+}
+
+fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
+    let templates: Vec<_> = snap.vms.iter().filter(|v| v.template).collect();
+    checks.push(if templates.is_empty() {
+        row("templates", Verdict::Fail, "no templates", "convert the VMs to clone into templates (qm template <vmid>)")
+    } else {
+        let names: Vec<String> = templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect();
+        row("templates", Verdict::Ok, names.join(", "), "")
+    });
+    let local: Vec<String> = templates
+        .iter()
+        .filter(|t| t.disk_storages().iter().any(|s| !snap.storage(s).is_some_and(|x| x.shared)))
+        .map(|t| format!("{} on {}", t.name, t.node))
+        .collect();
+    let with_images = snap.storages.iter().filter(|s| s.content.iter().any(|c| c == "images")).count();
+    checks.push(if with_images == 0 {
+        row("storage", Verdict::Fail, "no storage holds VM images", "enable the `images` content on a storage")
+    } else if !local.is_empty() {
+        row(
+            "storage",
+            Verdict::Warn,
+            format!("templates on local storage: {} (linked clones only on that node)", local.join(", ")),
+            "move them to shared storage, keep a copy per node with the same name, or use full: true",
+        )
+    } else {
+        let shared: Vec<String> = templates
+            .iter()
+            .flat_map(|t| t.disk_storages())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        row(
+            "storage",
+            Verdict::Ok,
+            format!(
+                "templates on shared storage ({}): linked clones on any node; clones queue on its allocation lock",
+                shared.join(", ")
+            ),
+            "",
+        )
+    });
+    let online: Vec<&str> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
+    let no_uplink: Vec<&str> = online
+        .iter()
+        .copied()
+        .filter(|n| !snap.bridges.get(*n).is_some_and(|b| b.iter().any(|x| x.iface == "vmbr0")))
+        .collect();
+    checks.push(if no_uplink.is_empty() {
+        row("vmbr0", Verdict::Ok, format!("on every online node ({})", online.len()), "")
+    } else {
+        row(
+            "vmbr0",
+            Verdict::Fail,
+            format!("missing on {}", no_uplink.join(", ")),
+            "create the uplink bridge vmbr0 on those nodes",
+        )
+    });
+    let foreign: Vec<String> = snap
+        .pending
+        .iter()
+        .filter(|(node, _)| {
+            !snap.bridges.get(*node).is_some_and(|b| {
+                b.iter().filter(|x| !x.active).all(|x| x.comments.as_deref().and_then(Marker::parse).is_some())
+            })
+        })
+        .map(|(node, _)| node.clone())
+        .collect();
+    checks.push(if foreign.is_empty() {
+        row("pending network", Verdict::Ok, "no changes waiting that stand did not make", "")
+    } else {
+        row(
+            "pending network",
+            Verdict::Warn,
+            format!("changes waiting on {}", foreign.join(", ")),
+            "apply or revert them (System → Network); stand will not apply a node's network over them",
+        )
+    });
+    let free_bridges = online
+        .iter()
+        .map(|n| {
+            let used: Vec<&str> =
+                snap.bridges.get(*n).map(|b| b.iter().map(|x| x.iface.as_str()).collect()).unwrap_or_default();
+            (1000..=9999).filter(|i| !used.contains(&format!("vmbr{i}").as_str())).count()
+        })
+        .min()
+        .unwrap_or(0);
+    let used_ids = snap.vms.len();
+    checks.push(row(
+        "capacity",
+        Verdict::Ok,
+        format!("{free_bridges} free bridge numbers per node at least; {used_ids} VMIDs in use"),
+        "",
+    ));
+}
+
+/// `stand doctor [LAB.rhai]`.
+pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::Result<u8> {
+    let mut checks = Vec::new();
+    if connection_checks(cluster, &mut checks).await {
+        access_checks(cluster, &mut checks).await;
+        match Snapshot::take(&cluster.pve).await {
+            Ok(snap) => {
+                let snap = std::sync::Arc::new(snap);
+                snapshot_checks(&snap, &mut checks);
+                if let Some(input) = lab_file {
+                    checks.push(match lab::plan_lab(input, snap.clone(), false) {
+                        Ok(plan) => row(
+                            "lab",
+                            Verdict::Ok,
+                            format!(
+                                "{}: {} stands, {} VMs fit (templates, memory, names)",
+                                plan.lab_name(),
+                                plan.users.len(),
+                                plan.vms.len()
+                            ),
+                            "",
+                        ),
+                        Err(e) => row(
+                            "lab",
+                            Verdict::Fail,
+                            e.to_string(),
+                            "fix the script or the cluster as the message says",
+                        ),
+                    });
+                }
+            }
+            Err(e) => checks.push(row(
+                "read",
+                Verdict::Fail,
+                e.to_string(),
+                "the token needs Sys.Audit, VM.Audit and Datastore.Audit",
+            )),
+        }
+    }
+    let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
+    match cluster.output {
+        Output::Json => println!("{}", json!({ "simulated": cluster.simulated(), "ok": !failed, "checks": checks })),
+        Output::Text => {
+            let mut t = render::table(&["check", "", "found", "fix"]);
+            for c in &checks {
+                let mark = match c.verdict {
+                    Verdict::Ok => console::style("ok").green(),
+                    Verdict::Warn => console::style("warn").yellow(),
+                    Verdict::Fail => console::style("FAIL").red(),
+                };
+                t.add_row(vec![c.name.to_string(), mark.to_string(), c.detail.clone(), c.fix.clone()]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(if failed { exit::FAILED } else { exit::OK })
+}

@@ -1,0 +1,160 @@
+//! `stand doctor`, `stand graph` and `stand completions` as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use stand::pve::PveExt;
+use stand::sim::{Fixture, RunningServer, Sim, SimOptions};
+
+fn stand(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stand"))
+        .current_dir(dir)
+        .args(args)
+        .env("STAND_SIM_STATE", dir.join("sim.json"))
+        .env_remove("PVE_URL")
+        .env_remove("PVE_TOKEN")
+        .env_remove("STAND_CLUSTER")
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap()
+}
+
+fn checks(o: &Output) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    v["checks"].as_array().unwrap().clone()
+}
+
+fn row<'a>(checks: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no row {name}: {checks:#?}"))
+}
+
+fn served() -> (Sim, tokio::runtime::Runtime, RunningServer) {
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
+    (sim, rt, server)
+}
+
+fn env(url: &str, token: &str, fingerprint: &str) -> Vec<(String, String)> {
+    vec![
+        ("PVE_URL".into(), url.into()),
+        ("PVE_TOKEN".into(), token.into()),
+        ("PVE_FINGERPRINT".into(), fingerprint.into()),
+    ]
+}
+
+fn lab3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai")
+}
+
+#[test]
+fn doctor_passes_on_sim_serve_and_names_a_missing_privilege_and_a_wrong_pin() {
+    let (sim, rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let good = env(&server.url, &server.token, &server.fingerprint);
+    let out = stand(dir.path(), &["doctor", lab3().to_str().unwrap(), "--output", "json"], &good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let all = checks(&out);
+    assert!(all.iter().all(|c| c["verdict"] == "ok"), "{all:#?}");
+    assert!(row(&all, "TLS")["detail"].as_str().unwrap().contains("pinned"));
+    assert!(row(&all, "lab")["detail"].as_str().unwrap().contains("48 VMs fit"));
+
+    // A token of a user who may manage VMs but not bridges, users or pools.
+    rt.block_on(async {
+        let root = sim.session("root@pam");
+        root.create_user("assistant@pve", None, None).await.unwrap();
+        root.set_acl("/", "PVEVMAdmin", Some("assistant@pve"), None, false).await.unwrap();
+    });
+    let secret = sim.add_token("assistant@pve", "doctor", false).unwrap();
+    let limited = env(&server.url, &format!("assistant@pve!doctor={secret}"), &server.fingerprint);
+    let out = stand(dir.path(), &["doctor", "--output", "json"], &limited);
+    assert_eq!(out.status.code(), Some(1), "a failed check is exit code 1");
+    let all = checks(&out);
+    let privileges = row(&all, "privileges");
+    assert_eq!(privileges["verdict"], "fail");
+    let missing = privileges["detail"].as_str().unwrap();
+    assert!(missing.contains("Sys.Modify on /nodes") && missing.contains("User.Modify on /access"), "{missing}");
+    assert!(!missing.contains("VM.Clone"), "granted privileges are not listed: {missing}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret), "the secret is never printed");
+
+    let wrong = env(&server.url, &server.token, &("AA:".repeat(31) + "AA"));
+    let out = stand(dir.path(), &["doctor", "--output", "json"], &wrong);
+    assert_eq!(out.status.code(), Some(1));
+    let all = checks(&out);
+    let tls = row(&all, "TLS");
+    assert_eq!(tls["verdict"], "fail");
+    assert!(tls["fix"].as_str().unwrap().contains(&server.fingerprint), "the fix shows the fingerprint to pin: {tls}");
+    server.shutdown();
+}
+
+/// A DOT file parses: balanced braces, every edge between declared nodes; rendered by
+/// Graphviz when it is installed (`.ci/run` installs it).
+fn assert_valid_dot(dot: &str) {
+    assert!(dot.starts_with("graph \""));
+    assert_eq!(dot.matches('{').count(), dot.matches('}').count());
+    let declared: Vec<&str> =
+        dot.lines().filter(|l| l.contains(" [shape=")).map(|l| l.trim().split(' ').next().unwrap()).collect();
+    for edge in dot.lines().filter(|l| l.contains(" -- ")) {
+        let mut ends = edge.trim().split(" -- ");
+        let (a, b) = (ends.next().unwrap(), ends.next().unwrap().split(' ').next().unwrap());
+        assert!(declared.contains(&a) && declared.contains(&b), "edge {edge} between declared nodes");
+    }
+    if Command::new("dot").arg("-V").output().is_ok() {
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("<svg"), "dot renders it");
+    }
+}
+
+#[test]
+fn graph_draws_the_seed_examples_as_dot_and_mermaid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.yml"), "users:\n  - student1@pve\n  - student2@pve\n").unwrap();
+    let example3 = "machines:\n  - { device_type: ecorouter, name: gateway, template_node: pve1, template_vmid: 100, networks: [{bridge: vmbr0}, {bridge: dmz}, {bridge: lan}] }\n  - { device_type: linux, name: web-server, template_node: pve1, template_vmid: 102, networks: [{bridge: dmz}] }\n  - { device_type: linux, name: client, template_node: pve1, template_vmid: 101, networks: [{bridge: lan}] }\n";
+    std::fs::write(dir.path().join("example3.yml"), example3).unwrap();
+    let out = stand(dir.path(), &["graph", "--legacy", "example3.yml", "--users", "users.yml", "--sim"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert_valid_dot(&dot);
+    assert!(dot.contains("label=\"dmz (vmbr1000)\"") && dot.contains("label=\"lan (vmbr1001)\""), "{dot}");
+    assert!(
+        dot.contains("vm_gateway -- br_vmbr0 [label=\"net1\"]"),
+        "the router's uplink, after its management port: {dot}"
+    );
+    assert!(!dot.contains("net0\"];\n    vm_gateway"), "the management port is not drawn");
+
+    let out = stand(
+        dir.path(),
+        &["graph", lab3().to_str().unwrap(), "--sim", "--format", "mermaid", "--student", "petrova@pve"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mermaid = String::from_utf8(out.stdout).unwrap();
+    assert!(mermaid.starts_with("flowchart LR\n") && mermaid.contains("stand of petrova@pve"), "{mermaid}");
+    assert!(mermaid.contains("---|net0| br_vmbr"), "{mermaid}");
+
+    let out = stand(dir.path(), &["graph", lab3().to_str().unwrap(), "--sim", "--student", "nobody@pve"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no student nobody@pve"));
+}
+
+#[test]
+fn completions_are_generated_for_the_shells() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = stand(dir.path(), &["completions", shell], &[]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("doctor") && text.contains("--sim"), "{shell} completes commands and flags");
+    }
+    let out = stand(dir.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
