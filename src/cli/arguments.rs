@@ -179,6 +179,22 @@ pub enum Command {
         #[arg(long, value_name = "USER")]
         student: Option<String>,
     },
+    /// Explore the cluster interactively with the script functions; `:plan` and `:apply`
+    /// what the session recorded.
+    #[command(long_about = "An interactive session with the functions of lab scripts, against the cluster\n\
+        (or --sim). Variables and the recorded plan persist between inputs; Tab completes functions\n\
+        and node, template and bridge names; get(\"/path\") reads any API path.\n\
+        Commands: :help [fn], :plan, :apply, :refresh, :load FILE, :quit.\n\
+        Reads statements from a pipe when stdin is not a terminal.\n\n\
+        Examples:\n  stand repl --sim\n  echo 'nodes()' | stand repl --sim")]
+    Repl {
+        /// A script to evaluate first.
+        #[arg(long, value_name = "FILE")]
+        load: Option<PathBuf>,
+        /// The lab name of what the session records.
+        #[arg(long, default_value = "repl", value_name = "NAME")]
+        lab: String,
+    },
     /// Shell completions: `stand completions bash > /etc/bash_completion.d/stand`.
     Completions {
         /// The shell.

@@ -7,6 +7,7 @@ mod down;
 mod graph;
 mod lab;
 mod render;
+mod repl;
 mod sim_cmd;
 mod status;
 mod target;
@@ -105,6 +106,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
                 Err(e) => Err(Usage(e).into()),
             }
         }
+        Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
         Command::Sim(_) | Command::Completions { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway.

@@ -4,10 +4,12 @@
 mod api;
 mod error;
 mod runner;
+mod session;
 mod stdlib;
 mod users;
 
 pub use error::ScriptError;
 pub use runner::{RunOptions, ScriptOutcome, run_file, run_source};
+pub use session::{Extension, FUNCTIONS, Session};
 pub use stdlib::STDLIB;
 pub use users::{UsersError, read_users};

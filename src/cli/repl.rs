@@ -1,0 +1,346 @@
+//! `stand repl`: the script engine against the live cluster (or `--sim`), one input at a
+//! time, with the plan recorded so far a `:plan` away and an `:apply` away.
+
+use std::borrow::Cow;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{Dynamic, Map};
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Editor, Helper};
+
+use super::target::Cluster;
+use super::up::{snapshot, timing};
+use super::{exit, render};
+use crate::apply::apply;
+use crate::plan::{Diff, Snapshot};
+use crate::pve::{ApiRequest, Pve};
+use crate::script::{Extension, FUNCTIONS, Session};
+
+const COMMANDS: &[(&str, &str)] = &[
+    (":help", "this list; `:help clone` explains one function"),
+    (":plan", "what the session recorded so far, against the cluster"),
+    (":apply", "apply what the session recorded"),
+    (":refresh", "read the cluster again (drops the recorded plan, keeps variables)"),
+    (":load", ":load FILE evaluates a script in the session"),
+    (":quit", "leave (also Ctrl-D)"),
+];
+
+/// `get("/path")`: a read-only look at any API path, as `pvesh get` gives it.
+fn raw_get(pve: Arc<dyn Pve>) -> Extension {
+    Arc::new(move |engine: &mut rhai::Engine| {
+        let pve = pve.clone();
+        engine.register_fn("get", move |path: &str| -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+            if !path.starts_with('/') {
+                return Err(format!("get: '{path}' is not an API path; write it like \"/nodes/pve1/qemu\"").into());
+            }
+            let pve = pve.clone();
+            let path = path.to_string();
+            let body = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move { pve.call(ApiRequest::get(path)).await })
+            })
+            .map_err(|e| format!("get: {e}"))?;
+            let data = body.get("data").cloned().unwrap_or(serde_json::Value::Null);
+            rhai::serde::to_dynamic(data)
+        });
+    })
+}
+
+/// The value of an input as a person reads it: arrays of maps as tables.
+pub fn show(value: &Dynamic) -> Option<String> {
+    if value.is_unit() {
+        return None;
+    }
+    if let Some(arr) = value.read_lock::<rhai::Array>()
+        && !arr.is_empty()
+        && arr.iter().all(|v| v.is_map())
+    {
+        let maps: Vec<Map> = arr.iter().filter_map(|v| v.clone().try_cast::<Map>()).collect();
+        let mut keys: Vec<String> = Vec::new();
+        for m in &maps {
+            for k in m.keys() {
+                if !keys.iter().any(|x| x == k.as_str()) {
+                    keys.push(k.to_string());
+                }
+            }
+        }
+        let mut t = render::table(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+        for m in &maps {
+            t.add_row(
+                keys.iter().map(|k| m.get(k.as_str()).map(Dynamic::to_string).unwrap_or_default()).collect::<Vec<_>>(),
+            );
+        }
+        return Some(t.to_string());
+    }
+    Some(if value.is_string() { format!("{value:?}") } else { value.to_string() })
+}
+
+/// Whether an input is complete: brackets balanced outside strings.
+fn complete(text: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '`' | '\'' => quote = Some(c),
+                '{' | '[' | '(' => depth += 1,
+                '}' | ']' | ')' => depth -= 1,
+                _ => {}
+            },
+        }
+    }
+    depth <= 0 && quote.is_none()
+}
+
+/// Tab completion: functions, commands, clone keys, and names from the cluster.
+struct ReplHelper {
+    words: Vec<String>,
+}
+
+impl ReplHelper {
+    fn new(snap: &Snapshot) -> Self {
+        let mut words: Vec<String> = FUNCTIONS.iter().map(|(n, _, _)| n.to_string()).collect();
+        words.extend(COMMANDS.iter().map(|(c, _)| c.to_string()));
+        words.extend(
+            ["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags", "get"]
+                .map(String::from),
+        );
+        words.extend(snap.nodes.iter().map(|n| n.name.clone()));
+        words.extend(snap.vms.iter().filter(|v| v.template).map(|v| v.name.clone()));
+        words.extend(snap.bridges.values().flatten().map(|b| b.iface.clone()));
+        words.extend(snap.storages.iter().map(|s| s.id.clone()));
+        words.sort();
+        words.dedup();
+        ReplHelper { words }
+    }
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _: &rustyline::Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = line[..pos]
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == ':'))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let word = &line[start..pos];
+        let pairs = self
+            .words
+            .iter()
+            .filter(|w| !word.is_empty() && w.starts_with(word))
+            .map(|w| Pair { display: w.clone(), replacement: w.clone() })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(if complete(ctx.input()) { ValidationResult::Valid(None) } else { ValidationResult::Incomplete })
+    }
+}
+
+impl Helper for ReplHelper {}
+
+fn history_path() -> PathBuf {
+    super::sim_cmd::default_state_path().with_file_name("repl_history")
+}
+
+fn help(topic: Option<&str>) -> String {
+    match topic {
+        Some(name) => match FUNCTIONS.iter().find(|(n, _, _)| *n == name) {
+            Some((_, sig, doc)) => format!("{sig}\n  {doc}"),
+            None if name == "get" => {
+                "get(path) -> value\n  a read-only API call, e.g. get(\"/nodes/pve1/network\")".into()
+            }
+            None => format!("no function {name}; `:help` lists them"),
+        },
+        None => {
+            let mut s = String::from("functions:\n");
+            for (_, sig, doc) in FUNCTIONS {
+                s.push_str(&format!("  {sig}\n      {doc}\n"));
+            }
+            s.push_str(
+                "  get(path) -> value\n      a read-only API call, e.g. get(\"/cluster/resources\")\ncommands:\n",
+            );
+            for (c, doc) in COMMANDS {
+                s.push_str(&format!("  {c:<9} {doc}\n"));
+            }
+            s
+        }
+    }
+}
+
+/// What one input did: keep going or stop.
+enum Step {
+    Go,
+    Quit,
+}
+
+fn handle(cluster: &Cluster, session: &mut Session, input: &str) -> Step {
+    let input = input.trim();
+    if input.is_empty() {
+        return Step::Go;
+    }
+    let rt = tokio::runtime::Handle::current();
+    let (cmd, arg) = input.split_once(char::is_whitespace).map(|(c, a)| (c, Some(a.trim()))).unwrap_or((input, None));
+    match cmd {
+        ":quit" | ":q" | ":exit" => return Step::Quit,
+        ":help" | ":h" => println!("{}", help(arg)),
+        ":plan" => {
+            let plan = session.plan();
+            let diff = Diff::compute(&plan, &session.snapshot());
+            print!("{}", render::diff_lines(&diff, false));
+            println!("{}", render::diff_counts(&diff));
+        }
+        ":apply" => {
+            let plan = session.plan();
+            if plan.is_noop() {
+                println!("nothing recorded to apply");
+            } else {
+                let report = rt.block_on(apply(cluster.pve.clone(), &plan, session.snapshot(), &timing(cluster)));
+                println!("{}", render::apply_counts(&report));
+                print!("{}", render::failures(&report.failures));
+                if !report.credentials.is_empty() {
+                    let path = super::credentials::default_path(plan.lab_name());
+                    match super::credentials::save(&path, &report.credentials) {
+                        Ok(_) => println!(
+                            "credentials of {} students: {} (mode 0600)",
+                            report.credentials.len(),
+                            path.display()
+                        ),
+                        Err(e) => eprintln!("error: {e:#}"),
+                    }
+                }
+                // What was applied is now the cluster: plan further from there.
+                match rt.block_on(snapshot(cluster)).map_err(anyhow::Error::from).and_then(|s| Ok(session.refresh(s)?))
+                {
+                    Ok(()) => {}
+                    Err(e) => eprintln!("error: {e:#}"),
+                }
+            }
+        }
+        ":refresh" => match rt.block_on(snapshot(cluster)) {
+            Ok(snap) => match session.refresh(snap) {
+                Ok(()) => println!("read the cluster again; the recorded plan starts over"),
+                Err(e) => eprintln!("{e}"),
+            },
+            Err(e) => eprintln!("error: {e}"),
+        },
+        ":load" => match arg {
+            Some(file) => match session.load(Path::new(file)) {
+                Ok(v) => print_value(&v),
+                Err(e) => eprintln!("{e}"),
+            },
+            None => eprintln!(":load needs a file"),
+        },
+        c if c.starts_with(':') => eprintln!("unknown command {c}; `:help` lists them"),
+        _ => match session.eval(input) {
+            Ok(v) => print_value(&v),
+            Err(e) => eprintln!("{e}"),
+        },
+    }
+    Step::Go
+}
+
+fn print_value(v: &Dynamic) {
+    if let Some(text) = show(v) {
+        println!("{text}");
+    }
+}
+
+/// `stand repl [--load FILE] [--lab NAME]`.
+pub async fn repl(cluster: &Cluster, load: Option<&Path>, lab: &str) -> anyhow::Result<u8> {
+    let snap = snapshot(cluster).await?;
+    let mut session = Session::new(snap.clone(), lab, Path::new("."), raw_get(cluster.pve.clone()))?;
+    tokio::task::block_in_place(|| {
+        if let Some(file) = load {
+            match session.load(file) {
+                Ok(v) => print_value(&v),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+        if !std::io::stdin().is_terminal() {
+            // A pipe: statements, grouped until their brackets close.
+            let mut pending = String::new();
+            for line in std::io::stdin().lock().lines() {
+                let line = line?;
+                pending.push_str(&line);
+                pending.push('\n');
+                if complete(&pending) {
+                    if let Step::Quit = handle(cluster, &mut session, &pending) {
+                        return Ok(exit::OK);
+                    }
+                    pending.clear();
+                }
+            }
+            if !pending.trim().is_empty() {
+                handle(cluster, &mut session, &pending);
+            }
+            return Ok(exit::OK);
+        }
+        let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
+            .auto_add_history(false)
+            .build();
+        let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
+        editor.set_helper(Some(ReplHelper::new(&snap)));
+        let history = history_path();
+        let _ = editor.load_history(&history);
+        println!("stand repl — {}; `:help` for the functions, Tab completes, Ctrl-D leaves", cluster.banner());
+        loop {
+            match editor.readline("stand> ") {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    if let Step::Quit = handle(cluster, &mut session, &line) {
+                        break;
+                    }
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(_) => break,
+            }
+        }
+        if let Some(dir) = history.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = editor.save_history(&history);
+        Ok(exit::OK)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_complete_when_their_brackets_close() {
+        assert!(complete("let x = 1;"));
+        assert!(!complete("for n in nodes() {"));
+        assert!(complete("for n in nodes() {\n print(n);\n}"));
+        assert!(complete("let s = \"{ not a block\";"));
+    }
+}
