@@ -130,7 +130,7 @@ fn bad_input_and_missing_clusters_have_their_own_exit_codes() {
     assert!(!dir.path().join("typo-credentials.csv").exists(), "nothing was made");
 
     let out = stand(dir.path(), &["status"], &[]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("set PVE_URL and PVE_TOKEN"), "{}", text(&out));
 
     let out = stand(dir.path(), &["up", "missing.rhai", "--sim"], &[]);
@@ -164,7 +164,26 @@ fn the_https_client_runs_up_and_down_against_sim_serve_and_every_request_matches
     let mut wrong = served.env.clone();
     wrong[2].1 = "AA:".repeat(31) + "AA";
     let out = stand(dir.path(), &["status"], &wrong);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     drop(served);
     assert_log_matches_schema(&log);
+}
+
+#[test]
+fn a_partly_failed_up_says_what_failed_and_exits_3_and_the_next_up_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab3();
+    let lab = lab.to_str().unwrap();
+    // Every task fails: users and pools are made, clones and network reloads are not.
+    let out = stand(dir.path(), &["up", lab, "--sim", "--sim-faults", "task_fail=1"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("clone failed") && msg.contains("→ "),
+        "each failure with PVE's message and what to do:\n{msg}"
+    );
+    assert!(msg.contains("`stand up` again continues"), "{msg}");
+    let out = stand(dir.path(), &["up", lab, "--sim"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("48 VMs cloned"), "{}", text(&out));
 }

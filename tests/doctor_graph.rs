@@ -158,3 +158,59 @@ fn completions_are_generated_for_the_shells() {
     let out = stand(dir.path(), &["completions", "tcsh"], &[]);
     assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
 }
+
+#[test]
+fn cluster_add_checks_the_connection_and_records_it_without_the_secret() {
+    let (_sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let (id, secret) = server.token.split_once('=').unwrap();
+    let config = vec![
+        ("XDG_CONFIG_HOME".to_string(), dir.path().display().to_string()),
+        ("LAB_TOKEN".to_string(), secret.to_string()),
+    ];
+    let add = |extra: &[&str]| {
+        let mut args =
+            vec!["cluster", "add", "lab", "--url", server.url.as_str(), "--token-id", id, "--token-env", "LAB_TOKEN"];
+        args.extend_from_slice(extra);
+        stand(dir.path(), &args, &config)
+    };
+    let out = add(&[]);
+    assert_eq!(out.status.code(), Some(1), "an unpinned self-signed certificate is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("--fingerprint {}", server.fingerprint)));
+    let file = dir.path().join("stand/clusters.toml");
+    assert!(!file.exists(), "nothing written when the check fails");
+
+    let out = add(&["--fingerprint", &server.fingerprint]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("[clusters.lab]") && text.contains("token_env = \"LAB_TOKEN\""), "{text}");
+    assert!(!text.contains(secret), "the secret stays in its variable");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(add(&["--fingerprint", &server.fingerprint]).status.code(), Some(2), "an existing name needs --force");
+
+    let out = stand(dir.path(), &["status", "--cluster", "lab", "--output", "json"], &config);
+    assert!(out.status.success(), "--cluster uses it: {}", String::from_utf8_lossy(&out.stderr));
+    server.shutdown();
+}
+
+#[test]
+fn status_watch_refreshes_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stand"))
+        .current_dir(dir.path())
+        .args(["status", "--sim", "--watch", "0.1"])
+        .env("STAND_SIM_STATE", dir.path().join("sim.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.matches("no labs deployed by stand").count() >= 2, "refreshed:\n{text}");
+}

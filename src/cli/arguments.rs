@@ -204,10 +204,51 @@ pub enum Command {
     Status {
         /// Only this lab (name or LAB.rhai).
         lab: Option<String>,
+        /// Refresh every SECONDS until Ctrl-C.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<f64>,
     },
+    /// Named clusters in ~/.config/stand/clusters.toml.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// The built-in Proxmox VE simulator.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+/// `stand cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Check a connection, then record it as NAME (secrets stay in their file or variable).
+    #[command(long_about = "Checks that the cluster answers with these settings, then adds [clusters.NAME] to\n\
+        ~/.config/stand/clusters.toml (mode 0600). The token secret is referenced, never copied.\n\n\
+        Example:\n  stand cluster add lab --url https://pve1.example.org:8006 --token-id stand@pve!deploy \\\n    \
+        --token-file ~/.config/stand/lab.token --fingerprint AB:CD:...")]
+    Add {
+        /// The name to use with --cluster.
+        name: String,
+        /// `https://host:8006`.
+        #[arg(long)]
+        url: String,
+        /// `user@realm!tokenid`.
+        #[arg(long, value_name = "ID")]
+        token_id: String,
+        /// A file holding the token secret.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// An environment variable holding the token secret.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// The certificate's SHA-256 fingerprint, for a self-signed cluster.
+        #[arg(long, value_name = "FP")]
+        fingerprint: Option<String>,
+        /// A CA certificate (PEM) that signed the cluster's certificate.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// Replace an existing entry of that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// How long simulated operations take.

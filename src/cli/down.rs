@@ -78,5 +78,10 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
     } else {
         println!("{}", json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "converged": ok }));
     }
-    Ok(if ok { exit::OK } else { exit::FAILED })
+    let progress = report.vms + report.bridges + report.pools + report.users;
+    Ok(match (ok, progress > 0) {
+        (true, _) => exit::OK,
+        (false, true) => exit::PARTIAL,
+        (false, false) => exit::FAILED,
+    })
 }

@@ -1,6 +1,7 @@
 //! The `stand` command line: argument parsing, and each command's glue.
 
 mod arguments;
+mod cluster_cmd;
 mod credentials;
 mod doctor;
 mod down;
@@ -17,18 +18,20 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use arguments::{Arguments, Command, SimCommand};
+pub use arguments::{Arguments, ClusterCommand, Command, SimCommand};
 
 /// Exit codes (documented in the README).
 pub mod exit {
     /// Everything converged.
     pub const OK: u8 = 0;
-    /// The command failed.
+    /// The command failed: nothing converged, or the cluster could not be reached, trusted
+    /// or logged into, or a doctor check failed.
     pub const FAILED: u8 = 1;
     /// Bad input: usage, script, student list, fixture.
     pub const USAGE: u8 = 2;
-    /// The cluster could not be reached or read (connection, TLS, authentication).
-    pub const UNREACHABLE: u8 = 3;
+    /// Partially converged: some objects are done, others failed (the summary names them;
+    /// running the command again continues).
+    pub const PARTIAL: u8 = 3;
 }
 
 /// A command line that cannot work as given (exit code 2).
@@ -58,7 +61,7 @@ pub fn main() -> ExitCode {
             if e.is::<Usage>() {
                 return ExitCode::from(exit::USAGE);
             }
-            ExitCode::from(if e.is::<target::Unreachable>() { exit::UNREACHABLE } else { exit::FAILED })
+            ExitCode::from(exit::FAILED)
         }
     }
 }
@@ -68,6 +71,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
     let quiet = args.quiet;
     let command = match args.command {
         Command::Sim(cmd) => return sim_cmd::run(cmd).await,
+        Command::Cluster(cmd) => return cluster_cmd::run(cmd).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Arguments::command(), "stand", &mut std::io::stdout());
@@ -84,7 +88,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Plan { input, reset_passwords } => up::plan(&cluster, input, *reset_passwords, verbose).await,
         Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
         Command::Down { lab, only, dry_run } => down::down(&cluster, lab, only, *dry_run).await,
-        Command::Status { lab } => status::status(&cluster, lab.as_deref()).await,
+        Command::Status { lab, watch } => status::watch(&cluster, lab.as_deref(), *watch).await,
         Command::Doctor { lab, users } => {
             let input = lab.clone().map(|lab| arguments::LabInput {
                 lab: Some(lab),
@@ -107,7 +111,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             }
         }
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
-        Command::Sim(_) | Command::Completions { .. } => Ok(exit::OK),
+        Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway.
     cluster.close()?;

@@ -103,3 +103,20 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
     println!("{t}");
     Ok(exit::OK)
 }
+
+/// `stand status [LAB] [--watch [SECONDS]]`.
+pub async fn watch(cluster: &Cluster, only_lab: Option<&str>, every: Option<f64>) -> anyhow::Result<u8> {
+    let Some(seconds) = every else { return status(cluster, only_lab).await };
+    anyhow::ensure!(seconds > 0.0 && seconds.is_finite(), "--watch needs a number of seconds > 0");
+    let clear = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        if clear {
+            print!("\x1b[2J\x1b[H");
+        }
+        status(cluster, only_lab).await?;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+        }
+    }
+}

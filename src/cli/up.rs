@@ -200,5 +200,11 @@ async fn deploy(
             }
         }
     }
-    Ok(if report.ok() { exit::OK } else { exit::FAILED })
+    let progress =
+        report.users_created + report.pools_created + report.bridges_created + report.vms_created + report.vms_started;
+    Ok(match (report.ok(), progress > 0 || diff.count(ChangeKind::Keep) > 0) {
+        (true, _) => exit::OK,
+        (false, true) => exit::PARTIAL,
+        (false, false) => exit::FAILED,
+    })
 }

@@ -4,33 +4,41 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::client::{ClientError, ClientOptions, Credentials, PveClient, Secret};
 use super::tls::{TlsMode, normalize_fingerprint};
 
 /// One named cluster in `clusters.toml`. Secrets are referenced (`token_file`,
 /// `token_env`, `password_env`), or given inline only when the user writes them so.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// `https://host:8006`.
     pub url: String,
     /// `user@realm!tokenid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
     /// File holding the token secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
     /// Environment variable holding the token secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
     /// The token secret itself (discouraged).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<String>,
     /// `user@realm` for ticket login.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Environment variable holding the password.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
     /// Pinned certificate fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Extra CA (PEM file).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
 }
 
@@ -156,6 +164,11 @@ impl Connection {
                 parsed.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         })?;
+        Self::from_config(name, c, insecure)
+    }
+
+    /// Settings of one cluster entry named `name`.
+    pub fn from_config(name: &str, c: &ClusterConfig, insecure: bool) -> Result<Connection, ConnectError> {
         let field = |f: &str| format!("clusters.{name}.{f}");
         check_url(&field("url"), &c.url)?;
         let credentials = if let Some(id) = &c.token_id {
