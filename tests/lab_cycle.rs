@@ -220,3 +220,40 @@ async fn a_run_killed_at_any_moment_is_finished_by_the_next_without_duplicates_o
     eprintln!("kills mid-clone: {kills_mid_clone}");
     assert!(kills_mid_clone >= 5, "the kills hit clones in flight ({kills_mid_clone} of 24)");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_vm_of_ours_with_wrong_nics_is_updated_and_a_stopped_one_started() {
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+    let pve = connect(&sim);
+    let snap = snapshot(&pve).await;
+    let plan = run_file(&scripts().join("lab3.rhai"), snap.clone(), &RunOptions::default()).unwrap().plan;
+    assert!(apply(pve.clone(), &plan, snap, &opts()).await.ok());
+    let web = plan.vms.iter().find(|v| v.spec_name == "web").unwrap().clone();
+    let admin = plan.vms.iter().find(|v| v.spec_name == "admin").unwrap().clone();
+    // Someone rewired the web server to the uplink, and stopped the admin host.
+    let params = [("net0".to_string(), "virtio,bridge=vmbr0".to_string())].into_iter().collect();
+    pve.set_vm_config(&web.node, web.vmid, params).await.unwrap();
+    let upid = pve.vm_power(&admin.node, admin.vmid, "stop").await.unwrap();
+    pve.wait_task(&upid, opts().wait).await.unwrap();
+
+    let snap = snapshot(&pve).await;
+    let again = run_file(&scripts().join("lab3.rhai"), snap.clone(), &RunOptions::default()).unwrap().plan;
+    let diff = Diff::compute(&again, &snap);
+    let updates: Vec<_> = diff
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Update)
+        .map(|c| (c.id.clone(), c.detail.clone()))
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!(updates.iter().any(|(id, d)| id.contains(&web.name) && d.contains("net0")), "{updates:?}");
+    assert!(updates.iter().any(|(id, d)| id.contains(&admin.name) && d.contains("start")), "{updates:?}");
+    let report = apply(pve.clone(), &again, snap, &opts()).await;
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert_eq!((report.vms_created, report.vms_updated, report.vms_started), (0, 1, 1));
+    let st = sim.state();
+    let bridge = |nic: &str| nic.split(',').find(|p| p.starts_with("bridge=")).unwrap_or_default().to_string();
+    let now = st.vms[&web.vmid].config.get("net0").cloned().unwrap_or_default();
+    assert_eq!(bridge(&now), bridge(web.nets[0].as_deref().unwrap()), "the NIC is on its planned bridge again: {now}");
+    assert!(st.vms[&admin.vmid].running);
+}

@@ -262,3 +262,51 @@ async fn pending_bridges_of_another_stand_run_are_applied_but_someone_elses_are_
     assert!(failure.message.contains("vmbr77") && failure.hint.contains("--apply-foreign-network"), "{failure:?}");
     assert!(!sim.state().net["pve2"].active.contains_key("vmbr77"), "their change is still theirs");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_labs_teacher_sees_every_stand_and_students_only_their_own() {
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+    let root: Arc<dyn Pve> = Arc::new(sim.session("root@pam"));
+    let script = "lab(#{ teacher: \"teacher@pve\" });
+        for u in users([\"s1@pve\", \"s2@pve\"]) { let user = create_user(u); clone(user, #{ template: \"debian-12\", name: \"pc\" }); }";
+    let run = |snap| {
+        run_source(
+            "class.rhai",
+            Path::new("."),
+            script,
+            snap,
+            &RunOptions { lab: Some("class".into()), ..RunOptions::default() },
+        )
+    };
+    let snap = Arc::new(Snapshot::take(&root).await.unwrap());
+    let e = run(snap).unwrap_err().to_string();
+    assert!(e.contains("teacher 'teacher@pve' does not exist"), "{e}");
+
+    root.create_user("teacher@pve", None, Some("the instructor")).await.unwrap();
+    let snap = Arc::new(Snapshot::take(&root).await.unwrap());
+    let plan = run(snap.clone()).unwrap().plan;
+    let opts = ApplyOptions {
+        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
+        ..ApplyOptions::default()
+    };
+    assert!(apply(root.clone(), &plan, snap, &opts).await.ok());
+    let vms = |who: &str| {
+        let s = sim.session(who);
+        async move {
+            let mut ids: Vec<u32> =
+                s.resources(Some("vm")).await.unwrap().iter().filter(|r| !r.template).filter_map(|r| r.vmid).collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(vms("teacher@pve").await.len(), 2, "the teacher sees both stands");
+    assert_eq!(vms("s1@pve").await.len(), 1, "a student sees their own");
+    let snap = Arc::new(Snapshot::take(&root).await.unwrap());
+    let again = run(snap.clone()).unwrap().plan;
+    let diff = stand::plan::Diff::compute(&again, &snap);
+    assert!(
+        again.is_noop(),
+        "the teacher's access is in place: nothing to do: {:?}",
+        diff.changes.iter().filter(|c| c.kind != stand::plan::ChangeKind::Keep).collect::<Vec<_>>()
+    );
+}

@@ -88,6 +88,8 @@ struct Ctx {
     /// Per user, the planned bridges whose `SDN.Use` they get.
     sdn_acls: BTreeMap<String, Vec<String>>,
     bridge_base: u32,
+    /// Role of students (and the teacher) on the pools.
+    role: String,
     node_limits: BTreeMap<String, Arc<Semaphore>>,
     storage_limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
     snap: Arc<Snapshot>,
@@ -142,6 +144,7 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         renamed: Mutex::new(BTreeMap::new()),
         sdn_acls: plan.users.iter().map(|u| (u.userid.clone(), u.sdn_acls.clone())).collect(),
         bridge_base: plan.lab.as_ref().map(|l| l.bridge_base).unwrap_or(1000),
+        role: plan.lab.as_ref().map(|l| l.role.clone()).unwrap_or_else(|| "PVEVMAdmin".into()),
         networks: nodes.iter().map(|n| (n.clone(), gate())).collect(),
         node_limits: nodes.iter().map(|n| (n.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect(),
         storage_limits: Mutex::new(BTreeMap::new()),
@@ -272,7 +275,10 @@ async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
         g.send_replace(Some(user_ok));
     }
     if user_ok && pool_ok && !u.acl_exists {
-        set_acl(ctx, &format!("/pool/{}", u.pool), "PVEVMAdmin", &u.userid).await;
+        set_acl(ctx, &format!("/pool/{}", u.pool), &ctx.role, &u.userid).await;
+    }
+    if let Some(teacher) = u.teacher_acl.as_deref().filter(|_| pool_ok) {
+        set_acl(ctx, &format!("/pool/{}", u.pool), &ctx.role, teacher).await;
     }
 }
 
@@ -565,6 +571,9 @@ fn config_params(vm: &VmPlan, only: Option<&[String]>, made: impl Fn(&str) -> St
             };
             p.insert(key, nic);
         }
+    }
+    if only.is_none() {
+        delete.extend(vm.drop_nets.iter().cloned());
     }
     if let Some(o) = only {
         for k in o.iter().filter(|k| k.starts_with("net")) {

@@ -73,6 +73,9 @@ impl Diff {
                 format!("/pool/{} {}", u.pool, u.userid),
                 "PVEVMAdmin".into(),
             );
+            if let Some(t) = &u.teacher_acl {
+                push(ChangeKind::Create, "acl", format!("/pool/{} {t}", u.pool), "teacher".into());
+            }
             for b in &u.sdn_acls {
                 push(
                     ChangeKind::Create,

@@ -15,6 +15,9 @@ pub struct LabSettings {
     pub password_length: usize,
     /// Role of a student on their pool.
     pub role: String,
+    /// An instructor (`name@realm`, must exist) who gets the same role on every stand's pool.
+    #[serde(default)]
+    pub teacher: Option<String>,
 }
 
 impl LabSettings {
@@ -26,6 +29,7 @@ impl LabSettings {
             bridge_base: 1000,
             password_length: 12,
             role: "PVEVMAdmin".into(),
+            teacher: None,
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct UserPlan {
     pub acl_exists: bool,
     /// Bridges whose `SDN.Use` this user gets (missing ones).
     pub sdn_acls: Vec<String>,
+    /// The lab's teacher, when their ACL on this pool is missing.
+    #[serde(default)]
+    pub teacher_acl: Option<String>,
 }
 
 /// A bridge the lab needs on a node.
@@ -120,6 +127,9 @@ pub struct VmPlan {
     pub update: Vec<String>,
     /// Exists and is stopped although it should run.
     pub needs_start: bool,
+    /// NICs the template has beyond the planned ones, removed after cloning.
+    #[serde(default)]
+    pub drop_nets: Vec<String>,
 }
 
 /// The desired state of one lab.
@@ -149,6 +159,7 @@ impl Plan {
                 && u.acl_exists
                 && !u.comment_update
                 && u.sdn_acls.is_empty()
+                && u.teacher_acl.is_none()
                 && u.password.is_none()
         }) && self.bridges.iter().all(|b| b.exists)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)

@@ -168,6 +168,13 @@ impl Planner {
                 s.vmid_range.0, s.vmid_range.1
             )));
         }
+        if let Some(t) = &s.teacher
+            && self.snap.user(t).is_none()
+        {
+            return Err(invalid(format!(
+                "teacher '{t}' does not exist: create the instructor's user first (Datacenter → Permissions → Users)"
+            )));
+        }
         if !(8..=64).contains(&s.password_length) {
             return Err(invalid(format!("password_length {} must be within 8..64 (PVE's limits)", s.password_length)));
         }
@@ -257,6 +264,13 @@ impl Planner {
             pool_exists: self.snap.pool(&pool).is_some(),
             acl_exists,
             sdn_acls: Vec::new(),
+            teacher_acl: self.settings.teacher.clone().filter(|t| {
+                !self
+                    .snap
+                    .acl
+                    .iter()
+                    .any(|a| a.path == format!("/pool/{pool}") && a.ugid == *t && a.roleid == self.settings.role)
+            }),
         };
         self.users.push(user.clone());
         Ok(user)
@@ -561,6 +575,7 @@ impl Planner {
             .cloned();
         let node = existing.as_ref().map(|e| e.node.clone()).unwrap_or(node);
         let tpl = self.resolve_template(&spec.template, &node)?;
+        let tpl_nets: Vec<u32> = tpl.nets().into_iter().map(|(i, _)| i).collect();
         if !spec.full && tpl.node != node {
             let local: Vec<String> =
                 tpl.disk_storages().into_iter().filter(|s| !self.snap.storage(s).is_some_and(|x| x.shared)).collect();
@@ -675,6 +690,12 @@ impl Planner {
         tags.dedup();
         let description = Marker::new(&[("lab", &lab), ("user", userid), ("name", &spec.name)]).to_string();
 
+        // Without `nets`, a Linux VM keeps the template's NICs as they are.
+        let manages_nics = !spec.nets.is_empty() || spec.device == Device::EcoRouter;
+        let drop_nets: Vec<String> = match (&existing, manages_nics) {
+            (None, true) => tpl_nets.iter().filter(|i| **i as usize >= nets.len()).map(|i| format!("net{i}")).collect(),
+            _ => Vec::new(),
+        };
         let mut update = Vec::new();
         let mut needs_start = false;
         if let Some(e) = &existing {
@@ -689,8 +710,10 @@ impl Planner {
                     update.push(format!("net{i}"));
                 }
             }
-            for i in current.keys().filter(|i| **i as usize >= nets.len()) {
-                update.push(format!("net{i}"));
+            if manages_nics {
+                for i in current.keys().filter(|i| **i as usize >= nets.len()) {
+                    update.push(format!("net{i}"));
+                }
             }
             let cfg = e.config.clone().unwrap_or_default();
             if spec.memory.is_some_and(|m| cfg.memory_mib() != Some(m)) {
@@ -725,6 +748,7 @@ impl Planner {
             start: spec.start,
             exists: existing.is_some(),
             update,
+            drop_nets,
             needs_start,
         };
         self.vms.push(vm.clone());

@@ -182,7 +182,7 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
 }
 
 fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabSettings> {
-    const KEYS: &[&str] = &["name", "vmid_range", "bridge_base", "password_length", "role"];
+    const KEYS: &[&str] = &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher"];
     let mut s = cur.clone();
     for (k, v) in m {
         match k.as_str() {
@@ -201,6 +201,7 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
             },
             "password_length" => s.password_length = v.as_int().unwrap_or(0).max(0) as usize,
             "role" => s.role = v.to_string(),
+            "teacher" => s.teacher = Some(v.to_string()),
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
         }
     }
