@@ -41,7 +41,8 @@ fn fingerprint(sim: &Sim) -> String {
         .collect();
     let users: Vec<_> = st.users.keys().cloned().collect();
     let pools: Vec<_> = st.pools.keys().cloned().collect();
-    format!("{vms:?}\n{net:?}\n{users:?}\n{pools:?}\n{:?}", st.acl)
+    let groups: Vec<_> = st.groups.keys().cloned().collect();
+    format!("{vms:?}\n{net:?}\n{users:?}\n{pools:?}\n{groups:?}\n{:?}", st.acl)
 }
 
 #[tokio::test(start_paused = true)]
@@ -81,6 +82,8 @@ async fn lab3_deploys_replans_to_nothing_and_goes_down_cleanly() {
     assert_eq!(sim.stats().writes, writes_before, "a second up makes zero writes");
     assert!(sim.stats().requests > stats.requests);
 
+    let members = sim.state().users.values().filter(|u| u.groups.contains("lab3-students")).count();
+    assert_eq!(members, 12, "every student is in the lab's group");
     for vm in sim.state().vms.values().filter(|v| v.config.get("tags").is_some_and(|t| t.contains("lab-lab3"))) {
         assert!(vm.running, "every VM runs");
         assert!(!vm.config.contains_key("lock"));
@@ -89,7 +92,7 @@ async fn lab3_deploys_replans_to_nothing_and_goes_down_cleanly() {
     let snap = snapshot(&pve).await;
     let down = destroy(pve.clone(), &snap, "lab3", &Doomed::select(&snap, "lab3", &[]), &opts()).await;
     assert!(down.failures.is_empty(), "{:#?}", down.failures);
-    assert_eq!((down.vms, down.users, down.pools), (48, 12, 12));
+    assert_eq!((down.vms, down.users, down.pools, down.groups), (48, 12, 12, 1));
     assert_eq!(fingerprint(&sim), before, "down leaves the cluster exactly as before up");
 }
 

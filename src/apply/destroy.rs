@@ -24,6 +24,8 @@ pub struct DestroyReport {
     pub pools: usize,
     /// Users removed.
     pub users: usize,
+    /// Groups removed.
+    pub groups: usize,
     /// Users kept because another lab still uses them.
     pub users_kept: usize,
     /// Failures.
@@ -45,6 +47,8 @@ pub struct Doomed {
     pub pools: Vec<String>,
     /// Users and the other labs that still use them (kept when not empty).
     pub users: Vec<(String, Vec<String>)>,
+    /// The lab's groups (only when the whole lab goes).
+    pub groups: Vec<String>,
 }
 
 impl Doomed {
@@ -92,7 +96,16 @@ impl Doomed {
                 Some((u.userid.clone(), m.labs().into_iter().filter(|l| l != lab).collect()))
             })
             .collect();
-        Doomed { vms, bridges, pools, users }
+        let groups = if only.is_empty() {
+            snap.groups
+                .iter()
+                .filter(|g| g.comment.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab)))
+                .map(|g| g.groupid.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Doomed { vms, bridges, pools, users, groups }
     }
 
     /// What of lab `plan.lab_name()` is on the cluster but no longer in `plan` (`up --prune`).
@@ -102,12 +115,17 @@ impl Doomed {
         d.bridges.retain(|(node, iface)| !plan.bridges.iter().any(|b| b.node == *node && b.iface == *iface));
         d.pools.retain(|p| !plan.users.iter().any(|u| u.pool == *p));
         d.users.retain(|(u, _)| !plan.users.iter().any(|p| p.userid == *u));
+        d.groups.retain(|g| plan.group.as_ref().is_none_or(|pg| pg.groupid != *g));
         d
     }
 
     /// Nothing to remove.
     pub fn is_empty(&self) -> bool {
-        self.vms.is_empty() && self.bridges.is_empty() && self.pools.is_empty() && self.users.is_empty()
+        self.vms.is_empty()
+            && self.bridges.is_empty()
+            && self.pools.is_empty()
+            && self.users.is_empty()
+            && self.groups.is_empty()
     }
 }
 
@@ -260,6 +278,17 @@ pub async fn destroy(
             Err(e) if gone(&e) => {}
             Err(e) => report.failures.push(Failure {
                 object: format!("user {userid}"),
+                message: e.to_string(),
+                hint: "re-run `stand down`".into(),
+            }),
+        }
+    }
+    for g in &doomed.groups {
+        match opts.retries().run(transient, |_| pve.delete_group(g)).await {
+            Ok(()) => report.groups += 1,
+            Err(e) if gone(&e) => {}
+            Err(e) => report.failures.push(Failure {
+                object: format!("group {g}"),
                 message: e.to_string(),
                 hint: "re-run `stand down`".into(),
             }),

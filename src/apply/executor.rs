@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use super::report::{ApplyReport, Credential, Failure};
 use super::retry::{already_exists, transient};
-use crate::plan::{BridgePlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
+use crate::plan::{BridgePlan, GroupPlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
 use crate::pve::{
     ApiRequest, Backoff, BridgeParams, CloneParams, NetDevice, Params, Pve, PveError, PveExt, WaitPolicy,
 };
@@ -82,6 +82,8 @@ struct Ctx {
     pools: BTreeMap<String, Gate>,
     /// Set once each user exists (or could not be made).
     users: BTreeMap<String, Gate>,
+    /// The students' group and whether it exists (set once it is made).
+    group: Option<(String, Gate)>,
     networks: BTreeMap<String, Gate>,
     /// Bridges found taken by someone else and made under another name: (node, planned) → made.
     renamed: Mutex<BTreeMap<(String, String), String>>,
@@ -141,6 +143,7 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         report: Mutex::new(ApplyReport::default()),
         pools: plan.users.iter().map(|u| (u.pool.clone(), gate())).collect(),
         users: plan.users.iter().map(|u| (u.userid.clone(), gate())).collect(),
+        group: plan.group.as_ref().map(|g| (g.groupid.clone(), gate())),
         renamed: Mutex::new(BTreeMap::new()),
         sdn_acls: plan.users.iter().map(|u| (u.userid.clone(), u.sdn_acls.clone())).collect(),
         bridge_base: plan.lab.as_ref().map(|l| l.bridge_base).unwrap_or(1000),
@@ -152,6 +155,10 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         progress: opts.progress.then(indicatif::MultiProgress::new),
     });
     let mut set = JoinSet::new();
+    if let Some(g) = plan.group.clone() {
+        let c = ctx.clone();
+        set.spawn(async move { deploy_group(&c, &g).await });
+    }
     for u in plan.users.clone() {
         let c = ctx.clone();
         set.spawn(async move { deploy_user(&c, &u).await });
@@ -200,13 +207,47 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
     report
 }
 
+async fn deploy_group(ctx: &Ctx, g: &GroupPlan) {
+    let ok = g.exists || {
+        let r = ctx
+            .retry(repeatable, |attempt| async move {
+                match ctx.pve.create_group(&g.groupid, Some(&g.comment)).await {
+                    Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
+                    other => other,
+                }
+            })
+            .await;
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                ctx.fail(
+                    format!("group {}", g.groupid),
+                    &e,
+                    "check Group.Allocate on /access/groups; re-run `stand up`",
+                );
+                false
+            }
+        }
+    };
+    if let Some((_, gate)) = &ctx.group {
+        gate.send_replace(Some(ok));
+    }
+}
+
+/// The students' group, once it exists.
+async fn group_ready(ctx: &Ctx) -> Option<&str> {
+    let (id, gate) = ctx.group.as_ref()?;
+    passed(gate).await.then_some(id.as_str())
+}
+
 async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
     let pve = &ctx.pve;
+    let group = group_ready(ctx).await;
     let pool_marker = Marker::new(&[("lab", &ctx.lab), ("user", &u.userid)]).to_string();
     let user_ok = if !u.exists {
         let r = ctx
             .retry(repeatable, |attempt| async move {
-                match pve.create_user(&u.userid, u.password.as_deref(), Some(&u.comment)).await {
+                match pve.create_user_in(&u.userid, u.password.as_deref(), Some(&u.comment), group).await {
                     Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
                     other => other,
                 }
@@ -234,6 +275,12 @@ async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
                 ctx.fail(format!("user {}", u.userid), &e, "re-run `stand up`");
                 ok = false;
             }
+        }
+        if let Some(g) = group.filter(|_| !u.in_group)
+            && let Err(e) = ctx.retry(repeatable, |_| pve.join_group(&u.userid, g)).await
+        {
+            ctx.fail(format!("user {}", u.userid), &e, "check User.Modify; re-run `stand up`");
+            ok = false;
         }
         if let Some(p) = &u.password
             && let Err(e) = ctx.retry(repeatable, |_| pve.set_password(&u.userid, p)).await

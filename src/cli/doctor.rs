@@ -57,6 +57,7 @@ const NEEDED: &[(&str, &str)] = &[
     ("/access", "Permissions.Modify"),
     ("/access/realm", "Realm.AllocateUser"),
     ("/pool", "Pool.Allocate"),
+    ("/access/groups", "Group.Allocate"),
     ("/sdn/zones/localnetwork", "SDN.Use"),
 ];
 

@@ -44,6 +44,9 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
             for p in &doomed.pools {
                 println!("- pool   {p}");
             }
+            for g in &doomed.groups {
+                println!("- group  {g}");
+            }
             for (u, rest) in &doomed.users {
                 match rest.is_empty() {
                     true => println!("- user   {u}"),

@@ -47,6 +47,14 @@ impl Diff {
         let mut changes = Vec::new();
         let mut push = |kind, object, id: String, detail: String| changes.push(Change { kind, object, id, detail });
         let lab = plan.lab_name().to_string();
+        if let Some(g) = &plan.group {
+            push(
+                if g.exists { ChangeKind::Keep } else { ChangeKind::Create },
+                "group",
+                g.groupid.clone(),
+                "the students".into(),
+            );
+        }
         for u in &plan.users {
             let kind = if !u.exists {
                 ChangeKind::Create

@@ -11,7 +11,7 @@ mod snapshot;
 
 pub use diff::{Change, ChangeKind, Diff};
 pub use marker::{Marker, STAND_TAG, lab_tag};
-pub use model::{BridgePlan, LabSettings, Plan, UserPlan, VmPlan};
+pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, UserPlan, VmPlan};
 pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 pub use planner::{CloneSpec, Device, PlanError, Planner, TemplateRef};
-pub use snapshot::{BridgeSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap};
+pub use snapshot::{BridgeSnap, GroupSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap};

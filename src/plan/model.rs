@@ -65,6 +65,9 @@ pub struct UserPlan {
     /// The lab's teacher, when their ACL on this pool is missing.
     #[serde(default)]
     pub teacher_acl: Option<String>,
+    /// Already in the lab's group.
+    #[serde(default)]
+    pub in_group: bool,
 }
 
 /// A bridge the lab needs on a node.
@@ -132,11 +135,25 @@ pub struct VmPlan {
     pub drop_nets: Vec<String>,
 }
 
+/// The lab's group of students (`<lab>-students`), for the GUI and for shared rights.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupPlan {
+    /// Group id.
+    pub groupid: String,
+    /// Comment with the marker.
+    pub comment: String,
+    /// Exists already.
+    pub exists: bool,
+}
+
 /// The desired state of one lab.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     /// Lab settings.
     pub lab: Option<LabSettings>,
+    /// The students' group.
+    #[serde(default)]
+    pub group: Option<GroupPlan>,
     /// Students.
     pub users: Vec<UserPlan>,
     /// Bridges.
@@ -160,8 +177,10 @@ impl Plan {
                 && !u.comment_update
                 && u.sdn_acls.is_empty()
                 && u.teacher_acl.is_none()
+                && u.in_group
                 && u.password.is_none()
-        }) && self.bridges.iter().all(|b| b.exists)
+        }) && self.group.as_ref().is_none_or(|g| g.exists)
+            && self.bridges.iter().all(|b| b.exists)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::marker::{Marker, STAND_TAG, lab_tag};
-use super::model::{BridgePlan, LabSettings, Plan, UserPlan, VmPlan};
+use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, UserPlan, VmPlan};
 use super::names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 use super::snapshot::{Snapshot, VmSnap};
 use crate::pve::{NetDevice, NicModel};
@@ -244,6 +244,14 @@ impl Planner {
                 )));
             }
         }
+        let groupid = self.group_id();
+        if let Some(g) = self.snap.groups.iter().find(|g| g.groupid == groupid)
+            && g.comment.as_deref().and_then(Marker::parse).is_none_or(|m| m.get("lab") != Some(self.lab()))
+        {
+            return Err(invalid(format!(
+                "group '{groupid}' exists and is not this lab's: rename the lab, or remove or rename the group"
+            )));
+        }
         let acl_exists = self
             .snap
             .acl
@@ -264,6 +272,7 @@ impl Planner {
             pool_exists: self.snap.pool(&pool).is_some(),
             acl_exists,
             sdn_acls: Vec::new(),
+            in_group: existing.is_some_and(|u| u.groups.contains(&self.group_id())),
             teacher_acl: self.settings.teacher.clone().filter(|t| {
                 !self
                     .snap
@@ -755,10 +764,22 @@ impl Planner {
         Ok(vm)
     }
 
+    /// The lab's group of students: `<lab>-students`.
+    pub fn group_id(&self) -> String {
+        format!("{}-students", self.lab())
+    }
+
     /// The plan so far.
     pub fn plan(&self) -> Plan {
+        let groupid = self.group_id();
+        let group = (!self.users.is_empty()).then(|| GroupPlan {
+            exists: self.snap.groups.iter().any(|g| g.groupid == groupid),
+            comment: Marker::new(&[("lab", self.lab())]).to_string(),
+            groupid,
+        });
         Plan {
             lab: Some(self.settings.clone()),
+            group,
             users: self.users.clone(),
             bridges: self.bridges.clone(),
             vms: self.vms.clone(),

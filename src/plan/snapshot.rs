@@ -123,6 +123,17 @@ pub struct UserSnap {
     pub userid: String,
     /// Comment (marker).
     pub comment: Option<String>,
+    /// Groups the user is in.
+    pub groups: Vec<String>,
+}
+
+/// A group.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupSnap {
+    /// Group id.
+    pub groupid: String,
+    /// Comment (marker).
+    pub comment: Option<String>,
 }
 
 /// A pool.
@@ -156,6 +167,8 @@ pub struct Snapshot {
     pub pools: Vec<PoolSnap>,
     /// Realm names (`pam`, `pve`, ...).
     pub realms: Vec<String>,
+    /// Groups.
+    pub groups: Vec<GroupSnap>,
     /// ACL entries.
     pub acl: Vec<AclEntry>,
 }
@@ -224,8 +237,25 @@ impl Snapshot {
                 snap.pending.insert(node.name.clone(), c);
             }
         }
-        snap.users =
-            pve.users().await?.into_iter().map(|u| UserSnap { userid: u.userid, comment: u.comment }).collect();
+        snap.users = pve
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| {
+                let groups = match &u.groups {
+                    Some(serde_json::Value::String(s)) => {
+                        s.split(',').filter(|g| !g.is_empty()).map(str::to_string).collect()
+                    }
+                    Some(serde_json::Value::Array(a)) => {
+                        a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                UserSnap { userid: u.userid, comment: u.comment, groups }
+            })
+            .collect();
+        snap.groups =
+            pve.groups().await?.into_iter().map(|(groupid, comment)| GroupSnap { groupid, comment }).collect();
         snap.realms = pve.realms().await?;
         snap.pools =
             pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();

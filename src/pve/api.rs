@@ -314,9 +314,52 @@ pub trait PveExt: Pve {
 
     /// `POST /access/users`.
     async fn create_user(&self, userid: &str, password: Option<&str>, comment: Option<&str>) -> Result<(), PveError> {
-        let req =
-            ApiRequest::post("/access/users").param("userid", userid).opt("password", password).opt("comment", comment);
+        self.create_user_in(userid, password, comment, None).await
+    }
+
+    /// `POST /access/users` with its first group.
+    async fn create_user_in(
+        &self,
+        userid: &str,
+        password: Option<&str>,
+        comment: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<(), PveError> {
+        let req = ApiRequest::post("/access/users")
+            .param("userid", userid)
+            .opt("password", password)
+            .opt("comment", comment)
+            .opt("groups", group);
         self.exec(req).await
+    }
+
+    /// `PUT /access/users/{userid}` adding one group to the user's groups.
+    async fn join_group(&self, userid: &str, group: &str) -> Result<(), PveError> {
+        let req =
+            ApiRequest::put(format!("/access/users/{}", segment(userid))).param("groups", group).flag("append", true);
+        self.exec(req).await
+    }
+
+    /// `GET /access/groups`: (groupid, comment).
+    async fn groups(&self) -> Result<Vec<(String, Option<String>)>, PveError> {
+        let list: Vec<Value> = self.data(ApiRequest::get("/access/groups")).await?;
+        Ok(list
+            .iter()
+            .filter_map(|g| {
+                let id = g.get("groupid")?.as_str()?.to_string();
+                Some((id, g.get("comment").and_then(Value::as_str).map(str::to_string)))
+            })
+            .collect())
+    }
+
+    /// `POST /access/groups`.
+    async fn create_group(&self, groupid: &str, comment: Option<&str>) -> Result<(), PveError> {
+        self.exec(ApiRequest::post("/access/groups").param("groupid", groupid).opt("comment", comment)).await
+    }
+
+    /// `DELETE /access/groups/{groupid}`.
+    async fn delete_group(&self, groupid: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::delete(format!("/access/groups/{}", segment(groupid)))).await
     }
 
     /// `DELETE /access/users/{userid}`.
