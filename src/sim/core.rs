@@ -288,10 +288,17 @@ impl Sim {
         Ok(())
     }
 
-    /// Records one request in the request log, if enabled.
+    /// Records one request in the request log, if enabled. Passwords are masked (with a
+    /// value that still passes the schema's length rules).
     pub fn log_request(&self, method: Method, path: &str, params: &Params) {
         if let Some(f) = lock(&self.inner.request_log).as_mut() {
-            let line = json!({ "method": method.as_str(), "path": path, "params": params });
+            let mut shown = params.clone();
+            for (k, v) in shown.iter_mut() {
+                if k == "password" || k == "confirmation-password" {
+                    *v = "********".into();
+                }
+            }
+            let line = json!({ "method": method.as_str(), "path": path, "params": shown });
             let _ = writeln!(f, "{line}");
         }
     }
