@@ -67,6 +67,7 @@ fn up_status_down_on_the_simulator() {
     let stands = status["stands"].as_array().unwrap();
     assert_eq!(stands.len(), 12);
     assert!(stands.iter().all(|s| s["running"] == 4));
+    assert!(stands.iter().all(|s| s["bridges"].as_array().unwrap().len() == 2), "each stand's dmz and lan: {stands:?}");
 
     // Fewer students, with --prune: the others' stands go.
     std::fs::write(dir.path().join("few.txt"), "ivanov@pve\nkozlova@pve\n").unwrap();

@@ -18,6 +18,7 @@ struct Stand {
     user: String,
     nodes: Vec<String>,
     vms: Vec<(u32, String, String)>,
+    bridges: Vec<String>,
     running: usize,
     locked: usize,
 }
@@ -33,15 +34,37 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
         if !s.nodes.contains(&vm.node) {
             s.nodes.push(vm.node.clone());
         }
-        let state = match &vm.lock {
-            Some(l) => format!("{} (lock {l})", vm.status),
-            None => vm.status.clone(),
+        let state = match (&vm.lock, vm.status.as_str()) {
+            (Some(l), _) => format!("{} (lock {l})", vm.status),
+            (None, "running") => format!("running {}", uptime(vm.uptime)),
+            _ => vm.status.clone(),
         };
         s.running += usize::from(vm.status == "running");
         s.locked += usize::from(vm.lock.is_some());
         s.vms.push((vm.vmid, vm.name.clone(), state));
     }
+    for (node, bridges) in &snap.bridges {
+        for b in bridges {
+            let Some(m) = b.comments.as_deref().and_then(crate::plan::Marker::parse) else { continue };
+            let (Some(lab), Some(user)) = (m.get("lab"), m.get("user")) else { continue };
+            if let Some(s) = out.get_mut(&(lab.to_string(), user.to_string())) {
+                let alias = m.get("alias").unwrap_or("?");
+                s.bridges.push(format!("{alias}: {node}/{}{}", b.iface, if b.active { "" } else { " (pending)" }));
+            }
+        }
+    }
     out
+}
+
+/// `3d 4h`, `2h 5m`, `4m 10s`.
+fn uptime(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
 }
 
 /// `stand status [LAB]`.
@@ -55,7 +78,7 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
         return Ok(exit::OK);
     }
     if let Some(l) = &only_lab {
-        let mut t = render::table(&["student", "node", "running", "VMs"]);
+        let mut t = render::table(&["student", "node", "running", "VMs", "bridges"]);
         for s in &chosen {
             let vms: Vec<String> = s.vms.iter().map(|(id, name, st)| format!("{id} {name}: {st}")).collect();
             t.add_row(vec![
@@ -63,6 +86,7 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
                 s.nodes.join(", "),
                 format!("{}/{}", s.running, s.vms.len()),
                 vms.join("\n"),
+                s.bridges.join("\n"),
             ]);
         }
         println!("lab {l}: {} stands", chosen.len());

@@ -59,6 +59,8 @@ pub struct VmSnap {
     pub pool: Option<String>,
     /// Config lock.
     pub lock: Option<String>,
+    /// Seconds running.
+    pub uptime: u64,
     /// Config (templates and `stand`'s VMs only).
     #[serde(skip)]
     pub config: Option<VmConfig>,
@@ -199,6 +201,7 @@ impl Snapshot {
                     tags: r.tags.as_deref().map(split_tags).unwrap_or_default(),
                     pool: r.pool.clone(),
                     lock: r.lock.clone(),
+                    uptime: r.uptime,
                     config: None,
                 }),
                 _ => {}
