@@ -112,6 +112,13 @@ pub struct ApplyArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Plan a lab and apply it: clone, wire, start, and give each student access.
+    #[command(long_about = "Runs LAB.rhai against a snapshot of the cluster, then applies the plan in parallel\n\
+        across nodes: users, pools and rights; private bridges (one network reload per node);\n\
+        clones, NICs, start. Re-running does only what is missing and finishes an interrupted run.\n\
+        New students' logins go to <lab>-credentials.csv (mode 0600).\n\n\
+        Examples:\n  stand up lab3.rhai --sim\n  stand up lab3.rhai --cluster lab --users group-b.txt\n  \
+        stand up lab3.rhai --only ivanov@pve --reset-passwords\n  \
+        stand up --legacy deployment_config.yml --users users_list.yml --lab lab1")]
     Up {
         /// The lab.
         #[command(flatten)]
@@ -121,6 +128,11 @@ pub enum Command {
         apply: ApplyArgs,
     },
     /// Show what `up` would change; change nothing.
+    #[command(
+        long_about = "Shows, object by object, what `stand up` would create (+), update (~) or leave (=, with -v),\n\
+        and what of the lab is no longer in the script (-, removed only by `up --prune`).\n\n\
+        Examples:\n  stand plan lab3.rhai --sim\n  stand plan lab3.rhai --cluster lab --output json"
+    )]
     Plan {
         /// The lab.
         #[command(flatten)]
@@ -130,6 +142,9 @@ pub enum Command {
         reset_passwords: bool,
     },
     /// Run any script (reports, queries, lab logic) and apply what it recorded.
+    #[command(long_about = "Runs SCRIPT.rhai with ARGS as `args()`. A script that only reads (nodes(), vms(), ...)\n\
+        prints its report; one that records users or VMs has them applied like `stand up`.\n\n\
+        Example:\n  stand run report.rhai --sim -- pve1")]
     Run {
         /// The script.
         script: PathBuf,
@@ -141,6 +156,11 @@ pub enum Command {
         apply: ApplyArgs,
     },
     /// Remove what carries the lab's marker, and nothing else.
+    #[command(
+        long_about = "Stops and deletes the lab's VMs, deletes its bridges (one network reload per node), pools,\n\
+        group, and the users no other lab uses. Only objects carrying the lab's marker are touched.\n\n\
+        Examples:\n  stand down lab3 --sim --dry-run\n  stand down lab3.rhai --only ivanov@pve"
+    )]
     Down {
         /// The lab script (LAB.rhai) or the lab's name.
         lab: String,
