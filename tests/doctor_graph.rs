@@ -60,6 +60,19 @@ fn doctor_passes_on_sim_serve_and_names_a_missing_privilege_and_a_wrong_pin() {
     assert!(row(&all, "TLS")["detail"].as_str().unwrap().contains("pinned"));
     assert!(row(&all, "lab")["detail"].as_str().unwrap().contains("48 VMs fit"));
 
+    // Password login (ticket + CSRF) works for doctor as for every command.
+    assert!(sim.set_password("root@pam", "Root-pass-1"));
+    let password = vec![
+        ("PVE_URL".to_string(), server.url.clone()),
+        ("PVE_USER".to_string(), "root@pam".to_string()),
+        ("PVE_PASSWORD".to_string(), "Root-pass-1".to_string()),
+        ("PVE_FINGERPRINT".to_string(), server.fingerprint.clone()),
+    ];
+    let out = stand(dir.path(), &["doctor", "--output", "json"], &password);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(row(&checks(&out), "auth")["detail"], "password of root@pam");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Root-pass-1"));
+
     // A token of a user who may manage VMs but not bridges, users or pools.
     rt.block_on(async {
         let root = sim.session("root@pam");
