@@ -3,31 +3,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{assert_log_matches_schema, serve};
+use common::{assert_log_matches_schema, serve, stand, text};
 
 fn lab3() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai")
-}
-
-/// Runs `stand` in `dir` with `args`, keeping the simulator's state in `dir`, without any
-/// cluster settings of the machine.
-fn stand(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stand"))
-        .current_dir(dir)
-        .args(args)
-        .env("STAND_SIM_STATE", dir.join("sim.json"))
-        .env_remove("PVE_URL")
-        .env_remove("PVE_TOKEN")
-        .env_remove("STAND_CLUSTER")
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn json(o: &Output) -> serde_json::Value {

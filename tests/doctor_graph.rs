@@ -1,23 +1,14 @@
 //! `stand doctor`, `stand graph` and `stand completions` as a user runs them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use stand::pve::PveExt;
-use stand::sim::{Fixture, RunningServer, Sim, SimOptions};
 
-fn stand(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stand"))
-        .current_dir(dir)
-        .args(args)
-        .env("STAND_SIM_STATE", dir.join("sim.json"))
-        .env_remove("PVE_URL")
-        .env_remove("PVE_TOKEN")
-        .env_remove("STAND_CLUSTER")
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap()
-}
+use common::stand;
+use stand::sim::{Fixture, RunningServer, Sim, SimOptions};
 
 fn checks(o: &Output) -> Vec<serde_json::Value> {
     let v: serde_json::Value =

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A running `stand sim serve`, stopped on drop.
 pub struct Served {
@@ -63,4 +63,24 @@ pub fn assert_log_matches_schema(log: &Path) {
             "STAND_REQUIRE_PEER is set but ../shared/pve-api is missing"
         ),
     }
+}
+
+/// Runs `stand` in `dir` with `args`, keeping the simulator's state in `dir`, without any
+/// cluster settings of the machine.
+pub fn stand(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stand"))
+        .current_dir(dir)
+        .args(args)
+        .env("STAND_SIM_STATE", dir.join("sim.json"))
+        .env_remove("PVE_URL")
+        .env_remove("PVE_TOKEN")
+        .env_remove("STAND_CLUSTER")
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap()
+}
+
+/// Everything a command printed.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
