@@ -212,9 +212,15 @@ fn status_watch_refreshes_until_stopped() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Another command deploys meanwhile; the watch shows it.
+    let lab1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab1.rhai");
+    let up = stand(dir.path(), &["up", lab1.to_str().unwrap(), "--sim", "--quiet"], &[]);
+    assert!(up.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(800));
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.matches("no labs deployed by stand").count() >= 2, "refreshed:\n{text}");
+    assert!(text.contains("lab1 "), "the watch saw the other command's lab:\n{text}");
 }

@@ -79,7 +79,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         }
         other => other,
     };
-    let cluster = target::Cluster::open(&args.target)?;
+    let mut cluster = target::Cluster::open(&args.target)?;
     if cluster.output == arguments::Output::Text && !quiet {
         eprintln!("{}", cluster.banner());
     }
@@ -88,7 +88,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Plan { input, reset_passwords } => up::plan(&cluster, input, *reset_passwords, verbose).await,
         Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
         Command::Down { lab, only, dry_run } => down::down(&cluster, lab, only, *dry_run).await,
-        Command::Status { lab, watch } => status::watch(&cluster, lab.as_deref(), *watch).await,
+        Command::Status { lab, watch } => status::watch(&mut cluster, lab.as_deref(), *watch).await,
         Command::Doctor { lab, users } => {
             let input = lab.clone().map(|lab| arguments::LabInput {
                 lab: Some(lab),
@@ -113,8 +113,11 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
         Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } => Ok(exit::OK),
     };
-    // The simulator keeps what happened, even when the command failed halfway.
-    cluster.close()?;
+    // The simulator keeps what happened, even when the command failed halfway. Commands
+    // that only read leave the saved state alone (another `--sim` command may be writing).
+    if matches!(command, Command::Up { .. } | Command::Run { .. } | Command::Down { .. } | Command::Repl { .. }) {
+        cluster.close()?;
+    }
     code
 }
 

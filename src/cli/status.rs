@@ -129,7 +129,7 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
 }
 
 /// `stand status [LAB] [--watch [SECONDS]]`.
-pub async fn watch(cluster: &Cluster, only_lab: Option<&str>, every: Option<f64>) -> anyhow::Result<u8> {
+pub async fn watch(cluster: &mut Cluster, only_lab: Option<&str>, every: Option<f64>) -> anyhow::Result<u8> {
     let Some(seconds) = every else { return status(cluster, only_lab).await };
     anyhow::ensure!(seconds > 0.0 && seconds.is_finite(), "--watch needs a number of seconds > 0");
     let clear = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -137,6 +137,7 @@ pub async fn watch(cluster: &Cluster, only_lab: Option<&str>, every: Option<f64>
         if clear {
             print!("\x1b[2J\x1b[H");
         }
+        cluster.reload()?;
         status(cluster, only_lab).await?;
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)) => {}

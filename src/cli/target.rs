@@ -80,6 +80,20 @@ impl Cluster {
         Ok(Cluster { pve, sim: Some((sim, state)), output: target.output, connection: None })
     }
 
+    /// Reads the simulator's saved state again, to see what other `--sim` commands did
+    /// meanwhile (`status --watch`). A real cluster is always current.
+    pub fn reload(&mut self) -> anyhow::Result<()> {
+        if let Some((sim, path)) = &self.sim
+            && path.exists()
+        {
+            let fresh = Sim::load(path, sim.options().clone())
+                .with_context(|| format!("cannot read the simulated cluster at {}", path.display()))?;
+            self.pve = Arc::new(Retrying::new(fresh.session("root@pam"), Backoff::default()));
+            self.sim = Some((fresh, path.clone()));
+        }
+        Ok(())
+    }
+
     /// Whether this is the simulator.
     pub fn simulated(&self) -> bool {
         self.sim.is_some()
