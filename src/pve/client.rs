@@ -313,7 +313,7 @@ pub async fn presented_fingerprint(url: &str) -> Option<String> {
     let port = parsed.port_or_known_default()?;
     tokio::task::spawn_blocking(move || {
         let seen = Arc::new(std::sync::Mutex::new(None));
-        let config = super::tls::capture_config(seen.clone());
+        let config = super::tls::capture_config(seen.clone())?;
         let name = rustls::pki_types::ServerName::try_from(host.clone()).ok()?;
         let mut conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
         let mut sock = std::net::TcpStream::connect((host.as_str(), port)).ok()?;

@@ -41,14 +41,26 @@ pub fn normalize_fingerprint(s: &str) -> Option<String> {
     })
 }
 
-/// Accepts exactly one certificate, by fingerprint; reports what it saw otherwise.
+/// What the custom verifier does with the server's certificate.
 #[derive(Debug)]
-struct PinnedVerifier {
-    expected: String,
+enum Rule {
+    /// Accept exactly this fingerprint; report what was presented otherwise.
+    Pin(String),
+    /// Accept anything (only behind an explicit `--insecure`).
+    AcceptAny,
+    /// Record the fingerprint and refuse (to show a user what to pin).
+    Capture(Arc<std::sync::Mutex<Option<String>>>),
+}
+
+/// The verifier of pinned, insecure and capturing connections; signatures are still
+/// checked with the crypto provider's algorithms.
+#[derive(Debug)]
+struct FingerprintVerifier {
+    rule: Rule,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for FingerprintVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -58,13 +70,18 @@ impl ServerCertVerifier for PinnedVerifier {
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let got = cert_fingerprint(end_entity);
-        if got == self.expected {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "certificate fingerprint mismatch: the server presented {got}, but {} is pinned (if the server's certificate really changed, pin the new one with PVE_FINGERPRINT)",
-                self.expected
-            )))
+        match &self.rule {
+            Rule::Pin(expected) if got == *expected => Ok(ServerCertVerified::assertion()),
+            Rule::Pin(expected) => Err(rustls::Error::General(format!(
+                "certificate fingerprint mismatch: the server presented {got}, but {expected} is pinned (if the server's certificate really changed, pin the new one with PVE_FINGERPRINT)"
+            ))),
+            Rule::AcceptAny => Ok(ServerCertVerified::assertion()),
+            Rule::Capture(seen) => {
+                if let Ok(mut s) = seen.lock() {
+                    *s = Some(got);
+                }
+                Err(rustls::Error::General("fingerprint probe".into()))
+            }
         }
     }
 
@@ -91,52 +108,20 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
-/// Accepts any certificate (only behind an explicit `--insecure`).
-#[derive(Debug)]
-struct NoVerifier(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerifier {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+/// A client config that trusts by `rule`.
+fn custom_config(rule: Rule) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(FingerprintVerifier { rule, provider }))
+        .with_no_client_auth())
 }
 
 /// Builds the rustls client config for a trust mode.
 pub fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let config = match mode {
+    match mode {
         TlsMode::Verify { extra_ca } => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_certs::load_native_certs().certs {
@@ -153,21 +138,25 @@ pub fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, String> {
                     roots.add(c).map_err(|e| format!("PVE_CA: {e}"))?;
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Ok(rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth())
         }
         TlsMode::Pinned(fp) => {
             let expected = normalize_fingerprint(fp)
                 .ok_or_else(|| format!("'{fp}' is not a SHA-256 fingerprint (expected 32 hex bytes like AA:BB:...)"))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedVerifier { expected, provider }))
-                .with_no_client_auth()
+            custom_config(Rule::Pin(expected))
         }
-        TlsMode::Insecure => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerifier(provider))).with_no_client_auth()
-        }
-    };
-    Ok(config)
+        TlsMode::Insecure => custom_config(Rule::AcceptAny),
+    }
+}
+
+/// A client config whose verifier only records the server certificate's fingerprint.
+pub(crate) fn capture_config(seen: Arc<std::sync::Mutex<Option<String>>>) -> Option<rustls::ClientConfig> {
+    custom_config(Rule::Capture(seen)).ok()
 }
 
 #[cfg(test)]
@@ -184,61 +173,4 @@ mod tests {
         );
         assert!(normalize_fingerprint("AA:BB").is_none());
     }
-}
-
-/// Records the presented certificate's fingerprint and refuses it (used to show a user what
-/// to pin; never used to talk to a server).
-#[derive(Debug)]
-struct CaptureVerifier {
-    seen: Arc<std::sync::Mutex<Option<String>>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for CaptureVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut s) = self.seen.lock() {
-            *s = Some(cert_fingerprint(end_entity));
-        }
-        Err(rustls::Error::General("fingerprint probe".into()))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A client config whose verifier only records the server certificate's fingerprint.
-pub(crate) fn capture_config(seen: Arc<std::sync::Mutex<Option<String>>>) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CaptureVerifier { seen, provider }))
-        .with_no_client_auth()
 }
