@@ -116,7 +116,9 @@ pub fn route(method: Method, path: &str) -> Result<Route, ApiFailure> {
 
 /// Verifies parameters (and path variables) against the schema, as `PVE::JSONSchema` does.
 pub fn validate(method: Method, route: &Route, params: &Params) -> Result<(), ApiFailure> {
-    let ep = ENDPOINTS.iter().find(|e| e.template == route.template).expect("route came from the schema");
+    let Some(ep) = ENDPOINTS.iter().find(|e| e.template == route.template) else {
+        return Err(ApiFailure::new(501, format!("Method '{} {}' not implemented", method.as_str(), route.template)));
+    };
     let props = ep.methods[method.as_str()]["parameters"].as_object().cloned().unwrap_or_default();
     let mut errors = BTreeMap::new();
     for (k, v) in &route.vars {

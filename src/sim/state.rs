@@ -172,10 +172,8 @@ impl NodeNet {
 
     /// The staged configuration, created from the active one on first change.
     pub fn staged(&mut self) -> &mut BTreeMap<String, Iface> {
-        if self.pending.is_none() {
-            self.pending = Some(self.active.clone());
-        }
-        self.pending.as_mut().expect("just set")
+        let active = &self.active;
+        self.pending.get_or_insert_with(|| active.clone())
     }
 }
 
