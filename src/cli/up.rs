@@ -189,6 +189,13 @@ async fn deploy(
                 println!("nothing to do: the lab is as the script says");
             } else if !plan.is_noop() {
                 println!("{}", render::apply_counts(&report));
+                if let Some(scale) = cluster.time_scale().filter(|s| *s > 0.0 && *s < 1.0) {
+                    println!(
+                        "(simulated {:.0}× faster: about {:.0} s on the cluster this simulates)",
+                        1.0 / scale,
+                        report.seconds / scale
+                    );
+                }
                 println!("{}", render::spread(&plan));
             }
             if !set.is_empty() {
