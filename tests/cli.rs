@@ -44,6 +44,14 @@ fn up_status_down_on_the_simulator() {
     assert_eq!(v["report"]["vms_created"], 0, "the state was kept between commands");
     assert_eq!(std::fs::read_to_string(&creds).unwrap(), rows, "passwords of earlier runs are kept");
 
+    // A student who lost their password gets a new one; the others keep theirs.
+    let reset = stand(dir.path(), &["up", lab, "--sim", "--only", "ivanov@pve", "--reset-passwords"], &[]);
+    assert!(reset.status.success(), "{}", text(&reset));
+    let after = std::fs::read_to_string(&creds).unwrap();
+    let row = |text: &str, user: &str| text.lines().find(|l| l.starts_with(user)).unwrap().to_string();
+    assert_ne!(row(&after, "ivanov@pve"), row(&rows, "ivanov@pve"), "a new password for ivanov");
+    assert_eq!(row(&after, "petrova@pve"), row(&rows, "petrova@pve"), "the others keep theirs");
+
     let status = json(&stand(dir.path(), &["status", "lab3", "--sim", "--output", "json"], &[]));
     let stands = status["stands"].as_array().unwrap();
     assert_eq!(stands.len(), 12);

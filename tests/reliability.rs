@@ -91,7 +91,7 @@ fn assert_lab_intact(st: &SimState, lab: &str, vms: usize) {
 fn stand_up_killed_with_sigkill_at_twenty_moments_then_rerun_converges() {
     let sim = Sim::new(
         &Fixture::default_cluster(),
-        SimOptions { latency: LatencyModel::realistic(), time_scale: 0.05, ..SimOptions::default() },
+        SimOptions { latency: LatencyModel::realistic(), time_scale: 0.15, ..SimOptions::default() },
     );
     let (_rt, server, env) = serve(&sim);
     let dir = tempfile::tempdir().unwrap();
