@@ -310,3 +310,42 @@ async fn the_labs_teacher_sees_every_stand_and_students_only_their_own() {
         diff.changes.iter().filter(|c| c.kind != stand::plan::ChangeKind::Keep).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_down_interrupted_after_deleting_bridges_is_finished_by_the_next_one() {
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+    let root: Arc<dyn Pve> = Arc::new(sim.session("root@pam"));
+    let opts = ApplyOptions {
+        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
+        ..ApplyOptions::default()
+    };
+    let script = "let u = create_user(\"s@pve\"); place(u, \"pve1\"); clone(u, #{ template: \"debian-12\", name: \"pc\", nets: [alias(u, \"lan\")] });";
+    let snap = Arc::new(Snapshot::take(&root).await.unwrap());
+    let plan = run_source(
+        "gone.rhai",
+        Path::new("."),
+        script,
+        snap.clone(),
+        &RunOptions { lab: Some("gone".into()), ..RunOptions::default() },
+    )
+    .unwrap()
+    .plan;
+    assert!(apply(root.clone(), &plan, snap, &opts).await.ok());
+    // `down` removed the VM and staged the bridge's deletion, then was killed.
+    let vm = &plan.vms[0];
+    let upid = root.vm_power(&vm.node, vm.vmid, "stop").await.unwrap();
+    root.wait_task(&upid, opts.wait).await.unwrap();
+    let upid = root.delete_vm(&vm.node, vm.vmid).await.unwrap();
+    root.wait_task(&upid, opts.wait).await.unwrap();
+    root.delete_iface("pve1", &plan.bridges[0].iface).await.unwrap();
+    assert!(sim.state().net["pve1"].pending.is_some());
+
+    let snap = Snapshot::take(&root).await.unwrap();
+    let doomed = stand::apply::Doomed::select(&snap, "gone", &[]);
+    let report = stand::apply::destroy(root.clone(), &snap, "gone", &doomed, &opts).await;
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let st = sim.state();
+    assert!(st.net["pve1"].pending.is_none(), "the staged removal was applied");
+    assert!(!st.net["pve1"].active.contains_key(&plan.bridges[0].iface), "the bridge is gone");
+    assert!(!st.users.contains_key("s@pve") && st.pools.is_empty());
+}

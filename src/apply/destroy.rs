@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::executor::ApplyOptions;
+use super::pending::pending_ifaces;
 use super::report::Failure;
 use super::retry::transient;
 use crate::plan::{Marker, Snapshot};
@@ -193,6 +194,15 @@ pub async fn destroy(
     for (node, iface) in &doomed.bridges {
         by_node.entry(node).or_default().push(iface);
     }
+    // A `down` interrupted after deleting bridges left their removal pending: finish it.
+    for (node, diff) in &snap.pending {
+        let ours_removed = pending_ifaces(diff)
+            .iter()
+            .any(|p| !p.added && p.marker.as_ref().is_some_and(|m| m.get("lab") == Some(lab)));
+        if ours_removed {
+            by_node.entry(node).or_default();
+        }
+    }
     for (node, ours) in by_node {
         let mut failed = false;
         for iface in &ours {
@@ -208,6 +218,33 @@ pub async fn destroy(
                     });
                 }
             }
+        }
+        // Someone else's unapplied changes on the node are theirs to apply.
+        let foreign: Vec<String> = snap
+            .pending
+            .get(node)
+            .map(|d| {
+                pending_ifaces(d)
+                    .into_iter()
+                    .filter(|p| p.marker.is_none() && !ours.contains(&p.iface.as_str()))
+                    .filter(|p| {
+                        snap.bridge(node, &p.iface)
+                            .is_none_or(|b| b.comments.as_deref().and_then(Marker::parse).is_none())
+                    })
+                    .map(|p| p.iface)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !foreign.is_empty() && !opts.apply_foreign_network {
+            report.failures.push(Failure {
+                object: format!("network {node}"),
+                message: format!(
+                    "the bridges are removed but not applied: {node} has pending changes stand did not make ({})",
+                    foreign.join(", ")
+                ),
+                hint: "apply or revert them in the PVE GUI (System → Network), then re-run `stand down`".into(),
+            });
+            continue;
         }
         if !failed {
             let r = opts

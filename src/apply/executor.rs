@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::pending::pending_ifaces;
 use super::report::{ApplyReport, Credential, Failure};
 use super::retry::{already_exists, transient};
 use crate::plan::{BridgePlan, GroupPlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
@@ -396,16 +397,6 @@ async fn grant_bridges(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
     }
 }
 
-/// Interface names a pending diff adds or removes.
-fn pending_ifaces(diff: &str) -> Vec<String> {
-    diff.lines()
-        .filter(|l| {
-            (l.starts_with("+iface ") || l.starts_with("-iface ")) && !l.starts_with("+++") && !l.starts_with("---")
-        })
-        .filter_map(|l| l[1..].split_whitespace().nth(1).map(str::to_string))
-        .collect()
-}
-
 async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
     let pve = &ctx.pve;
     let done = |ok: bool| {
@@ -425,7 +416,10 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
         .map(|d| {
             pending_ifaces(d)
                 .into_iter()
-                .filter(|i| !bridges.iter().any(|b| b.iface == *i) && !made_by_stand(i))
+                .filter(|p| {
+                    !bridges.iter().any(|b| b.iface == p.iface) && p.marker.is_none() && !made_by_stand(&p.iface)
+                })
+                .map(|p| p.iface)
                 .collect()
         })
         .unwrap_or_default();
@@ -757,14 +751,5 @@ fn clone_hint(e: &PveError) -> &'static str {
         "the token lacks a privilege: run `stand doctor`"
     } else {
         "re-run `stand up`; it continues where this run stopped"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pending_diff_names_interfaces() {
-        let d = "--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n@@ -1 +1,5 @@\n+auto vmbr1000\n+iface vmbr1000 inet manual\n-iface vmbr7 inet manual\n";
-        assert_eq!(super::pending_ifaces(d), vec!["vmbr1000", "vmbr7"]);
     }
 }

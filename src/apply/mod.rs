@@ -4,6 +4,7 @@
 
 mod destroy;
 mod executor;
+mod pending;
 mod report;
 mod retry;
 

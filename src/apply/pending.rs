@@ -1,0 +1,57 @@
+//! Reading a node's pending network diff (`interfaces` → `interfaces.new`): which
+//! interfaces it adds or removes, and the `stand` marker in each one's stanza comment.
+
+use crate::plan::Marker;
+
+/// One interface a pending diff adds or removes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingIface {
+    /// Interface name.
+    pub iface: String,
+    /// Added (`+iface`) or removed (`-iface`).
+    pub added: bool,
+    /// The marker of its stanza's comment (`#stand: ...`), if any.
+    pub marker: Option<Marker>,
+}
+
+/// The interfaces `diff` adds or removes, in order.
+pub fn pending_ifaces(diff: &str) -> Vec<PendingIface> {
+    let mut out: Vec<PendingIface> = Vec::new();
+    for line in diff.lines() {
+        if line.starts_with("+++") || line.starts_with("---") {
+            continue;
+        }
+        let (sign, rest) = match line.chars().next() {
+            Some(c @ ('+' | '-')) => (c, &line[1..]),
+            _ => continue,
+        };
+        if let Some(def) = rest.strip_prefix("iface ") {
+            if let Some(name) = def.split_whitespace().next() {
+                out.push(PendingIface { iface: name.to_string(), added: sign == '+', marker: None });
+            }
+        } else if let Some(comment) = rest.strip_prefix('#')
+            && let Some(last) = out.last_mut().filter(|l| l.added == (sign == '+'))
+        {
+            last.marker = last.marker.take().or_else(|| Marker::parse(comment));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_names_interfaces_and_the_markers_of_their_stanzas() {
+        let d = "--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n@@ -1 +1,5 @@\n+auto vmbr1000\n+iface vmbr1000 inet manual\n+\tbridge-ports none\n+#stand: alias=lan lab=a user=s@pve\n-iface vmbr7 inet manual\n-#lab switch\n-iface vmbr1003 inet manual\n-#stand: alias=dmz lab=b user=t@pve\n";
+        let p = pending_ifaces(d);
+        assert_eq!(
+            p.iter().map(|i| (i.iface.as_str(), i.added)).collect::<Vec<_>>(),
+            [("vmbr1000", true), ("vmbr7", false), ("vmbr1003", false)]
+        );
+        assert_eq!(p[0].marker.as_ref().and_then(|m| m.get("lab").map(str::to_string)), Some("a".into()));
+        assert!(p[1].marker.is_none(), "a comment that is not a stand marker");
+        assert_eq!(p[2].marker.as_ref().and_then(|m| m.get("lab").map(str::to_string)), Some("b".into()));
+    }
+}
