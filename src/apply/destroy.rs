@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::executor::ApplyOptions;
-use super::pending::pending_ifaces;
+use super::pending::{foreign_pending, pending_ifaces};
 use super::report::Failure;
 use super::retry::transient;
 use crate::plan::{Marker, Snapshot};
@@ -182,11 +182,7 @@ pub async fn destroy(
     while let Some(Ok((what, r))) = set.join_next().await {
         match r {
             Ok(()) => report.vms += 1,
-            Err(e) => report.failures.push(Failure {
-                object: what,
-                message: e.to_string(),
-                hint: "re-run `stand down`".into(),
-            }),
+            Err(e) => report.failures.push(Failure::new(what, &e, "re-run `stand down`")),
         }
     }
 
@@ -211,39 +207,21 @@ pub async fn destroy(
                 Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => {}
                 Err(e) => {
                     failed = true;
-                    report.failures.push(Failure {
-                        object: format!("bridge {node}/{iface}"),
-                        message: e.to_string(),
-                        hint: "re-run `stand down`".into(),
-                    });
+                    report.failures.push(Failure::new(format!("bridge {node}/{iface}"), &e, "re-run `stand down`"));
                 }
             }
         }
         // Someone else's unapplied changes on the node are theirs to apply.
-        let foreign: Vec<String> = snap
-            .pending
-            .get(node)
-            .map(|d| {
-                pending_ifaces(d)
-                    .into_iter()
-                    .filter(|p| p.marker.is_none() && !ours.contains(&p.iface.as_str()))
-                    .filter(|p| {
-                        snap.bridge(node, &p.iface)
-                            .is_none_or(|b| b.comments.as_deref().and_then(Marker::parse).is_none())
-                    })
-                    .map(|p| p.iface)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let foreign = foreign_pending(snap, node, &ours);
         if !foreign.is_empty() && !opts.apply_foreign_network {
-            report.failures.push(Failure {
-                object: format!("network {node}"),
-                message: format!(
+            report.failures.push(Failure::new(
+                format!("network {node}"),
+                format!(
                     "the bridges are removed but not applied: {node} has pending changes stand did not make ({})",
                     foreign.join(", ")
                 ),
-                hint: "apply or revert them in the PVE GUI (System → Network), then re-run `stand down`".into(),
-            });
+                "apply or revert them in the PVE GUI (System → Network), then re-run `stand down`",
+            ));
             continue;
         }
         if !failed {
@@ -255,11 +233,11 @@ pub async fn destroy(
                 })
                 .await;
             if let Err(e) = r {
-                report.failures.push(Failure {
-                    object: format!("network {node}"),
-                    message: e.to_string(),
-                    hint: "apply the node's network in the PVE GUI".into(),
-                });
+                report.failures.push(Failure::new(
+                    format!("network {node}"),
+                    &e,
+                    "apply the node's network in the PVE GUI",
+                ));
             }
         }
     }
@@ -268,11 +246,11 @@ pub async fn destroy(
         match opts.retries().run(transient, |_| pve.delete_pool(poolid)).await {
             Ok(()) => report.pools += 1,
             Err(e) if gone(&e) => {}
-            Err(e) => report.failures.push(Failure {
-                object: format!("pool {poolid}"),
-                message: e.to_string(),
-                hint: "remove what is left in the pool, then re-run `stand down`".into(),
-            }),
+            Err(e) => report.failures.push(Failure::new(
+                format!("pool {poolid}"),
+                &e,
+                "remove what is left in the pool, then re-run `stand down`",
+            )),
         }
     }
 
@@ -313,22 +291,14 @@ pub async fn destroy(
             Ok(true) => report.users += 1,
             Ok(false) => report.users_kept += 1,
             Err(e) if gone(&e) => {}
-            Err(e) => report.failures.push(Failure {
-                object: format!("user {userid}"),
-                message: e.to_string(),
-                hint: "re-run `stand down`".into(),
-            }),
+            Err(e) => report.failures.push(Failure::new(format!("user {userid}"), &e, "re-run `stand down`")),
         }
     }
     for g in &doomed.groups {
         match opts.retries().run(transient, |_| pve.delete_group(g)).await {
             Ok(()) => report.groups += 1,
             Err(e) if gone(&e) => {}
-            Err(e) => report.failures.push(Failure {
-                object: format!("group {g}"),
-                message: e.to_string(),
-                hint: "re-run `stand down`".into(),
-            }),
+            Err(e) => report.failures.push(Failure::new(format!("group {g}"), &e, "re-run `stand down`")),
         }
     }
     report

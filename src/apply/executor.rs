@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::pending::pending_ifaces;
+use super::pending::foreign_pending;
 use super::report::{ApplyReport, Credential, Failure};
 use super::retry::{already_exists, transient};
 use crate::plan::{BridgePlan, GroupPlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
@@ -102,7 +102,7 @@ struct Ctx {
 impl Ctx {
     fn fail(&self, object: String, e: &dyn std::fmt::Display, hint: &str) {
         let mut r = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        r.failures.push(Failure { object, message: e.to_string(), hint: hint.to_string() });
+        r.failures.push(Failure::new(object, e, hint));
     }
 
     fn count(&self, f: impl FnOnce(&mut ApplyReport)) {
@@ -112,6 +112,25 @@ impl Ctx {
     fn storage_limit(&self, key: &str) -> Arc<Semaphore> {
         let mut m = self.storage_limits.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(key.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_storage.max(1)))).clone()
+    }
+
+    /// Creates something once: a repeat of a create whose answer was lost finds it made
+    /// ("already exists"), which counts as done.
+    async fn create<F, Fut>(&self, op: F) -> Result<(), PveError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), PveError>>,
+    {
+        self.retry(repeatable, |attempt| {
+            let made = op();
+            async move {
+                match made.await {
+                    Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
+                    other => other,
+                }
+            }
+        })
+        .await
     }
 
     async fn retry<T, F, Fut>(&self, retry_if: impl Fn(&PveError) -> bool, op: F) -> Result<T, PveError>
@@ -210,14 +229,7 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
 
 async fn deploy_group(ctx: &Ctx, g: &GroupPlan) {
     let ok = g.exists || {
-        let r = ctx
-            .retry(repeatable, |attempt| async move {
-                match ctx.pve.create_group(&g.groupid, Some(&g.comment)).await {
-                    Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
-                    other => other,
-                }
-            })
-            .await;
+        let r = ctx.create(|| ctx.pve.create_group(&g.groupid, Some(&g.comment))).await;
         match r {
             Ok(()) => true,
             Err(e) => {
@@ -246,14 +258,7 @@ async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
     let group = group_ready(ctx).await;
     let pool_marker = Marker::new(&[("lab", &ctx.lab), ("user", &u.userid)]).to_string();
     let user_ok = if !u.exists {
-        let r = ctx
-            .retry(repeatable, |attempt| async move {
-                match pve.create_user_in(&u.userid, u.password.as_deref(), Some(&u.comment), group).await {
-                    Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
-                    other => other,
-                }
-            })
-            .await;
+        let r = ctx.create(|| pve.create_user_in(&u.userid, u.password.as_deref(), Some(&u.comment), group)).await;
         match r {
             Ok(()) => {
                 ctx.count(|r| r.users_created += 1);
@@ -294,17 +299,7 @@ async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
     let pool_ok = if u.pool_exists {
         true
     } else {
-        let r = ctx
-            .retry(repeatable, |attempt| {
-                let m = pool_marker.clone();
-                async move {
-                    match pve.create_pool(&u.pool, Some(&m)).await {
-                        Err(e) if attempt > 1 && already_exists(&e) => Ok(()),
-                        other => other,
-                    }
-                }
-            })
-            .await;
+        let r = ctx.create(|| pve.create_pool(&u.pool, Some(&pool_marker))).await;
         match r {
             Ok(()) => {
                 ctx.count(|r| r.pools_created += 1);
@@ -339,7 +334,7 @@ async fn set_acl(ctx: &Ctx, path: &str, role: &str, userid: &str) {
 
 /// Creates one bridge; when its name was taken meanwhile by something not ours, creates it
 /// under the next free name. Returns the name made.
-async fn create_bridge(ctx: &Ctx, node: &str, b: &BridgePlan, planned: &[String]) -> Result<String, PveError> {
+async fn create_bridge(ctx: &Ctx, node: &str, b: &BridgePlan, planned: &[&str]) -> Result<String, PveError> {
     let pve = &ctx.pve;
     let mut iface = b.iface.clone();
     loop {
@@ -360,8 +355,7 @@ async fn create_bridge(ctx: &Ctx, node: &str, b: &BridgePlan, planned: &[String]
         if existing.is_some_and(|i| i.comments.as_deref().map(str::trim_end) == Some(b.comment.as_str())) {
             return Ok(iface); // ours: an earlier attempt whose answer was lost
         }
-        let taken: Vec<&str> =
-            net.ifaces.iter().map(|i| i.iface.as_str()).chain(planned.iter().map(String::as_str)).collect();
+        let taken: Vec<&str> = net.ifaces.iter().map(|i| i.iface.as_str()).chain(planned.iter().copied()).collect();
         let Some(free) = (ctx.bridge_base..10_000).map(|n| format!("vmbr{n}")).find(|n| !taken.contains(&n.as_str()))
         else {
             return Err(err);
@@ -404,25 +398,8 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
             g.send_replace(Some(ok));
         }
     };
-    // Pending bridges made by stand (this lab, or another instructor's run at this moment)
-    // are safe to apply with ours; anything else is someone's unfinished work.
-    let made_by_stand = |iface: &str| {
-        ctx.snap.bridge(node, iface).is_some_and(|b| b.comments.as_deref().and_then(Marker::parse).is_some())
-    };
-    let foreign: Vec<String> = ctx
-        .snap
-        .pending
-        .get(node)
-        .map(|d| {
-            pending_ifaces(d)
-                .into_iter()
-                .filter(|p| {
-                    !bridges.iter().any(|b| b.iface == p.iface) && p.marker.is_none() && !made_by_stand(&p.iface)
-                })
-                .map(|p| p.iface)
-                .collect()
-        })
-        .unwrap_or_default();
+    let planned: Vec<&str> = bridges.iter().map(|b| b.iface.as_str()).collect();
+    let foreign = foreign_pending(&ctx.snap, node, &planned);
     let ours_pending = ctx.snap.pending.contains_key(node) && foreign.is_empty();
     let to_create: Vec<&BridgePlan> = bridges.iter().filter(|b| !b.exists).collect();
     if to_create.is_empty() && !ours_pending {
@@ -438,7 +415,6 @@ async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
         );
         return done(false);
     }
-    let planned: Vec<String> = bridges.iter().map(|b| b.iface.clone()).collect();
     for b in to_create {
         match create_bridge(ctx, node, b, &planned).await {
             Ok(_) => ctx.count(|r| r.bridges_created += 1),

@@ -10,4 +10,5 @@ mod retry;
 
 pub use destroy::{DestroyReport, Doomed, destroy};
 pub use executor::{ApplyOptions, apply};
+pub use pending::foreign_pending;
 pub use report::{ApplyReport, Credential, Failure};

@@ -1,7 +1,7 @@
 //! Reading a node's pending network diff (`interfaces` → `interfaces.new`): which
 //! interfaces it adds or removes, and the `stand` marker in each one's stanza comment.
 
-use crate::plan::Marker;
+use crate::plan::{Marker, Snapshot};
 
 /// One interface a pending diff adds or removes.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +36,24 @@ pub fn pending_ifaces(diff: &str) -> Vec<PendingIface> {
         }
     }
     out
+}
+
+/// The interfaces whose pending changes on `node` are someone else's: not in `ours`, and
+/// without a `stand` marker (in the diff or on the staged bridge). Changes made by `stand`,
+/// for this lab or by another instructor's run at this moment, are safe to apply.
+pub fn foreign_pending(snap: &Snapshot, node: &str, ours: &[&str]) -> Vec<String> {
+    let made_by_stand =
+        |iface: &str| snap.bridge(node, iface).is_some_and(|b| b.comments.as_deref().and_then(Marker::parse).is_some());
+    snap.pending
+        .get(node)
+        .map(|d| {
+            pending_ifaces(d)
+                .into_iter()
+                .filter(|p| !ours.contains(&p.iface.as_str()) && p.marker.is_none() && !made_by_stand(&p.iface))
+                .map(|p| p.iface)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -13,6 +13,13 @@ pub struct Failure {
     pub hint: String,
 }
 
+impl Failure {
+    /// A failure of `object` with PVE's (or stand's) `message` and what to do.
+    pub fn new(object: impl Into<String>, message: impl std::fmt::Display, hint: &str) -> Failure {
+        Failure { object: object.into(), message: message.to_string(), hint: hint.to_string() }
+    }
+}
+
 /// A student's credentials, for users whose password was set in this run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Credential {
