@@ -82,6 +82,22 @@ fn doctor_passes_on_sim_serve_and_names_a_missing_privilege_and_a_wrong_pin() {
     assert!(!missing.contains("VM.Clone"), "granted privileges are not listed: {missing}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret), "the secret is never printed");
 
+    // A change someone staged by hand is named, as `up` would refuse to apply over it.
+    rt.block_on(async {
+        let bridge = stand::pve::BridgeParams {
+            iface: "vmbr77".into(),
+            autostart: true,
+            vlan_aware: false,
+            ports: None,
+            comments: Some("lab switch".into()),
+        };
+        sim.session("root@pam").create_bridge("pve2", &bridge).await.unwrap();
+    });
+    let all = checks(&stand(dir.path(), &["doctor", "--output", "json"], &good));
+    let pending = row(&all, "pending network");
+    assert_eq!(pending["verdict"], "warn");
+    assert_eq!(pending["detail"], "changes waiting on pve2 (vmbr77)");
+
     let wrong = env(&server.url, &server.token, &("AA:".repeat(31) + "AA"));
     let out = stand(dir.path(), &["doctor", "--output", "json"], &wrong);
     assert_eq!(out.status.code(), Some(1));

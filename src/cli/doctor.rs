@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use super::arguments::{LabInput, Output};
 use super::target::Cluster;
 use super::{exit, lab, render};
-use crate::plan::{Marker, Snapshot};
+use crate::apply::foreign_pending;
+use crate::plan::Snapshot;
 use crate::pve::{Credentials, PveError, PveExt, TlsMode, presented_fingerprint};
 
 /// How a check came out.
@@ -287,15 +288,14 @@ fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
             "create the uplink bridge vmbr0 on those nodes",
         )
     });
+    // The same rule `up` and `down` apply: pending changes without a stand marker.
     let foreign: Vec<String> = snap
         .pending
-        .iter()
-        .filter(|(node, _)| {
-            !snap.bridges.get(*node).is_some_and(|b| {
-                b.iter().filter(|x| !x.active).all(|x| x.comments.as_deref().and_then(Marker::parse).is_some())
-            })
+        .keys()
+        .filter_map(|node| {
+            let theirs = foreign_pending(snap, node, &[]);
+            (!theirs.is_empty()).then(|| format!("{node} ({})", theirs.join(", ")))
         })
-        .map(|(node, _)| node.clone())
         .collect();
     checks.push(if foreign.is_empty() {
         row("pending network", Verdict::Ok, "no changes waiting that stand did not make", "")

@@ -16,8 +16,8 @@ pub enum Format {
     Mermaid,
 }
 
-/// One NIC: (VM name, net index, bridge, VLAN tag).
-type Link = (String, usize, String, Option<u16>);
+/// One NIC: (VM name, label `net1` / `net1 tag 100`, bridge).
+type Link = (String, String, String);
 
 fn links(vms: &[&VmPlan]) -> Vec<Link> {
     let mut out = Vec::new();
@@ -28,7 +28,11 @@ fn links(vms: &[&VmPlan]) -> Vec<Link> {
                 continue; // EcoRouter's management port
             }
             if let Some(bridge) = dev.bridge {
-                out.push((vm.spec_name.clone(), i, bridge, dev.tag));
+                let label = match dev.tag {
+                    Some(t) => format!("net{i} tag {t}"),
+                    None => format!("net{i}"),
+                };
+                out.push((vm.spec_name.clone(), label, bridge));
             }
         }
     }
@@ -85,11 +89,7 @@ pub fn render(plan: &Plan, user: Option<&str>, format: Format) -> Result<String,
                 let shape = if *b == "vmbr0" { "doubleoctagon" } else { "ellipse" };
                 let _ = writeln!(out, "    br_{} [shape={shape}, label=\"{}\"];", id(b), bridge_label(plan, &node, b));
             }
-            for (vm, i, b, tag) in &links {
-                let label = match tag {
-                    Some(t) => format!("net{i} tag {t}"),
-                    None => format!("net{i}"),
-                };
+            for (vm, label, b) in &links {
                 let _ = writeln!(out, "    vm_{} -- br_{} [label=\"{label}\"];", id(vm), id(b));
             }
             let _ = writeln!(
@@ -111,11 +111,7 @@ pub fn render(plan: &Plan, user: Option<&str>, format: Format) -> Result<String,
             for b in &bridges {
                 let _ = writeln!(out, "    br_{}((\"{}\"))", id(b), bridge_label(plan, &node, b));
             }
-            for (vm, i, b, tag) in &links {
-                let label = match tag {
-                    Some(t) => format!("net{i} tag {t}"),
-                    None => format!("net{i}"),
-                };
+            for (vm, label, b) in &links {
                 let _ = writeln!(out, "    vm_{} ---|{label}| br_{}", id(vm), id(b));
             }
             let _ = writeln!(out, "  end\n  subgraph layout[\"lab {} over the nodes\"]", plan.lab_name());
