@@ -13,6 +13,14 @@ use stand::pve::{ApiRequest, Pve, PveExt, WaitPolicy};
 use stand::script::{RunOptions, run_source};
 use stand::sim::{Fixture, LatencyModel, RunningServer, Sim, SimOptions, SimState};
 
+/// Apply options for the in-process simulator: tasks polled soon after they start.
+fn quick() -> ApplyOptions {
+    ApplyOptions {
+        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
+        ..ApplyOptions::default()
+    }
+}
+
 fn lab_script(prefix: &str, users: usize) -> String {
     let list: Vec<String> = (1..=users).map(|i| format!("\"{prefix}{i}@pve\"")).collect();
     format!(
@@ -176,10 +184,7 @@ async fn a_student_cannot_use_another_students_bridge_nor_see_their_pool() {
     )
     .unwrap()
     .plan;
-    let opts = ApplyOptions {
-        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
-        ..ApplyOptions::default()
-    };
+    let opts = quick();
     assert!(apply(root.clone(), &plan, snap, &opts).await.ok());
 
     let bridge_of = |user: &str| plan.bridges.iter().find(|b| b.owner.as_deref() == Some(user)).unwrap().iface.clone();
@@ -235,10 +240,7 @@ async fn pending_bridges_of_another_stand_run_are_applied_but_someone_elses_are_
             &RunOptions { lab: Some("mine".into()), ..RunOptions::default() },
         )
     };
-    let opts = ApplyOptions {
-        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
-        ..ApplyOptions::default()
-    };
+    let opts = quick();
     let snap = Arc::new(Snapshot::take(&root).await.unwrap());
     let report = apply(root.clone(), &run(snap.clone()).unwrap().plan, snap, &opts).await;
     assert!(report.ok(), "{:#?}", report.failures);
@@ -285,10 +287,7 @@ async fn the_labs_teacher_sees_every_stand_and_students_only_their_own() {
     root.create_user("teacher@pve", None, Some("the instructor")).await.unwrap();
     let snap = Arc::new(Snapshot::take(&root).await.unwrap());
     let plan = run(snap.clone()).unwrap().plan;
-    let opts = ApplyOptions {
-        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
-        ..ApplyOptions::default()
-    };
+    let opts = quick();
     assert!(apply(root.clone(), &plan, snap, &opts).await.ok());
     let vms = |who: &str| {
         let s = sim.session(who);
@@ -315,10 +314,7 @@ async fn the_labs_teacher_sees_every_stand_and_students_only_their_own() {
 async fn a_down_interrupted_after_deleting_bridges_is_finished_by_the_next_one() {
     let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
     let root: Arc<dyn Pve> = Arc::new(sim.session("root@pam"));
-    let opts = ApplyOptions {
-        wait: WaitPolicy { first: Duration::from_millis(50), ..WaitPolicy::default() },
-        ..ApplyOptions::default()
-    };
+    let opts = quick();
     let script = "let u = create_user(\"s@pve\"); place(u, \"pve1\"); clone(u, #{ template: \"debian-12\", name: \"pc\", nets: [alias(u, \"lan\")] });";
     let snap = Arc::new(Snapshot::take(&root).await.unwrap());
     let plan = run_source(
