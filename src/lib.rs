@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod out;
 pub mod plan;
 pub mod pve;
 pub mod script;

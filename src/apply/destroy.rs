@@ -50,6 +50,8 @@ pub struct Doomed {
     pub users: Vec<(String, Vec<String>)>,
     /// The lab's groups (only when the whole lab goes).
     pub groups: Vec<String>,
+    /// Bridges of the lab that stay, and why: (node, iface, reason).
+    pub kept_bridges: Vec<(String, String, String)>,
 }
 
 impl Doomed {
@@ -61,17 +63,20 @@ impl Doomed {
             .iter()
             .filter(|v| v.marker().is_some_and(|m| m.has_lab(lab) && wanted(m.get("user"))))
             .map(|v| (v.node.clone(), v.vmid, v.name.clone(), v.status == "running"))
-            .collect();
+            .collect::<Vec<_>>();
         let mut bridges = Vec::new();
+        let mut kept_bridges = Vec::new();
         for (node, list) in &snap.bridges {
             for b in list {
-                let ours = b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| {
-                    m.get("lab") == Some(lab)
-                        && (m.get("user").is_some() && wanted(m.get("user"))
-                            || m.get("shared").is_some() && only.is_empty())
-                });
-                if ours {
-                    bridges.push((node.clone(), b.iface.clone()));
+                let Some(m) = b.comments.as_deref().and_then(Marker::parse) else { continue };
+                let private = m.get("lab") == Some(lab) && m.get("user").is_some() && wanted(m.get("user"));
+                let shared = m.get("shared").is_some() && m.has_lab(lab) && only.is_empty();
+                if !private && !shared {
+                    continue;
+                }
+                match Self::still_used(snap, lab, &vms, node, &b.iface, &m) {
+                    Some(reason) => kept_bridges.push((node.clone(), b.iface.clone(), reason)),
+                    None => bridges.push((node.clone(), b.iface.clone())),
                 }
             }
         }
@@ -106,12 +111,37 @@ impl Doomed {
         } else {
             Vec::new()
         };
-        Doomed { vms, bridges, pools, users, groups }
+        Doomed { vms, bridges, pools, users, groups, kept_bridges }
+    }
+
+    /// Why a bridge of lab `lab` must stay although the lab goes: a VM that stays is wired
+    /// to it (any lab's, or not stand's at all), or another lab that is still on the
+    /// cluster ensured it too.
+    fn still_used(
+        snap: &Snapshot,
+        lab: &str,
+        leaving: &[(String, u32, String, bool)],
+        node: &str,
+        iface: &str,
+        marker: &Marker,
+    ) -> Option<String> {
+        let (wired, known) = snap.vms_on_bridge(node, iface);
+        let staying: Vec<String> =
+            wired.iter().filter(|id| !leaving.iter().any(|(_, v, _, _)| v == *id)).map(u32::to_string).collect();
+        if !staying.is_empty() {
+            return Some(format!("VM {} still wired to it", staying.join(", ")));
+        }
+        if !known {
+            return Some(format!("not every VM config on {node} could be read"));
+        }
+        let others: Vec<String> = marker.all_labs().into_iter().filter(|l| l != lab && snap.lab_present(l)).collect();
+        (!others.is_empty()).then(|| format!("lab {} uses it too", others.join(", ")))
     }
 
     /// What of lab `plan.lab_name()` is on the cluster but no longer in `plan` (`up --prune`).
     pub fn stale(snap: &Snapshot, plan: &crate::plan::Plan) -> Doomed {
         let mut d = Doomed::select(snap, plan.lab_name(), &[]);
+        d.kept_bridges.clear();
         d.vms.retain(|(_, vmid, _, _)| !plan.vms.iter().any(|v| v.vmid == *vmid));
         d.bridges.retain(|(node, iface)| !plan.bridges.iter().any(|b| b.node == *node && b.iface == *iface));
         d.pools.retain(|p| !plan.users.iter().any(|u| u.pool == *p));
@@ -176,19 +206,27 @@ pub async fn destroy(
                     },
                 )
                 .await;
-            (format!("vm {vmid}"), r)
+            (vmid, r)
         });
     }
-    while let Some(Ok((what, r))) = set.join_next().await {
+    let mut failed_vms = Vec::new();
+    while let Some(Ok((vmid, r))) = set.join_next().await {
         match r {
             Ok(()) => report.vms += 1,
-            Err(e) => report.failures.push(Failure::new(what, &e, "re-run `stand down`")),
+            Err(e) => {
+                failed_vms.push(vmid);
+                report.failures.push(Failure::new(format!("vm {vmid}"), &e, "re-run `stand down`"));
+            }
         }
     }
 
+    // A bridge stays while a VM that could not be removed is still wired to it.
     let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (node, iface) in &doomed.bridges {
-        by_node.entry(node).or_default().push(iface);
+        let (wired, _) = snap.vms_on_bridge(node, iface);
+        if !wired.iter().any(|v| failed_vms.contains(v)) {
+            by_node.entry(node).or_default().push(iface);
+        }
     }
     // A `down` interrupted after deleting bridges left their removal pending: finish it.
     for (node, diff) in &snap.pending {

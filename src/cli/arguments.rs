@@ -12,11 +12,11 @@ pub struct Arguments {
     /// The cluster.
     #[command(flatten)]
     pub target: Target,
-    /// More log output on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output on stderr (-v every API write, -vv every request).
+    #[arg(help_heading = "Output options", short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(help_heading = "Output options", short, long, global = true)]
     pub quiet: bool,
     /// The command.
     #[command(subcommand)]
@@ -28,25 +28,25 @@ pub struct Arguments {
 pub struct Target {
     /// Run against the built-in simulator (optionally starting from a fixture: --sim=FILE).
     /// Its state is kept between commands; `stand sim reset` forgets it.
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, value_name = "FIXTURE", default_missing_value = "")]
+    #[arg(help_heading = "Cluster options", long, global = true, num_args = 0..=1, require_equals = true, value_name = "FIXTURE", default_missing_value = "")]
     pub sim: Option<String>,
     /// Where --sim keeps its cluster.
-    #[arg(long, global = true, value_name = "PATH", env = "STAND_SIM_STATE")]
+    #[arg(help_heading = "Cluster options", long, global = true, value_name = "PATH", env = "STAND_SIM_STATE")]
     pub sim_state: Option<PathBuf>,
     /// Simulated durations, as a fraction of real ones (--sim).
-    #[arg(long, global = true, default_value_t = 0.02, value_name = "F")]
+    #[arg(help_heading = "Cluster options", long, global = true, default_value_t = 0.02, value_name = "F")]
     pub sim_time_scale: f64,
     /// Injected faults of the simulator (--sim), e.g. http5xx=0.05,task_fail=0.02.
-    #[arg(long, global = true, default_value = "", value_name = "SPEC")]
+    #[arg(help_heading = "Cluster options", long, global = true, default_value = "", value_name = "SPEC")]
     pub sim_faults: String,
     /// A cluster of ~/.config/stand/clusters.toml (else PVE_URL and PVE_TOKEN).
-    #[arg(long, global = true, value_name = "NAME", env = "STAND_CLUSTER")]
+    #[arg(help_heading = "Cluster options", long, global = true, value_name = "NAME", env = "STAND_CLUSTER")]
     pub cluster: Option<String>,
     /// Do not verify the cluster's TLS certificate (prefer PVE_FINGERPRINT).
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Cluster options", long, global = true)]
     pub insecure: bool,
     /// Output for people or for programs.
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(help_heading = "Output options", long, global = true, value_enum, default_value = "text")]
     pub output: Output,
 }
 
@@ -77,6 +77,10 @@ pub struct LabInput {
     /// The lab's name (default: the file's name), which marks everything it makes.
     #[arg(long = "lab", value_name = "NAME")]
     pub lab_name: Option<String>,
+    /// Memory running guests may take, as a multiple of a node's RAM (over the lab's
+    /// `overcommit`; default 1.0). Stopped VMs never count.
+    #[arg(long, value_name = "RATIO")]
+    pub overcommit: Option<f64>,
 }
 
 /// How `up` and `run` apply.

@@ -43,10 +43,10 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<u8> {
         ca,
     };
     // The same checks `stand` makes on every use, then one call that proves it works.
-    let conn = Connection::from_config(&name, &config, false)?;
+    let conn = Connection::from_config(&name, &config, false).map_err(super::target::bad_settings)?;
     let client = conn.client(ClientOptions { attempts: 1, ..ClientOptions::default() })?;
     match client.version().await {
-        Ok(v) => eprintln!(
+        Ok(v) => crate::errln!(
             "{url}: Proxmox VE {} answered; run `stand doctor --cluster {name}` for the full checks",
             v.version
         ),
@@ -65,6 +65,6 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<u8> {
     }
     write_private(&file, toml::to_string_pretty(&doc)?.as_bytes())
         .with_context(|| format!("cannot write {}", file.display()))?;
-    println!("added [clusters.{name}] to {} (mode 0600); use it with --cluster {name}", file.display());
+    crate::outln!("added [clusters.{name}] to {} (mode 0600); use it with --cluster {name}", file.display());
     Ok(exit::OK)
 }

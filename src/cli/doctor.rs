@@ -82,9 +82,10 @@ fn granted(perms: &Value, path: &str, privilege: &str) -> bool {
 
 async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
     let endpoint = cluster.pve.endpoint();
-    match &cluster.connection {
-        None => checks.push(row("TLS", Verdict::Ok, "the simulator, in this process", "")),
-        Some(c) => checks.push(match &c.tls {
+    // What TLS will be once a connection proves it: shown only after the first answer.
+    let tls = match &cluster.connection {
+        None => row("TLS", Verdict::Ok, "the simulator, in this process", ""),
+        Some(c) => match &c.tls {
             TlsMode::Verify { extra_ca: None } => {
                 row("TLS", Verdict::Ok, "verified by the system's root certificates", "")
             }
@@ -98,11 +99,12 @@ async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
                 "verification is off (--insecure)",
                 "pin the certificate: export PVE_FINGERPRINT=<SHA-256 shown by the node>",
             ),
-        }),
-    }
+        },
+    };
     let started = Instant::now();
     match cluster.pve.version().await {
         Ok(v) => {
+            checks.push(tls);
             checks.push(row(
                 "reachable",
                 Verdict::Ok,
@@ -130,7 +132,9 @@ async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
         }
         Err(e) => {
             let failed = failed_connection(&endpoint, &e).await;
-            checks.retain(|c| c.name != failed.name);
+            if failed.name != "TLS" {
+                checks.push(row("TLS", Verdict::Warn, "not checked: no connection was made", "see the row below"));
+            }
             checks.push(failed);
             false
         }
@@ -232,6 +236,45 @@ async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) {
     });
 }
 
+/// VMs wired to a bridge their node does not have (they cannot start): stand's are a
+/// failure, others' worth a warning.
+fn missing_bridges(snap: &Snapshot) -> Check {
+    let mut ours = Vec::new();
+    let mut others = Vec::new();
+    for vm in snap.vms.iter().filter(|v| !v.template) {
+        let Some(bridges) = snap.bridges.get(&vm.node) else { continue };
+        for (i, nic) in vm.nets() {
+            let Some(b) = nic.bridge else { continue };
+            if !bridges.iter().any(|x| x.iface == b) {
+                let line = format!("VM {} ({}) on {}: net{i} on {b}", vm.vmid, vm.name, vm.node);
+                if vm.marker().is_some() { ours.push(line) } else { others.push(line) }
+            }
+        }
+    }
+    let all: Vec<String> = ours.iter().chain(&others).cloned().collect();
+    let fix = "create the bridge again (ensure_bridge in the lab, then `stand up`), or rewire the VM";
+    match (ours.is_empty(), others.is_empty()) {
+        (true, true) => row("bridges", Verdict::Ok, "every NIC is on a bridge of its node", ""),
+        (false, _) => row("bridges", Verdict::Fail, format!("wired to a missing bridge: {}", all.join("; ")), fix),
+        (true, false) => row("bridges", Verdict::Warn, format!("wired to a missing bridge: {}", all.join("; ")), fix),
+    }
+}
+
+/// What to change when a lab does not fit, by what its plan error says.
+fn lab_fix(message: &str) -> &'static str {
+    if message.contains("not enough memory") {
+        "start fewer VMs (`start: false` in clone), allow overcommit (lab(#{ overcommit: 1.5 }) or --overcommit 1.5), lower `memory`, or add nodes"
+    } else if message.contains("no free VMID") {
+        "widen lab(#{ vmid_range: [..] }), or `stand down` old labs"
+    } else if message.contains("no free bridge") {
+        "`stand down` old labs, or lower lab(#{ bridge_base })"
+    } else if message.contains("does not exist") {
+        "create what is missing, or fix its name in the script (the message lists what exists)"
+    } else {
+        "change the script or the cluster as the message says, then run `stand doctor` again"
+    }
+}
+
 fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
     let templates: Vec<_> = snap.vms.iter().filter(|v| v.template).collect();
     checks.push(if templates.is_empty() {
@@ -307,6 +350,7 @@ fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
             "apply or revert them (System → Network); stand will not apply a node's network over them",
         )
     });
+    checks.push(missing_bridges(snap));
     let free_bridges = online
         .iter()
         .map(|n| {
@@ -330,12 +374,33 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
     let mut checks = Vec::new();
     if connection_checks(cluster, &mut checks).await {
         access_checks(cluster, &mut checks).await;
-        match Snapshot::take(&cluster.pve).await {
+        let taken = match Snapshot::take(&cluster.pve).await {
+            Ok(mut snap) => {
+                let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
+                snap.read_all_configs(&cluster.pve, &nodes).await.map(|()| snap)
+            }
+            Err(e) => Err(e),
+        };
+        match taken {
             Ok(snap) => {
                 let snap = std::sync::Arc::new(snap);
                 snapshot_checks(&snap, &mut checks);
                 if let Some(input) = lab_file {
-                    checks.push(match lab::plan_lab(input, snap.clone(), false) {
+                    let plan = lab::plan_lab(input, snap.clone(), false);
+                    if let Some(token) = cluster.token_id() {
+                        let students = plan.as_ref().map(|p| p.users.iter().filter(|u| u.exists).count()).unwrap_or(0);
+                        checks.push(row(
+                            "password reset",
+                            if students > 0 { Verdict::Warn } else { Verdict::Ok },
+                            format!("logged in with the API token {token}, which PVE lets change no password ({students} students exist)"),
+                            if students > 0 {
+                                "for `stand up --reset-passwords`, log in with PVE_USER and PVE_PASSWORD instead"
+                            } else {
+                                ""
+                            },
+                        ));
+                    }
+                    checks.push(match plan {
                         Ok(plan) => row(
                             "lab",
                             Verdict::Ok,
@@ -347,12 +412,10 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                             ),
                             "",
                         ),
-                        Err(e) => row(
-                            "lab",
-                            Verdict::Fail,
-                            e.to_string(),
-                            "fix the script or the cluster as the message says",
-                        ),
+                        Err(e) => {
+                            let message = format!("{e:#}");
+                            row("lab", Verdict::Fail, message.trim_end().to_string(), lab_fix(&message))
+                        }
                     });
                 }
             }
@@ -366,7 +429,9 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
     }
     let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
     match cluster.output {
-        Output::Json => println!("{}", json!({ "simulated": cluster.simulated(), "ok": !failed, "checks": checks })),
+        Output::Json => {
+            crate::outln!("{}", json!({ "simulated": cluster.simulated(), "ok": !failed, "checks": checks }))
+        }
         Output::Text => {
             let mut t = render::table(&["check", "", "found", "fix"]);
             for c in &checks {
@@ -377,7 +442,7 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                 };
                 t.add_row(vec![c.name.to_string(), mark.to_string(), c.detail.clone(), c.fix.clone()]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
         }
     }
     Ok(if failed { exit::FAILED } else { exit::OK })

@@ -1,61 +1,86 @@
 //! `stand down`: removes what carries the lab's marker.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use anyhow::Context;
 use serde_json::json;
 
 use super::arguments::Output;
+use super::suggest::not_found;
 use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{exit, lab, render};
 use crate::apply::{Doomed, destroy};
+use crate::plan::Snapshot;
 use crate::script::{RunOptions, run_file};
 
-/// `stand down LAB.rhai|LAB [--only USER..] [--dry-run]`.
-pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) -> anyhow::Result<u8> {
-    let snap = snapshot(cluster).await?;
-    // A script may name its lab itself (`lab(#{ name: .. })`): ask it, else use the file name.
-    let name = match Path::new(arg) {
+/// The lab `arg` names: a script may name its lab itself (`lab(#{ name: .. })`), else the
+/// file's name; a plain argument is the name.
+fn lab_of(arg: &str, snap: &Snapshot) -> String {
+    match Path::new(arg) {
         p if p.is_file() && p.extension().is_some_and(|e| e == "rhai") => {
-            run_file(p, snap.clone(), &RunOptions::default())
+            run_file(p, Arc::new(snap.clone()), &RunOptions::default())
                 .map(|o| o.plan.lab_name().to_string())
                 .unwrap_or_else(|_| lab::lab_name(arg))
         }
         _ => lab::lab_name(arg),
-    };
+    }
+}
+
+/// Fails (exit 1) when `lab` or a student of `only` is not on the cluster, listing what is.
+pub fn check_exists(snap: &Snapshot, lab: &str, only: &[String]) -> anyhow::Result<()> {
+    let labs = snap.labs();
+    if !labs.contains(lab) {
+        anyhow::bail!("{}", not_found("lab", lab, labs.iter().map(String::as_str)));
+    }
+    let students = snap.students(lab);
+    for o in only {
+        if !students.contains(o) {
+            anyhow::bail!("{} in lab {lab}", not_found("student", o, students.iter().map(String::as_str)));
+        }
+    }
+    Ok(())
+}
+
+/// `stand down LAB.rhai|LAB [--only USER..] [--dry-run]`.
+pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) -> anyhow::Result<u8> {
+    let mut snap = (*snapshot(cluster).await?).clone();
+    let name = lab_of(arg, &snap);
+    check_exists(&snap, &name, only)?;
+    // Every NIC on the nodes with bridges is read: a bridge any VM is wired to stays.
+    let nodes: Vec<String> = snap.bridges.keys().cloned().collect();
+    snap.read_all_configs(&*cluster.pve, &nodes).await.context("cannot read the VMs' configs")?;
     let doomed = Doomed::select(&snap, &name, only);
     let text = cluster.output == Output::Text;
-    if doomed.is_empty() {
-        if text {
-            println!("lab {name}: nothing carries its marker; nothing to remove");
-        } else {
-            println!("{}", json!({ "simulated": cluster.simulated(), "lab": name, "removed": doomed }));
+    if text {
+        for (node, iface, why) in &doomed.kept_bridges {
+            crate::errln!("keeping bridge {node}/{iface}: {why}");
         }
-        return Ok(exit::OK);
     }
     if dry_run {
         if text {
             for (node, vmid, vm, _) in &doomed.vms {
-                println!("- vm     {vmid} {vm} on {node}");
+                crate::outln!("- vm     {vmid} {vm} on {node}");
             }
             for (node, iface) in &doomed.bridges {
-                println!("- bridge {node}/{iface}");
+                crate::outln!("- bridge {node}/{iface}");
             }
             for p in &doomed.pools {
-                println!("- pool   {p}");
+                crate::outln!("- pool   {p}");
             }
             for g in &doomed.groups {
-                println!("- group  {g}");
+                crate::outln!("- group  {g}");
             }
             for (u, rest) in &doomed.users {
                 match rest.is_empty() {
-                    true => println!("- user   {u}"),
-                    false => println!("~ user   {u} (kept: also in {})", rest.join(", ")),
+                    true => crate::outln!("- user   {u}"),
+                    false => crate::outln!("~ user   {u} (kept: also in {})", rest.join(", ")),
                 }
             }
-            println!("dry run: nothing removed");
+            crate::outln!("dry run: nothing removed");
         } else {
-            println!(
+            crate::outln!(
                 "{}",
                 json!({ "simulated": cluster.simulated(), "lab": name, "dry_run": true, "would_remove": doomed })
             );
@@ -65,7 +90,7 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
     let report = destroy(cluster.pve.clone(), &snap, &name, &doomed, &timing(cluster)).await;
     let ok = report.failures.is_empty();
     if text {
-        println!(
+        crate::outln!(
             "lab {name}: removed {} VMs, {} bridges, {} pools, {} users{}",
             report.vms,
             report.bridges,
@@ -77,9 +102,12 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
                 String::new()
             }
         );
-        print!("{}", render::failures(&report.failures));
+        crate::out!("{}", render::failures(&report.failures));
     } else {
-        println!("{}", json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "converged": ok }));
+        crate::outln!(
+            "{}",
+            json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "kept_bridges": doomed.kept_bridges, "converged": ok })
+        );
     }
     let progress = report.vms + report.bridges + report.pools + report.users;
     Ok(match (ok, progress > 0) {

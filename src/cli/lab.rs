@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::arguments::LabInput;
+use super::suggest::not_found;
 use crate::plan::{Plan, Snapshot, dns_safe};
 use crate::script::{RunOptions, ScriptError, run_file, run_source};
 
@@ -12,14 +13,34 @@ fn is_legacy_config(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
 }
 
-/// Runs the lab of `input` against `snap`.
-pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> Result<Plan, ScriptError> {
+/// Runs the lab of `input` against `snap`; with `--only`, keeps those students' stands (a
+/// student the lab does not have fails with the list of those it has).
+pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> anyhow::Result<Plan> {
+    let mut plan = run_lab(input, snap, reset_passwords)?;
+    if !input.only.is_empty() {
+        let students: Vec<&str> = plan.users.iter().map(|u| u.userid.as_str()).collect();
+        for o in &input.only {
+            if !students.contains(&o.as_str()) {
+                anyhow::bail!(
+                    "--only: {} in lab {}",
+                    not_found("student", o, students.iter().copied()),
+                    plan.lab_name()
+                );
+            }
+        }
+        plan.retain_students(&input.only);
+    }
+    Ok(plan)
+}
+
+fn run_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> Result<Plan, ScriptError> {
     let opts = RunOptions {
         users_file: input.users.clone(),
-        only: input.only.clone(),
         reset_passwords,
         args: Vec::new(),
         lab: input.lab_name.clone(),
+        overcommit: input.overcommit,
+        ..RunOptions::default()
     };
     let (path, legacy) = match (&input.legacy, &input.lab) {
         (Some(config), _) => (config.as_path(), true),

@@ -11,6 +11,7 @@ mod render;
 mod repl;
 mod sim_cmd;
 mod status;
+mod suggest;
 mod target;
 mod up;
 
@@ -46,7 +47,7 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(exit::FAILED);
         }
     };
@@ -54,10 +55,10 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if let Some(script) = e.downcast_ref::<crate::script::ScriptError>() {
-                eprintln!("error: {script}");
+                crate::errln!("error: {script}");
                 return ExitCode::from(exit::USAGE);
             }
-            eprintln!("error: {e:#}");
+            crate::errln!("error: {e:#}");
             if e.is::<Usage>() {
                 return ExitCode::from(exit::USAGE);
             }
@@ -74,14 +75,16 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Cluster(cmd) => return cluster_cmd::run(cmd).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Arguments::command(), "stand", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Arguments::command(), "stand", &mut script);
+            crate::out!("{}", String::from_utf8_lossy(&script));
             return Ok(exit::OK);
         }
         other => other,
     };
     let mut cluster = target::Cluster::open(&args.target)?;
     if cluster.output == arguments::Output::Text && !quiet {
-        eprintln!("{}", cluster.banner());
+        crate::errln!("{}", cluster.banner());
     }
     let code = match &command {
         Command::Up { input, apply } => up::up(&cluster, input, apply, quiet).await,
@@ -96,6 +99,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
                 users: users.clone(),
                 only: Vec::new(),
                 lab_name: None,
+                overcommit: None,
             });
             doctor::doctor(&cluster, input.as_ref()).await
         }
@@ -104,7 +108,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             let plan = lab::plan_lab(input, snap, false)?;
             match graph::render(&plan, student.as_deref(), *format) {
                 Ok(text) => {
-                    print!("{text}");
+                    crate::out!("{text}");
                     Ok(exit::OK)
                 }
                 Err(e) => Err(Usage(e).into()),
@@ -130,6 +134,14 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("stand={level}")));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // Colours only on a terminal that wants them.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        // A closed stderr loses the logs, never the run (the default reports with eprint!).
+        .log_internal_errors(false)
+        .with_target(false)
+        .try_init();
 }

@@ -3,16 +3,40 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use std::io::IsTerminal;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::apply::{ApplyReport, Failure};
 use crate::plan::{ChangeKind, Diff, Plan};
 
-/// A table in the house style.
+/// The width output must fit: the terminal's, or `COLUMNS` (default 100) when stdout is
+/// not a terminal.
+pub fn width() -> usize {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal()
+        && let Some((_, cols)) = console::Term::stdout().size_checked()
+    {
+        return usize::from(cols).max(20);
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c >= 20).unwrap_or(100)
+}
+
+/// A table in the house style, as wide as [`width`] at most; long cells wrap.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t.load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(u16::try_from(width()).unwrap_or(u16::MAX))
+        .set_header(header.to_vec());
     t
+}
+
+/// `first` then `rest` wrapped to [`width`], continuation lines indented by `indent`.
+pub fn wrap(text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let opts = textwrap::Options::new(width()).subsequent_indent(&pad).break_words(true);
+    textwrap::wrap(text, opts).join("\n")
 }
 
 fn symbol(kind: ChangeKind) -> &'static str {
@@ -43,7 +67,7 @@ pub fn diff_counts(diff: &Diff) -> String {
 pub fn diff_lines(diff: &Diff, all: bool) -> String {
     let mut out = String::new();
     for c in diff.changes.iter().filter(|c| all || c.kind != ChangeKind::Keep) {
-        let line = format!("{} {:<6} {:<28} {}", symbol(c.kind), c.object, c.id, c.detail);
+        let line = wrap(&format!("{} {:<6} {:<28} {}", symbol(c.kind), c.object, c.id, c.detail), 9);
         // Colored on a terminal only (console honours NO_COLOR and CLICOLOR).
         let styled = match c.kind {
             ChangeKind::Create => console::style(line).green(),
@@ -101,14 +125,19 @@ pub fn apply_counts(r: &ApplyReport) -> String {
     for b in &r.renamed_bridges {
         let _ = write!(s, "\nbridge taken meanwhile: {b}");
     }
-    s
+    s.lines().map(|l| wrap(l, 2)).collect::<Vec<_>>().join("\n")
 }
 
 /// Failures with what to do.
 pub fn failures(list: &[Failure]) -> String {
     let mut out = String::new();
     for f in list {
-        let _ = writeln!(out, "✗ {}: {}\n    → {}", f.object, f.message, f.hint);
+        let _ = writeln!(
+            out,
+            "{}\n{}",
+            wrap(&format!("✗ {}: {}", f.object, f.message), 2),
+            wrap(&format!("    → {}", f.hint), 6)
+        );
     }
     out
 }

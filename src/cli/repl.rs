@@ -197,79 +197,89 @@ fn help(topic: Option<&str>) -> String {
 
 /// What one input did: keep going or stop.
 enum Step {
-    Go,
+    Ok,
+    /// The input failed (its error is printed): a piped session exits non-zero.
+    Failed,
     Quit,
 }
 
 fn handle(cluster: &Cluster, session: &mut Session, input: &str) -> Step {
     let input = input.trim();
     if input.is_empty() {
-        return Step::Go;
+        return Step::Ok;
     }
+    let mut failed = false;
+    let mut fail = |msg: String| {
+        crate::errln!("{msg}");
+        failed = true;
+    };
     let rt = tokio::runtime::Handle::current();
     let (cmd, arg) = input.split_once(char::is_whitespace).map(|(c, a)| (c, Some(a.trim()))).unwrap_or((input, None));
     match cmd {
         ":quit" | ":q" | ":exit" => return Step::Quit,
-        ":help" | ":h" => println!("{}", help(arg)),
+        ":help" | ":h" => crate::outln!("{}", help(arg)),
         ":plan" => {
             let plan = session.plan();
             let diff = Diff::compute(&plan, &session.snapshot());
-            print!("{}", render::diff_lines(&diff, false));
-            println!("{}", render::diff_counts(&diff));
+            crate::out!("{}", render::diff_lines(&diff, false));
+            crate::outln!("{}", render::diff_counts(&diff));
         }
         ":apply" => {
             let plan = session.plan();
             if plan.is_noop() {
-                println!("nothing recorded to apply");
+                crate::outln!("nothing recorded to apply");
             } else {
                 let report = rt.block_on(apply(cluster.pve.clone(), &plan, session.snapshot(), &timing(cluster)));
-                println!("{}", render::apply_counts(&report));
-                print!("{}", render::failures(&report.failures));
+                crate::outln!("{}", render::apply_counts(&report));
+                crate::out!("{}", render::failures(&report.failures));
+                if !report.ok() {
+                    fail(format!("{} failed; `:apply` again continues", report.failures.len()));
+                }
                 if !report.credentials.is_empty() {
                     let path = super::credentials::default_path(plan.lab_name());
                     match super::credentials::save(&path, &report.credentials) {
-                        Ok(_) => println!(
+                        Ok(_) => crate::outln!(
                             "credentials of {} students: {} (mode 0600)",
                             report.credentials.len(),
                             path.display()
                         ),
-                        Err(e) => eprintln!("error: {e:#}"),
+                        Err(e) => fail(format!("error: {e:#}")),
                     }
                 }
                 // What was applied is now the cluster: plan further from there.
                 match rt.block_on(snapshot(cluster)).map_err(anyhow::Error::from).and_then(|s| Ok(session.refresh(s)?))
                 {
                     Ok(()) => {}
-                    Err(e) => eprintln!("error: {e:#}"),
+                    Err(e) => fail(format!("error: {e:#}")),
                 }
             }
         }
         ":refresh" => match rt.block_on(snapshot(cluster)) {
             Ok(snap) => match session.refresh(snap) {
-                Ok(()) => println!("read the cluster again; the recorded plan starts over"),
-                Err(e) => eprintln!("{e}"),
+                Ok(()) => crate::outln!("read the cluster again; the recorded plan starts over"),
+                Err(e) => fail(e.to_string()),
             },
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => fail(format!("error: {e}")),
         },
         ":load" => match arg {
             Some(file) => match session.load(Path::new(file)) {
                 Ok(v) => print_value(&v),
-                Err(e) => eprintln!("{e}"),
+                Err(e) => fail(e.to_string()),
             },
-            None => eprintln!(":load needs a file"),
+            None => fail(":load needs a file".into()),
         },
-        c if c.starts_with(':') => eprintln!("unknown command {c}; `:help` lists them"),
+        c if c.starts_with(':') => fail(format!("unknown command {c}; `:help` lists them")),
         _ => match session.eval(input) {
             Ok(v) => print_value(&v),
-            Err(e) => eprintln!("{e}"),
+            Err(e) => fail(e.to_string()),
         },
     }
-    Step::Go
+    if failed { Step::Failed } else { Step::Ok }
 }
 
 fn print_value(v: &Dynamic) {
     if let Some(text) = show(v) {
-        println!("{text}");
+        crate::outln!("{text}");
     }
 }
 
@@ -281,27 +291,31 @@ pub async fn repl(cluster: &Cluster, load: Option<&Path>, lab: &str) -> anyhow::
         if let Some(file) = load {
             match session.load(file) {
                 Ok(v) => print_value(&v),
-                Err(e) => eprintln!("{e}"),
+                Err(e) => crate::errln!("{e}"),
             }
         }
         if !std::io::stdin().is_terminal() {
-            // A pipe: statements, grouped until their brackets close.
+            // A pipe: statements, grouped until they are complete; any failed input makes
+            // the exit code 1, as a script would.
             let mut pending = String::new();
+            let mut failed = false;
             for line in std::io::stdin().lock().lines() {
                 let line = line?;
                 pending.push_str(&line);
                 pending.push('\n');
                 if complete(&pending) {
-                    if let Step::Quit = handle(cluster, &mut session, &pending) {
-                        return Ok(exit::OK);
+                    match handle(cluster, &mut session, &pending) {
+                        Step::Quit => break,
+                        Step::Failed => failed = true,
+                        Step::Ok => {}
                     }
                     pending.clear();
                 }
             }
-            if !pending.trim().is_empty() {
-                handle(cluster, &mut session, &pending);
+            if !pending.trim().is_empty() && matches!(handle(cluster, &mut session, &pending), Step::Failed) {
+                failed = true;
             }
-            return Ok(exit::OK);
+            return Ok(if failed { exit::FAILED } else { exit::OK });
         }
         let config = rustyline::Config::builder()
             .completion_type(rustyline::CompletionType::List)
@@ -311,7 +325,7 @@ pub async fn repl(cluster: &Cluster, load: Option<&Path>, lab: &str) -> anyhow::
         editor.set_helper(Some(ReplHelper::new(&snap)));
         let history = history_path();
         let _ = editor.load_history(&history);
-        println!("stand repl — {}; `:help` for the functions, Tab completes, Ctrl-D leaves", cluster.banner());
+        crate::outln!("stand repl — {}; `:help` for the functions, Tab completes, Ctrl-D leaves", cluster.banner());
         loop {
             match editor.readline("stand> ") {
                 Ok(line) => {

@@ -1,6 +1,5 @@
 //! `stand sim serve` and `stand sim reset`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -41,12 +40,13 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
                 sim.log_requests_to(log).with_context(|| format!("cannot open request log {}", log.display()))?;
             }
             let server = crate::sim::serve(sim, listen).await?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "export PVE_URL={}", server.url)?;
-            writeln!(out, "export PVE_TOKEN='{}'", server.token)?;
-            writeln!(out, "export PVE_FINGERPRINT={}", server.fingerprint)?;
-            out.flush()?;
-            drop(out);
+            // A reader that stops after these lines (`| head -3`) must not stop the server.
+            crate::out!(
+                "export PVE_URL={}\nexport PVE_TOKEN='{}'\nexport PVE_FINGERPRINT={}\n",
+                server.url,
+                server.token,
+                server.fingerprint
+            );
             tracing::warn!(
                 "SIMULATED Proxmox VE {} serving {} ({} nodes); Ctrl-C stops it",
                 fixture.version,
@@ -60,9 +60,9 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
         SimCommand::Reset { sim_state } => {
             let path = sim_state.unwrap_or_else(default_state_path);
             match std::fs::remove_file(&path) {
-                Ok(()) => eprintln!("forgot the simulated cluster at {}", path.display()),
+                Ok(()) => crate::errln!("forgot the simulated cluster at {}", path.display()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    eprintln!("no simulated cluster saved at {}", path.display())
+                    crate::errln!("no simulated cluster saved at {}", path.display())
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
             }

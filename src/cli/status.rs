@@ -6,19 +6,43 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::arguments::Output;
+use super::down::check_exists;
 use super::target::Cluster;
 use super::up::snapshot;
 use super::{exit, lab, render};
 use crate::plan::Snapshot;
 
-/// One student's stand.
+/// One VM of a stand (`status --output json`: `stands[].vms[]`).
+#[derive(Debug, Serialize)]
+struct VmEntry {
+    vmid: u32,
+    name: String,
+    node: String,
+    /// `running`, `stopped`, ...
+    status: String,
+    uptime_s: u64,
+    /// A config lock (`clone`, `backup`, ...), if any.
+    lock: Option<String>,
+}
+
+/// One private bridge of a stand (`stands[].bridges[]`).
+#[derive(Debug, Serialize)]
+struct BridgeEntry {
+    alias: String,
+    node: String,
+    iface: String,
+    /// Applied; `false` while the node's network change is pending.
+    active: bool,
+}
+
+/// One student's stand (`status --output json`: `stands[]`).
 #[derive(Debug, Default, Serialize)]
 struct Stand {
     lab: String,
     user: String,
     nodes: Vec<String>,
-    vms: Vec<(u32, String, String)>,
-    bridges: Vec<String>,
+    vms: Vec<VmEntry>,
+    bridges: Vec<BridgeEntry>,
     running: usize,
     locked: usize,
 }
@@ -34,26 +58,41 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
         if !s.nodes.contains(&vm.node) {
             s.nodes.push(vm.node.clone());
         }
-        let state = match (&vm.lock, vm.status.as_str()) {
-            (Some(l), _) => format!("{} (lock {l})", vm.status),
-            (None, "running") => format!("running {}", uptime(vm.uptime)),
-            _ => vm.status.clone(),
-        };
         s.running += usize::from(vm.status == "running");
         s.locked += usize::from(vm.lock.is_some());
-        s.vms.push((vm.vmid, vm.name.clone(), state));
+        s.vms.push(VmEntry {
+            vmid: vm.vmid,
+            name: vm.name.clone(),
+            node: vm.node.clone(),
+            status: vm.status.clone(),
+            uptime_s: vm.uptime,
+            lock: vm.lock.clone(),
+        });
     }
     for (node, bridges) in &snap.bridges {
         for b in bridges {
             let Some(m) = b.comments.as_deref().and_then(crate::plan::Marker::parse) else { continue };
             let (Some(lab), Some(user)) = (m.get("lab"), m.get("user")) else { continue };
             if let Some(s) = out.get_mut(&(lab.to_string(), user.to_string())) {
-                let alias = m.get("alias").unwrap_or("?");
-                s.bridges.push(format!("{alias}: {node}/{}{}", b.iface, if b.active { "" } else { " (pending)" }));
+                s.bridges.push(BridgeEntry {
+                    alias: m.get("alias").unwrap_or("?").to_string(),
+                    node: node.clone(),
+                    iface: b.iface.clone(),
+                    active: b.active,
+                });
             }
         }
     }
     out
+}
+
+/// A VM's state in a table cell: `running 2h 5m`, `stopped (lock clone)`.
+fn vm_state(vm: &VmEntry) -> String {
+    match (&vm.lock, vm.status.as_str()) {
+        (Some(l), _) => format!("{} (lock {l})", vm.status),
+        (None, "running") => format!("running {}", uptime(vm.uptime_s)),
+        _ => vm.status.clone(),
+    }
 }
 
 /// `3d 4h`, `2h 5m`, `4m 10s`.
@@ -71,27 +110,36 @@ fn uptime(seconds: u64) -> String {
 pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
     let only_lab = only_lab.map(lab::lab_name);
+    if let Some(l) = &only_lab {
+        check_exists(&snap, l, &[])?;
+    }
     let all = stands(&snap);
     let chosen: Vec<&Stand> = all.values().filter(|s| only_lab.as_ref().is_none_or(|l| *l == s.lab)).collect();
     if cluster.output == Output::Json {
-        println!("{}", json!({ "simulated": cluster.simulated(), "stands": chosen, "nodes": snap.nodes }));
+        crate::outln!("{}", json!({ "simulated": cluster.simulated(), "stands": chosen, "nodes": snap.nodes }));
         return Ok(exit::OK);
     }
     if let Some(l) = &only_lab {
         let mut t = render::table(&["student", "node", "running", "VMs", "bridges"]);
         for s in &chosen {
-            let vms: Vec<String> = s.vms.iter().map(|(id, name, st)| format!("{id} {name}: {st}")).collect();
+            let vms: Vec<String> =
+                s.vms.iter().map(|vm| format!("{} {}: {}", vm.vmid, vm.name, vm_state(vm))).collect();
+            let bridges: Vec<String> = s
+                .bridges
+                .iter()
+                .map(|b| format!("{}: {}/{}{}", b.alias, b.node, b.iface, if b.active { "" } else { " (pending)" }))
+                .collect();
             t.add_row(vec![
                 s.user.clone(),
                 s.nodes.join(", "),
                 format!("{}/{}", s.running, s.vms.len()),
                 vms.join("\n"),
-                s.bridges.join("\n"),
+                bridges.join("\n"),
             ]);
         }
-        println!("lab {l}: {} stands", chosen.len());
+        crate::outln!("lab {l}: {} stands", chosen.len());
         if !chosen.is_empty() {
-            println!("{t}");
+            crate::outln!("{t}");
         }
     } else {
         let mut labs: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
@@ -107,9 +155,9 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
             t.add_row(vec![l.to_string(), n.to_string(), vms.to_string(), running.to_string(), locked.to_string()]);
         }
         if labs.is_empty() {
-            println!("no labs deployed by stand");
+            crate::outln!("no labs deployed by stand");
         } else {
-            println!("{t}");
+            crate::outln!("{t}");
         }
     }
     let mut t = render::table(&["node", "online", "CPUs", "memory used", "stand VMs"]);
@@ -124,7 +172,7 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
             ours.to_string(),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     Ok(exit::OK)
 }
 
@@ -135,7 +183,7 @@ pub async fn watch(cluster: &mut Cluster, only_lab: Option<&str>, every: Option<
     let clear = std::io::IsTerminal::is_terminal(&std::io::stdout());
     loop {
         if clear {
-            print!("\x1b[2J\x1b[H");
+            crate::out!("\x1b[2J\x1b[H");
         }
         cluster.reload()?;
         status(cluster, only_lab).await?;

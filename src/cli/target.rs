@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::Usage;
 use super::arguments::{Output, Target};
 use super::sim_cmd::default_state_path;
-use crate::pve::{Backoff, ClientOptions, Connection, Pve, Retrying};
+use crate::pve::{Backoff, ClientOptions, Connection, Credentials, Logged, Pve, Retrying};
 use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
 /// An open cluster.
@@ -23,41 +24,52 @@ pub struct Cluster {
     pub connection: Option<Connection>,
 }
 
-/// Why a cluster could not be opened (exit code 3).
+/// Why a cluster could not be reached (exit code 1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
 pub struct Unreachable(pub anyhow::Error);
 
-impl Cluster {
-    /// Opens the cluster `target` names.
-    pub fn open(target: &Target) -> Result<Cluster, Unreachable> {
-        Self::open_inner(target).map_err(Unreachable)
+impl From<crate::pve::ConnectError> for Unreachable {
+    fn from(e: crate::pve::ConnectError) -> Self {
+        Unreachable(e.into())
     }
+}
 
-    fn open_inner(target: &Target) -> anyhow::Result<Cluster> {
+/// Connection settings that cannot work are bad input (exit 2); a client that cannot be
+/// built is not.
+pub fn bad_settings(e: crate::pve::ConnectError) -> anyhow::Error {
+    match e {
+        crate::pve::ConnectError::Client(_) | crate::pve::ConnectError::NoCluster => Unreachable::from(e).into(),
+        other => Usage(other.to_string()).into(),
+    }
+}
+
+impl Cluster {
+    /// Opens the cluster `target` names. Settings that cannot work (a bad fixture, fault
+    /// spec, URL or fingerprint) are bad input ([`Usage`], exit 2).
+    pub fn open(target: &Target) -> anyhow::Result<Cluster> {
         if let Some(fixture) = &target.sim {
             return Self::open_sim(target, fixture);
         }
         let conn = match &target.cluster {
-            Some(name) => Connection::from_file(&Connection::default_file(), name, target.insecure)?,
-            None => Connection::from_env(target.insecure)?,
-        };
-        let client = conn.client(ClientOptions::default())?;
+            Some(name) => Connection::from_file(&Connection::default_file(), name, target.insecure),
+            None => Connection::from_env(target.insecure),
+        }
+        .map_err(bad_settings)?;
+        let client = conn.client(ClientOptions::default()).map_err(Unreachable::from)?;
         if client.is_insecure() {
             tracing::warn!(
                 "TLS verification is OFF (--insecure): anyone on the path can read the token; pin the certificate with PVE_FINGERPRINT instead"
             );
         }
-        Ok(Cluster { pve: Arc::new(client), sim: None, output: target.output, connection: Some(conn) })
+        Ok(Cluster { pve: Arc::new(Logged::new(client)), sim: None, output: target.output, connection: Some(conn) })
     }
 
     fn open_sim(target: &Target, fixture: &str) -> anyhow::Result<Cluster> {
-        anyhow::ensure!(
-            target.sim_time_scale >= 0.0 && target.sim_time_scale.is_finite(),
-            "--sim-time-scale must be a number ≥ 0, got {}",
-            target.sim_time_scale
-        );
-        let faults: FaultSpec = target.sim_faults.parse().map_err(|e: String| anyhow::anyhow!("--sim-faults: {e}"))?;
+        if !(target.sim_time_scale >= 0.0 && target.sim_time_scale.is_finite()) {
+            return Err(Usage(format!("--sim-time-scale must be a number ≥ 0, got {}", target.sim_time_scale)).into());
+        }
+        let faults: FaultSpec = target.sim_faults.parse().map_err(|e: String| Usage(format!("--sim-faults: {e}")))?;
         let seed = rand::random();
         let opts = SimOptions { latency: LatencyModel::realistic(), time_scale: target.sim_time_scale, faults, seed };
         let state = target.sim_state.clone().unwrap_or_else(default_state_path);
@@ -74,9 +86,9 @@ impl Cluster {
         } else if fixture.is_empty() {
             Sim::new(&Fixture::default_cluster(), opts)
         } else {
-            Sim::new(&Fixture::load(std::path::Path::new(fixture))?, opts)
+            Sim::new(&Fixture::load(std::path::Path::new(fixture)).map_err(|e| Usage(format!("{e:#}")))?, opts)
         };
-        let pve = Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()));
+        let pve = Arc::new(Logged::new(Retrying::new(sim.session("root@pam"), Backoff::default())));
         Ok(Cluster { pve, sim: Some((sim, state)), output: target.output, connection: None })
     }
 
@@ -88,10 +100,19 @@ impl Cluster {
         {
             let fresh = Sim::load(path, sim.options().clone())
                 .with_context(|| format!("cannot read the simulated cluster at {}", path.display()))?;
-            self.pve = Arc::new(Retrying::new(fresh.session("root@pam"), Backoff::default()));
+            self.pve = Arc::new(Logged::new(Retrying::new(fresh.session("root@pam"), Backoff::default())));
             self.sim = Some((fresh, path.clone()));
         }
         Ok(())
+    }
+
+    /// The API token `stand` logs in with, when it is a token (PVE refuses some calls to
+    /// tokens, e.g. `PUT /access/password`).
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.connection.as_ref()?.credentials {
+            Credentials::Token { id, .. } => Some(id),
+            Credentials::Password { .. } => None,
+        }
     }
 
     /// Whether this is the simulator.

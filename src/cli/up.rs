@@ -34,20 +34,30 @@ fn diff_of(plan: &Plan, snap: &Snapshot, only: &[String]) -> Diff {
     diff
 }
 
+/// The plan's warnings, on stderr (in JSON they are part of the plan).
+fn warn(cluster: &Cluster, plan: &Plan) {
+    if cluster.output == Output::Text {
+        for w in &plan.warnings {
+            crate::errln!("warning: {w}");
+        }
+    }
+}
+
 /// `stand plan`.
 pub async fn plan(cluster: &Cluster, input: &LabInput, reset_passwords: bool, verbose: bool) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
     let plan = lab::plan_lab(input, snap.clone(), reset_passwords)?;
     let diff = diff_of(&plan, &snap, &input.only);
+    warn(cluster, &plan);
     match cluster.output {
-        Output::Json => println!(
+        Output::Json => crate::outln!(
             "{}",
             json!({ "simulated": cluster.simulated(), "lab": plan.lab_name(), "plan": plan, "changes": diff.changes })
         ),
         Output::Text => {
-            print!("{}", render::diff_lines(&diff, verbose));
-            println!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
-            println!("{}", render::spread(&plan));
+            crate::out!("{}", render::diff_lines(&diff, verbose));
+            crate::outln!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
+            crate::outln!("{}", render::spread(&plan));
         }
     }
     Ok(exit::OK)
@@ -57,7 +67,7 @@ pub async fn plan(cluster: &Cluster, input: &LabInput, reset_passwords: bool, ve
 pub async fn up(cluster: &Cluster, input: &LabInput, args: &ApplyArgs, quiet: bool) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
     let plan = lab::plan_lab(input, snap.clone(), args.reset_passwords)?;
-    deploy(cluster, plan, snap, &input.only, args, quiet).await
+    deploy(cluster, plan, snap, &input.only, args, quiet, None).await
 }
 
 /// `stand run`: any script; applies what it recorded, if anything.
@@ -69,13 +79,33 @@ pub async fn run(
     quiet: bool,
 ) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
-    let opts =
-        RunOptions { args: script_args.to_vec(), reset_passwords: args.reset_passwords, ..RunOptions::default() };
-    let plan = run_file(script, snap.clone(), &opts)?.plan;
-    if plan.users.is_empty() && plan.vms.is_empty() && plan.bridges.is_empty() {
+    let json = cluster.output == Output::Json;
+    let opts = RunOptions {
+        args: script_args.to_vec(),
+        reset_passwords: args.reset_passwords,
+        print_to_stdout: !json,
+        ..RunOptions::default()
+    };
+    let outcome = run_file(script, snap.clone(), &opts)?;
+    let plan = outcome.plan;
+    let records = !(plan.users.is_empty() && plan.vms.is_empty() && plan.bridges.is_empty());
+    // The final value: on stdout for people (a string as it is, data as JSON), or as the
+    // JSON document (with the report under `value` when the script also applied).
+    if json && !records {
+        crate::outln!("{}", outcome.value);
+    } else if !json && !outcome.value.is_null() {
+        match &outcome.value {
+            serde_json::Value::String(s) => crate::outln!("{s}"),
+            v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_)) => {
+                crate::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            }
+            v => crate::outln!("{v}"),
+        }
+    }
+    if !records {
         return Ok(exit::OK);
     }
-    deploy(cluster, plan, snap, &[], args, quiet).await
+    deploy(cluster, plan, snap, &[], args, quiet, json.then_some(&outcome.value)).await
 }
 
 /// Polling and backoff: real, or scaled like the simulator's time.
@@ -97,7 +127,25 @@ fn apply_options(cluster: &Cluster, args: &ApplyArgs, quiet: bool) -> ApplyOptio
         per_storage: args.per_storage,
         apply_foreign_network: args.apply_foreign_network,
         progress: !quiet && cluster.output == Output::Text && std::io::stderr().is_terminal(),
+        stand_lines: !quiet && cluster.output == Output::Text && !std::io::stderr().is_terminal(),
         ..defaults
+    }
+}
+
+/// PVE refuses `PUT /access/password` to API tokens ("not available with API token"; the
+/// endpoint is `allowtoken => 0` in pve-access-control's AccessControl.pm), and no other
+/// endpoint sets an existing user's password: a reset needs a ticket login.
+fn refuse_token_password_reset(cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
+    let resets: Vec<&str> =
+        plan.users.iter().filter(|u| u.exists && u.password.is_some()).map(|u| u.userid.as_str()).collect();
+    match cluster.token_id() {
+        Some(token) if !resets.is_empty() => Err(Usage(format!(
+            "--reset-passwords: PVE does not let an API token ({token}) change passwords, so {} would get passwords that never work; \
+             log in with a ticket instead: unset PVE_TOKEN and set PVE_USER and PVE_PASSWORD (a user with User.Modify), then run again",
+            resets.join(", ")
+        ))
+        .into()),
+        _ => Ok(()),
     }
 }
 
@@ -108,21 +156,23 @@ async fn deploy(
     only: &[String],
     args: &ApplyArgs,
     quiet: bool,
+    value: Option<&serde_json::Value>,
 ) -> anyhow::Result<u8> {
     if args.prune && !only.is_empty() {
         return Err(Usage("--prune removes what the whole lab no longer has; it cannot go with --only".into()).into());
     }
     let diff = diff_of(&plan, &snap, only);
+    warn(cluster, &plan);
     let text = cluster.output == Output::Text;
     if text {
-        println!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
+        crate::outln!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
     }
     if args.dry_run {
         if text {
-            print!("{}", render::diff_lines(&diff, false));
-            println!("dry run: nothing changed");
+            crate::out!("{}", render::diff_lines(&diff, false));
+            crate::outln!("dry run: nothing changed");
         } else {
-            println!(
+            crate::outln!(
                 "{}",
                 json!({ "simulated": cluster.simulated(), "lab": plan.lab_name(), "dry_run": true, "changes": diff.changes })
             );
@@ -130,8 +180,12 @@ async fn deploy(
         return Ok(exit::OK);
     }
     let creds_path = args.credentials.clone().unwrap_or_else(|| credentials::default_path(plan.lab_name()));
-    // Passwords are saved before any user is made: a run killed midway loses none.
-    let planned = Credential::of_plan(&plan);
+    refuse_token_password_reset(cluster, &plan)?;
+    // New students' passwords are saved before their users are made (the create carries the
+    // password): a run killed midway loses none. A reset password is saved only once PVE
+    // took it, so the file never holds a password that does not work.
+    let mut planned = Credential::of_plan(&plan);
+    planned.retain(|c| plan.users.iter().any(|u| u.userid == c.user && !u.exists));
     if !planned.is_empty() {
         credentials::save(&creds_path, &planned)?;
     }
@@ -165,45 +219,53 @@ async fn deploy(
                     c
                 })
                 .collect();
-            println!(
+            crate::outln!(
                 "{}",
                 json!({
                     "simulated": cluster.simulated(),
                     "lab": plan.lab_name(),
+                    "warnings": plan.warnings,
                     "converged": report.ok(),
                     "report": report,
                     "credentials": creds,
                     "credentials_file": (!set.is_empty()).then(|| creds_path.display().to_string()),
                     "pruned": pruned,
+                    "value": value,
                 })
             );
         }
         Output::Text => {
             if let Some(p) = &pruned {
-                println!(
+                crate::outln!(
                     "pruned {} VMs, {} bridges, {} pools, {} users no longer in the script",
-                    p.vms, p.bridges, p.pools, p.users
+                    p.vms,
+                    p.bridges,
+                    p.pools,
+                    p.users
                 );
             }
             if plan.is_noop() && pruned.is_none() {
-                println!("nothing to do: the lab is as the script says");
+                crate::outln!("nothing to do: the lab is as the script says");
             } else if !plan.is_noop() {
-                println!("{}", render::apply_counts(&report));
+                crate::outln!("{}", render::apply_counts(&report));
                 if let Some(scale) = cluster.time_scale().filter(|s| *s > 0.0 && *s < 1.0) {
-                    println!(
+                    crate::outln!(
                         "(simulated {:.0}× faster: about {:.0} s on the cluster this simulates)",
                         1.0 / scale,
                         report.seconds / scale
                     );
                 }
-                println!("{}", render::spread(&plan));
+                crate::outln!("{}", render::spread(&plan));
             }
             if !set.is_empty() {
-                println!("credentials of {} students: {} (mode 0600)", set.len(), creds_path.display());
+                crate::outln!("credentials of {} students: {} (mode 0600)", set.len(), creds_path.display());
             }
             if !report.ok() {
-                print!("{}", render::failures(&report.failures));
-                println!("{} failed; the rest is done. `stand up` again continues from here.", report.failures.len());
+                crate::out!("{}", render::failures(&report.failures));
+                crate::outln!(
+                    "{} failed; the rest is done. `stand up` again continues from here.",
+                    report.failures.len()
+                );
             }
         }
     }

@@ -96,10 +96,15 @@ impl Diff {
         for b in &plan.bridges {
             let detail = match (&b.owner, &b.alias) {
                 (Some(o), Some(a)) => format!("{a} of {o}{}", if b.vlan_aware { ", VLAN aware" } else { "" }),
+                _ if b.comment_update => "shared: this lab joins the labs that use it".into(),
                 _ => "shared".into(),
             };
             push(
-                if b.exists { ChangeKind::Keep } else { ChangeKind::Create },
+                match (b.exists, b.comment_update) {
+                    (false, _) => ChangeKind::Create,
+                    (true, true) => ChangeKind::Update,
+                    (true, false) => ChangeKind::Keep,
+                },
                 "bridge",
                 format!("{}/{}", b.node, b.iface),
                 detail,

@@ -43,6 +43,11 @@ impl Marker {
         self.get("lab") == Some(lab) || self.labs().iter().any(|l| l == lab)
     }
 
+    /// Every lab the marker names: `lab=` and the `labs=` list.
+    pub fn all_labs(&self) -> std::collections::BTreeSet<String> {
+        self.labs().into_iter().chain(self.get("lab").map(str::to_string)).collect()
+    }
+
     /// The `labs=a,b` list.
     pub fn labs(&self) -> Vec<String> {
         self.get("labs")

@@ -8,10 +8,12 @@ mod model;
 mod names;
 mod planner;
 mod snapshot;
+mod translit;
 
 pub use diff::{Change, ChangeKind, Diff};
 pub use marker::{Marker, STAND_TAG, lab_tag};
-pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, UserPlan, VmPlan};
+pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};
 pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 pub use planner::{CloneSpec, Device, PlanError, Planner, TemplateRef};
 pub use snapshot::{BridgeSnap, GroupSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap};
+pub use translit::latin;

@@ -18,6 +18,14 @@ pub struct LabSettings {
     /// An instructor (`name@realm`, must exist) who gets the same role on every stand's pool.
     #[serde(default)]
     pub teacher: Option<String>,
+    /// How much memory running guests may promise, as a multiple of a node's RAM (PVE
+    /// itself does not refuse to start a VM beyond its RAM; KSM and ballooning share it).
+    #[serde(default = "one")]
+    pub overcommit: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl LabSettings {
@@ -30,6 +38,7 @@ impl LabSettings {
             password_length: 12,
             role: "PVEVMAdmin".into(),
             teacher: None,
+            overcommit: 1.0,
         }
     }
 }
@@ -70,6 +79,13 @@ pub struct UserPlan {
     pub in_group: bool,
 }
 
+impl UserPlan {
+    /// The ASCII name of the student in pool ids and VM names (`дмитрий@pve` → `dmitrii`).
+    pub fn name_key(&self) -> String {
+        super::names::dns_safe(&self.name)
+    }
+}
+
 /// A bridge the lab needs on a node.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BridgePlan {
@@ -87,6 +103,21 @@ pub struct BridgePlan {
     pub alias: Option<String>,
     /// Exists already (active or pending).
     pub exists: bool,
+    /// Exists, and its comment changes (another lab ensures a shared bridge too).
+    #[serde(default)]
+    pub comment_update: bool,
+}
+
+/// Where in the script an object was asked for, so that errors found after the script
+/// ended still point at `file:line`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// The module it was called in (`None`: the main script).
+    pub file: Option<String>,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
 }
 
 /// A VM of a stand.
@@ -112,8 +143,11 @@ pub struct VmPlan {
     pub storage: Option<String>,
     /// Pool.
     pub pool: String,
-    /// Memory, MiB.
+    /// Memory, MiB, when the script sets it.
     pub memory: Option<u64>,
+    /// Memory, MiB, it will have (the script's or the template's).
+    #[serde(default)]
+    pub memory_mib: u64,
     /// Cores.
     pub cores: Option<u32>,
     /// `net[n]` values, index = n.
@@ -133,6 +167,9 @@ pub struct VmPlan {
     /// NICs the template has beyond the planned ones, removed after cloning.
     #[serde(default)]
     pub drop_nets: Vec<String>,
+    /// The `clone` call that asked for it.
+    #[serde(skip)]
+    pub span: Option<Span>,
 }
 
 /// The lab's group of students (`<lab>-students`), for the GUI and for shared rights.
@@ -160,12 +197,22 @@ pub struct Plan {
     pub bridges: Vec<BridgePlan>,
     /// VMs.
     pub vms: Vec<VmPlan>,
+    /// What the plan does that works but deserves a look (a node nearly full).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
     /// The lab name.
     pub fn lab_name(&self) -> &str {
         self.lab.as_ref().map(|l| l.name.as_str()).unwrap_or("")
+    }
+
+    /// Keeps only the stands of `students` (shared objects stay).
+    pub fn retain_students(&mut self, students: &[String]) {
+        self.users.retain(|u| students.contains(&u.userid));
+        self.vms.retain(|v| students.contains(&v.user));
+        self.bridges.retain(|b| b.owner.as_ref().is_none_or(|o| students.contains(o)));
     }
 
     /// Whether applying it changes nothing.
@@ -180,7 +227,7 @@ impl Plan {
                 && u.in_group
                 && u.password.is_none()
         }) && self.group.as_ref().is_none_or(|g| g.exists)
-            && self.bridges.iter().all(|b| b.exists)
+            && self.bridges.iter().all(|b| b.exists && !b.comment_update)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
     }
 }

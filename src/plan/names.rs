@@ -5,6 +5,8 @@ use std::sync::LazyLock;
 use rand::Rng;
 use regex::Regex;
 
+use super::translit::latin;
+
 static USERID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[^\s:/@]{1,60}@[A-Za-z][A-Za-z0-9.\-_]{1,31}$").expect("userid regex"));
 
@@ -21,10 +23,11 @@ pub fn valid_lab_name(s: &str) -> bool {
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
-/// A DNS-safe name: lowercase letters, digits and `-`, at most 63 characters.
+/// A DNS-safe name: lowercase letters, digits and `-`, at most 63 characters; non-ASCII
+/// letters transliterated (`дмитрий` → `dmitrii`, see [`latin`]).
 pub fn dns_safe(s: &str) -> String {
     let mut out = String::new();
-    for c in s.chars() {
+    for c in latin(s).chars() {
         let c = c.to_ascii_lowercase();
         if c.is_ascii_alphanumeric() {
             out.push(c);
@@ -56,6 +59,8 @@ mod tests {
         assert!(!valid_userid("student1") && !valid_userid("a b@pve") && !valid_userid("x@1bad"));
         assert_eq!(dns_safe("Web Server_1@pve"), "web-server-1-pve");
         assert_eq!(dns_safe("--a--"), "a");
+        assert_eq!(dns_safe("gw-дмитрий"), "gw-dmitrii");
+        assert_eq!(dns_safe("Анна-Мария"), "anna-mariia");
         assert!(valid_lab_name("lab3") && !valid_lab_name("Lab 3"));
     }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::marker::{Marker, STAND_TAG, lab_tag};
-use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, UserPlan, VmPlan};
+use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};
 use super::names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 use super::snapshot::{Snapshot, VmSnap};
+use super::translit::latin;
 use crate::pve::{NetDevice, NicModel};
 
 /// The kind of guest, which decides its NICs (as deploy-stand makes them).
@@ -54,10 +55,12 @@ pub struct CloneSpec {
     pub start: bool,
     /// Extra tags.
     pub tags: Vec<String>,
+    /// Where the script asked for it.
+    pub span: Option<Span>,
 }
 
 /// A plan that cannot be made, with what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
     /// An argument is wrong.
     #[error("{0}")]
@@ -72,19 +75,25 @@ pub enum PlanError {
         /// What exists instead.
         hint: String,
     },
-    /// Not enough memory anywhere.
+    /// The guests that would run after the plan do not fit a node's memory.
     #[error(
-        "not enough memory on {node} for {vm}: needs {need_mib} MiB, {free_mib} MiB free; add nodes, lower `memory`, or deploy fewer stands"
+        "not enough memory on {node}: the guests running after this plan need {need_gib:.1} GiB, the node has {cap_gib:.1} GiB \
+         (RAM × overcommit {overcommit}); {fit} of the lab's {stands} stands fit. Start fewer VMs (`start: false` in clone), \
+         allow overcommit (lab(#{{ overcommit: 1.5 }}) or --overcommit 1.5), lower `memory`, or add nodes"
     )]
     NoMemory {
         /// Node.
         node: String,
-        /// VM name.
-        vm: String,
-        /// Needed.
-        need_mib: u64,
-        /// Free.
-        free_mib: u64,
+        /// What running guests would take, GiB.
+        need_gib: f64,
+        /// RAM × overcommit, GiB.
+        cap_gib: f64,
+        /// The overcommit ratio.
+        overcommit: f64,
+        /// Stands that fit the cluster as it is.
+        fit: usize,
+        /// Stands of the plan.
+        stands: usize,
     },
     /// A range ran out.
     #[error("{0}")]
@@ -107,6 +116,10 @@ pub struct Planner {
     used_bridges: BTreeMap<String, BTreeSet<String>>,
     used_macs: BTreeSet<String>,
     planned_mem: BTreeMap<String, u64>,
+    /// Per node, memory (bytes) of the planned VMs that will run; per stand too.
+    planned_running: BTreeMap<String, u64>,
+    stand_running: BTreeMap<String, u64>,
+    overcommit_override: Option<f64>,
     stands_on: BTreeMap<String, usize>,
     reset_passwords: bool,
 }
@@ -134,6 +147,9 @@ impl Planner {
             used_bridges,
             used_macs,
             planned_mem: BTreeMap::new(),
+            planned_running: BTreeMap::new(),
+            stand_running: BTreeMap::new(),
+            overcommit_override: None,
             stands_on: BTreeMap::new(),
             reset_passwords: false,
         })
@@ -175,6 +191,12 @@ impl Planner {
                 "teacher '{t}' does not exist: create the instructor's user first (Datacenter → Permissions → Users)"
             )));
         }
+        if !(s.overcommit.is_finite() && (0.1..=10.0).contains(&s.overcommit)) {
+            return Err(invalid(format!(
+                "overcommit {} must be a ratio within 0.1..10 (1.0: no overcommit)",
+                s.overcommit
+            )));
+        }
         if !(8..=64).contains(&s.password_length) {
             return Err(invalid(format!("password_length {} must be within 8..64 (PVE's limits)", s.password_length)));
         }
@@ -211,12 +233,20 @@ impl Planner {
                 self.snap.realms.join(", ")
             )));
         }
+        // Pool ids and VM names are ASCII: names are transliterated (`дмитрий` → `dmitrii`).
+        if dns_safe(name).is_empty() {
+            return Err(invalid(format!(
+                "'{userid}' has no letters or digits to name its pool and VMs: rename the student"
+            )));
+        }
         let base = format!("{}-{}", self.lab(), dns_safe(name));
         let pool = if realm == "pve" { base } else { format!("{base}-{}", dns_safe(realm)) };
-        if let Some(other) = self.users.iter().find(|u| u.pool == pool) {
+        if let Some(other) = self.users.iter().find(|u| u.pool == pool || u.name_key() == dns_safe(name)) {
             return Err(invalid(format!(
-                "users '{}' and '{userid}' would share the pool '{pool}': rename one of them",
-                other.userid
+                "students '{}' and '{userid}' would share the name '{}' (pool '{pool}', VMs '<name>-{}'): rename one of them",
+                other.userid,
+                dns_safe(name),
+                dns_safe(name)
             )));
         }
         let lab = self.lab().to_string();
@@ -310,12 +340,102 @@ impl Planner {
         })
     }
 
-    /// Memory (bytes) still free on `node` after existing guests and this plan.
+    /// `--overcommit`: wins over the lab's setting.
+    pub fn set_overcommit(&mut self, ratio: Option<f64>) {
+        self.overcommit_override = ratio;
+    }
+
+    fn overcommit(&self) -> f64 {
+        self.overcommit_override.unwrap_or(self.settings.overcommit)
+    }
+
+    /// Memory (bytes) running guests may take on `node`: its RAM × the overcommit ratio.
+    fn capacity(&self, node: &str) -> u64 {
+        let ram = self.snap.node(node).map(|n| n.maxmem).unwrap_or(0);
+        (ram as f64 * self.overcommit()) as u64
+    }
+
+    /// Memory (bytes) still free on `node` for balancing: capacity less the running guests
+    /// of others and every VM this plan puts there (started or not, so stands spread).
     fn free_memory(&self, node: &str) -> u64 {
-        let total = self.snap.node(node).map(|n| n.maxmem).unwrap_or(0);
-        total
-            .saturating_sub(self.snap.reserved_memory(node, self.lab()))
+        self.capacity(node)
+            .saturating_sub(self.snap.running_memory(node, self.lab()))
             .saturating_sub(self.planned_mem.get(node).copied().unwrap_or(0))
+    }
+
+    /// Checks that what will run fits each node (running guests of others plus the VMs
+    /// this plan runs, against RAM × overcommit; stopped VMs never count) and warns of a
+    /// node above 90 %.
+    fn check_memory(&self) -> Result<Vec<String>, (PlanError, Option<Span>)> {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let mut warnings = Vec::new();
+        let mut fit = 0;
+        let mut over = None;
+        for n in &self.snap.nodes {
+            let cap = self.capacity(&n.name);
+            let others = self.snap.running_memory(&n.name, self.lab());
+            let ours = self.planned_running.get(&n.name).copied().unwrap_or(0);
+            // Stands of this node, smallest first: how many fit what is left.
+            let mut stands: Vec<u64> = self
+                .users
+                .iter()
+                .filter(|u| u.node.as_deref() == Some(n.name.as_str()))
+                .map(|u| self.stand_running.get(&u.userid).copied().unwrap_or(0))
+                .collect();
+            stands.sort_unstable();
+            let mut left = cap.saturating_sub(others);
+            for s in stands {
+                if s <= left {
+                    left -= s;
+                    fit += 1;
+                }
+            }
+            let used = others + ours;
+            if used > cap {
+                over.get_or_insert((n.name.clone(), gib(used), gib(cap)));
+            } else if ours > 0 && cap > 0 && used * 10 > cap * 9 {
+                warnings.push(format!(
+                    "{}: the guests running after this plan take {:.0} % of its memory ({:.1} of {:.1} GiB, RAM × overcommit {})",
+                    n.name,
+                    used as f64 * 100.0 / cap as f64,
+                    gib(used),
+                    gib(cap),
+                    self.overcommit()
+                ));
+            }
+        }
+        match over {
+            Some((node, need_gib, cap_gib)) => {
+                let span = self.first_vm_over(&node);
+                Err((
+                    PlanError::NoMemory {
+                        node,
+                        need_gib,
+                        cap_gib,
+                        overcommit: self.overcommit(),
+                        fit,
+                        stands: self.users.len(),
+                    },
+                    span,
+                ))
+            }
+            None => Ok(warnings),
+        }
+    }
+
+    /// The `clone` call of the first VM (in script order) that takes `node` past its memory.
+    fn first_vm_over(&self, node: &str) -> Option<Span> {
+        let mut used = self.snap.running_memory(node, self.lab());
+        let cap = self.capacity(node);
+        for vm in self.vms.iter().filter(|v| v.node == node) {
+            if vm.start || self.snap.vm(vm.vmid).is_some_and(|e| e.status == "running") {
+                used += vm.memory_mib << 20;
+            }
+            if used > cap {
+                return vm.span.clone();
+            }
+        }
+        None
     }
 
     /// `place_balanced(user[, #{nodes}])`: the online node with the most free memory after
@@ -404,9 +524,19 @@ impl Planner {
         if self.bridges.iter().any(|b| b.node == node && b.iface == name) {
             return Ok(name.to_string());
         }
-        let exists = self.snap.bridge(node, name).is_some();
+        let existing = self.snap.bridge(node, name);
         self.used_bridges.entry(node.to_string()).or_default().insert(name.to_string());
-        let comment = Marker::new(&[("lab", self.lab()), ("shared", "1")]).to_string();
+        // A shared bridge lists every lab that ensures it (`labs=a,b shared=1`), so that
+        // `down a` leaves it to b. A bridge without stand's shared marker stays as it is.
+        let shared =
+            existing.and_then(|b| b.comments.as_deref()).and_then(Marker::parse).filter(|m| m.get("shared").is_some());
+        let mut labs: BTreeSet<String> = shared.as_ref().map(Marker::all_labs).unwrap_or_default();
+        let comment_update = shared.is_some() && !labs.contains(self.lab());
+        labs.insert(self.lab().to_string());
+        let comment = match (existing, &shared) {
+            (Some(b), None) => b.comments.clone().unwrap_or_default(),
+            _ => Marker::new(&[("labs", &labs.into_iter().collect::<Vec<_>>().join(",")), ("shared", "1")]).to_string(),
+        };
         self.bridges.push(BridgePlan {
             node: node.into(),
             iface: name.into(),
@@ -414,7 +544,8 @@ impl Planner {
             comment,
             owner: None,
             alias: None,
-            exists,
+            exists: existing.is_some(),
+            comment_update,
         });
         Ok(name.to_string())
     }
@@ -476,6 +607,7 @@ impl Planner {
             owner: Some(userid.into()),
             alias: Some(name.into()),
             exists,
+            comment_update: false,
         });
         let path = format!("/sdn/zones/localnetwork/{iface}");
         let has_sdn = self.snap.acl.iter().any(|a| a.path == path && a.ugid == userid);
@@ -632,7 +764,7 @@ impl Planner {
             return Err(invalid(format!("`name` '{}' has no letters or digits: VM names are DNS names", spec.name)));
         }
         let vm_name = dns_safe(&format!("{}-{username}", spec.name));
-        if spec.name.len() + 1 + username.len() > 63 {
+        if latin(&spec.name).len() + 1 + latin(username).len() > 63 {
             return Err(invalid(format!(
                 "the VM name '{}-{username}' is longer than a DNS label (63 characters): shorten `name` '{}'",
                 spec.name, spec.name
@@ -647,18 +779,17 @@ impl Planner {
             Some(e) => e.vmid,
             None => {
                 let (lo, hi) = self.settings.vmid_range;
-                let id = (lo..=hi).find(|i| !self.used_vmids.contains(i)).ok_or_else(|| {
+                (lo..=hi).find(|i| !self.used_vmids.contains(i)).ok_or_else(|| {
                     PlanError::Exhausted(format!("no free VMID left in the lab's vmid_range [{lo}, {hi}]: widen it in lab(#{{ vmid_range: [...] }})"))
-                })?;
-                let free = self.free_memory(&node);
-                if free < memory_mib << 20 {
-                    return Err(PlanError::NoMemory { node, vm: vm_name, need_mib: memory_mib, free_mib: free >> 20 });
-                }
-                id
+                })?
             }
         };
         self.used_vmids.insert(vmid);
         *self.planned_mem.entry(node.clone()).or_default() += memory_mib << 20;
+        if spec.start || existing.as_ref().is_some_and(|e| e.status == "running") {
+            *self.planned_running.entry(node.clone()).or_default() += memory_mib << 20;
+            *self.stand_running.entry(userid.to_string()).or_default() += memory_mib << 20;
+        }
 
         let current: BTreeMap<u32, NetDevice> =
             existing.as_ref().map(|e| e.nets().into_iter().collect()).unwrap_or_default();
@@ -750,6 +881,7 @@ impl Planner {
             storage: spec.storage.clone(),
             pool: self.users[ui].pool.clone(),
             memory: spec.memory,
+            memory_mib,
             cores: spec.cores,
             nets,
             tags,
@@ -759,6 +891,7 @@ impl Planner {
             update,
             drop_nets,
             needs_start,
+            span: spec.span.clone(),
         };
         self.vms.push(vm.clone());
         Ok(vm)
@@ -767,6 +900,13 @@ impl Planner {
     /// The lab's group of students: `<lab>-students`.
     pub fn group_id(&self) -> String {
         format!("{}-students", self.lab())
+    }
+
+    /// The finished plan, checked as a whole: what will run fits the nodes' memory. An
+    /// error comes with the script position of the object that caused it.
+    pub fn finish(&self) -> Result<Plan, (PlanError, Option<Span>)> {
+        let warnings = self.check_memory()?;
+        Ok(Plan { warnings, ..self.plan() })
     }
 
     /// The plan so far.
@@ -783,6 +923,7 @@ impl Planner {
             users: self.users.clone(),
             bridges: self.bridges.clone(),
             vms: self.vms.clone(),
+            warnings: Vec::new(),
         }
     }
 }

@@ -297,6 +297,77 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// Reads the configs not read yet of the guests on `nodes` (online ones), so that
+    /// every NIC there is known: `down` keeps a bridge any VM is wired to, whoever's it is.
+    pub async fn read_all_configs(&mut self, pve: &(impl PveExt + ?Sized), nodes: &[String]) -> Result<(), PveError> {
+        let online: Vec<&str> = self.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
+        let wanted: Vec<usize> = (0..self.vms.len())
+            .filter(|&i| {
+                let vm = &self.vms[i];
+                vm.config.is_none() && nodes.contains(&vm.node) && online.contains(&vm.node.as_str())
+            })
+            .collect();
+        let configs: Vec<(usize, VmConfig)> = futures::stream::iter(wanted.into_iter().map(|i| {
+            let (node, vmid) = (self.vms[i].node.clone(), self.vms[i].vmid);
+            async move { pve.vm_config(&node, vmid).await.map(|c| (i, c)) }
+        }))
+        .buffer_unordered(CONFIG_READS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+        for (i, config) in configs {
+            self.vms[i].config = Some(config);
+        }
+        Ok(())
+    }
+
+    /// The labs whose markers are on the cluster (VMs, pools, groups).
+    pub fn labs(&self) -> std::collections::BTreeSet<String> {
+        let lab_of = |c: Option<&str>| c.and_then(Marker::parse).and_then(|m| m.get("lab").map(str::to_string));
+        self.vms
+            .iter()
+            .filter_map(|v| v.marker().and_then(|m| m.get("lab").map(str::to_string)))
+            .chain(self.pools.iter().filter_map(|p| lab_of(p.comment.as_deref())))
+            .chain(self.groups.iter().filter_map(|g| lab_of(g.comment.as_deref())))
+            .collect()
+    }
+
+    /// The students of lab `lab` on the cluster (by the markers of its VMs and pools).
+    pub fn students(&self, lab: &str) -> std::collections::BTreeSet<String> {
+        let user_of = |m: Marker| (m.get("lab") == Some(lab)).then(|| m.get("user").map(str::to_string)).flatten();
+        self.vms
+            .iter()
+            .filter_map(|v| v.marker().and_then(user_of))
+            .chain(self.pools.iter().filter_map(|p| p.comment.as_deref().and_then(Marker::parse).and_then(user_of)))
+            .collect()
+    }
+
+    /// Whether anything on the cluster still carries lab `lab`'s marker (VMs, pools,
+    /// users, groups).
+    pub fn lab_present(&self, lab: &str) -> bool {
+        let marked = |c: Option<&str>| c.and_then(Marker::parse).is_some_and(|m| m.has_lab(lab));
+        self.vms.iter().any(|v| v.marker().is_some_and(|m| m.has_lab(lab)))
+            || self.pools.iter().any(|p| marked(p.comment.as_deref()))
+            || self.users.iter().any(|u| marked(u.comment.as_deref()))
+            || self.groups.iter().any(|g| marked(g.comment.as_deref()))
+    }
+
+    /// The guests on `node` wired to bridge `iface` (any VLAN of it), and whether every
+    /// guest's config there is known (an unread config may be wired to it too).
+    pub fn vms_on_bridge(&self, node: &str, iface: &str) -> (Vec<u32>, bool) {
+        let mut on = Vec::new();
+        let mut known = true;
+        for vm in self.vms.iter().filter(|v| v.node == node) {
+            if vm.config.is_none() {
+                known = false;
+            } else if vm.nets().iter().any(|(_, d)| d.bridge.as_deref() == Some(iface)) {
+                on.push(vm.vmid);
+            }
+        }
+        (on, known)
+    }
+
     /// A node by name.
     pub fn node(&self, name: &str) -> Option<&NodeSnap> {
         self.nodes.iter().find(|n| n.name == name)
@@ -327,11 +398,12 @@ impl Snapshot {
         self.bridges.get(node).and_then(|b| b.iter().find(|x| x.iface == iface))
     }
 
-    /// Memory (bytes) reserved on `node` by guests other than templates and `except` lab's.
-    pub fn reserved_memory(&self, node: &str, except_lab: &str) -> u64 {
+    /// Memory (bytes) that running guests other than lab `except`'s hold on `node`: PVE
+    /// spends a node's RAM on running guests only.
+    pub fn running_memory(&self, node: &str, except_lab: &str) -> u64 {
         self.vms
             .iter()
-            .filter(|v| v.node == node && !v.template && !v.marker().is_some_and(|m| m.has_lab(except_lab)))
+            .filter(|v| v.node == node && v.status == "running" && !v.marker().is_some_and(|m| m.has_lab(except_lab)))
             .map(|v| v.maxmem)
             .sum()
     }

@@ -187,6 +187,13 @@ pub trait PveExt: Pve {
         self.task(ApiRequest::post(format!("{}/status/{action}", vm_path(node, vmid)))).await
     }
 
+    /// `POST /nodes/{node}/qemu/{vmid}/migrate`: moves the VM to `target` (a stopped VM
+    /// offline; a running one only with `online`).
+    async fn migrate_vm(&self, node: &str, vmid: u32, target: &str, online: bool) -> Result<Upid, PveError> {
+        let path = format!("{}/migrate", vm_path(node, vmid));
+        self.task(ApiRequest::post(path).param("target", target).opt("online", online.then_some(1))).await
+    }
+
     /// `DELETE /nodes/{node}/qemu/{vmid}?purge=1&destroy-unreferenced-disks=1`.
     async fn delete_vm(&self, node: &str, vmid: u32) -> Result<Upid, PveError> {
         let req = ApiRequest::delete(vm_path(node, vmid)).flag("purge", true).flag("destroy-unreferenced-disks", true);
@@ -231,6 +238,15 @@ pub trait PveExt: Pve {
             .opt("bridge_vlan_aware", p.vlan_aware.then_some(1))
             .opt("bridge_ports", p.ports.as_deref())
             .opt("comments", p.comments.as_deref());
+        self.exec(req).await
+    }
+
+    /// `PUT /nodes/{node}/network/{iface}`: a bridge's comment (staged until applied; PVE
+    /// keeps the settings not named).
+    async fn set_bridge_comment(&self, node: &str, iface: &str, comments: &str) -> Result<(), PveError> {
+        let req = ApiRequest::put(format!("/nodes/{}/network/{}", segment(node), segment(iface)))
+            .param("type", "bridge")
+            .param("comments", comments);
         self.exec(req).await
     }
 

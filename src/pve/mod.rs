@@ -7,6 +7,7 @@ mod client;
 mod connect;
 
 mod error;
+mod log;
 mod netdev;
 mod request;
 mod retry;
@@ -20,6 +21,7 @@ pub use client::{ClientError, ClientOptions, Credentials, PveClient, Secret, pre
 pub use connect::{ClusterConfig, ConnectError, Connection};
 
 pub use error::{ApiFailure, PveError};
+pub use log::Logged;
 pub use netdev::{NetDevice, NetDeviceError, NicModel};
 pub use request::{ApiRequest, Method, Params};
 pub use retry::{Backoff, Retrying, retryable, seed_jitter};

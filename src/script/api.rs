@@ -178,11 +178,12 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
         cores,
         start: boolean("start", true)?,
         tags: strings("tags")?,
+        span: None,
     })
 }
 
 fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabSettings> {
-    const KEYS: &[&str] = &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher"];
+    const KEYS: &[&str] = &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher", "overcommit"];
     let mut s = cur.clone();
     for (k, v) in m {
         match k.as_str() {
@@ -202,6 +203,13 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
             "password_length" => s.password_length = v.as_int().unwrap_or(0).max(0) as usize,
             "role" => s.role = v.to_string(),
             "teacher" => s.teacher = Some(v.to_string()),
+            "overcommit" => match (v.as_float(), v.as_int()) {
+                (Ok(f), _) => s.overcommit = f,
+                (_, Ok(i)) => s.overcommit = i as f64,
+                _ => {
+                    return fail(ctx, format!("lab: `overcommit` must be a number such as 1.5, got {}", v.type_name()));
+                }
+            },
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
         }
     }
@@ -316,7 +324,13 @@ pub fn register(engine: &mut Engine, api: Arc<ApiContext>) {
     let a = api.clone();
     engine.register_fn("clone", move |ctx: NativeCallContext, u: Dynamic, spec: Map| -> Res<Map> {
         let id = userid(&ctx, "clone", &u)?;
-        let spec = clone_spec(&ctx, &spec)?;
+        let mut spec = clone_spec(&ctx, &spec)?;
+        let pos = ctx.call_position();
+        spec.span = pos.line().map(|line| crate::plan::Span {
+            file: ctx.call_source().map(str::to_string),
+            line: line as u32,
+            column: pos.position().unwrap_or(1) as u32,
+        });
         a.planner().clone_vm(&id, spec).map(|v| vm_handle(&v)).or_else(|e| plan_err(&ctx, "clone", e))
     });
     let a = api.clone();

@@ -45,6 +45,13 @@ impl ScriptError {
         ScriptError { message, file: file.into(), line, column, source_line, notes: Vec::new() }
     }
 
+    /// At the script position an object of the plan was made (`main` is the main script).
+    pub fn at_span(main: &str, span: &crate::plan::Span, message: String, sources: &BTreeMap<String, String>) -> Self {
+        let file = span.file.as_deref().unwrap_or(main);
+        let pos = Position::new(span.line.try_into().unwrap_or(u16::MAX), span.column.try_into().unwrap_or(u16::MAX));
+        Self::at(file, pos, message, sources)
+    }
+
     /// From a parse error of `file`.
     pub fn from_parse(file: &str, e: &ParseError, sources: &BTreeMap<String, String>) -> Self {
         Self::at(file, e.position(), format!("syntax error: {}", e.err_type()), sources)

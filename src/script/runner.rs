@@ -16,14 +16,17 @@ use crate::plan::{Plan, Planner, Snapshot, dns_safe};
 pub struct RunOptions {
     /// `--users FILE`: the student list, overriding the script's.
     pub users_file: Option<PathBuf>,
-    /// `--only USER..`: keep only these students in the plan.
-    pub only: Vec<String>,
     /// Give existing students new passwords.
     pub reset_passwords: bool,
     /// Extra arguments (`stand run SCRIPT ARGS..`), as `args()`.
     pub args: Vec<String>,
     /// Lab name (default: the script's file name).
     pub lab: Option<String>,
+    /// `--overcommit`: the memory ratio, over the lab's setting.
+    pub overcommit: Option<f64>,
+    /// Send `print()` to stdout (`stand run`), not stderr (where a lab's diagnostics go:
+    /// stdout carries plans, reports and graphs).
+    pub print_to_stdout: bool,
 }
 
 /// What a script produced.
@@ -31,6 +34,8 @@ pub struct RunOptions {
 pub struct ScriptOutcome {
     /// The plan.
     pub plan: Plan,
+    /// The script's final value (`()` when it ends with a statement), as JSON.
+    pub value: serde_json::Value,
 }
 
 /// The sandbox: limits a runaway script hits with a clear error.
@@ -43,8 +48,8 @@ pub fn new_engine() -> Engine {
     engine.set_max_array_size(200_000);
     engine.set_max_map_size(50_000);
     engine.set_max_modules(64);
-    engine.on_print(|s| eprintln!("{s}"));
-    engine.on_debug(|s, src, pos| eprintln!("{}:{pos}: {s}", src.unwrap_or("script")));
+    engine.on_print(|s| crate::errln!("{s}"));
+    engine.on_debug(|s, src, pos| crate::errln!("{}:{pos}: {s}", src.unwrap_or("script")));
     engine
 }
 
@@ -74,6 +79,7 @@ pub fn run_source(
     let lab = opts.lab.clone().unwrap_or_else(|| "lab".into());
     let mut planner = Planner::new(snap.clone(), &lab).map_err(|e| ScriptError::plain(name, e.to_string()))?;
     planner.reset_passwords(opts.reset_passwords);
+    planner.set_overcommit(opts.overcommit);
     let sources = Arc::new(Mutex::new(BTreeMap::from([(name.to_string(), text.to_string())])));
     let ctx = Arc::new(ApiContext {
         planner: Mutex::new(planner),
@@ -83,23 +89,29 @@ pub fn run_source(
         args: opts.args.clone(),
     });
     let mut engine = new_engine();
+    if opts.print_to_stdout {
+        engine.on_print(|s| crate::outln!("{s}"));
+    }
     engine.set_module_resolver(Resolver { dir: dir.to_path_buf(), sources: sources.clone() });
     api::register(&mut engine, ctx.clone());
     let snapshot_sources = || sources.lock().map(|s| s.clone()).unwrap_or_default();
     let mut ast = engine.compile(text).map_err(|e| ScriptError::from_parse(name, &e, &snapshot_sources()))?;
     ast.set_source(name);
-    engine.run_ast(&ast).map_err(|e| ScriptError::from_eval(name, &e, &snapshot_sources()))?;
-    let mut plan =
-        ctx.planner.lock().map_err(|_| ScriptError::plain(name, "internal error: planner lock poisoned"))?.plan();
-    if !opts.only.is_empty() {
-        for o in &opts.only {
-            if !plan.users.iter().any(|u| u.userid == *o) {
-                return Err(ScriptError::plain(name, format!("--only {o}: the lab has no such student")));
-            }
-        }
-        plan.users.retain(|u| opts.only.contains(&u.userid));
-        plan.vms.retain(|v| opts.only.contains(&v.user));
-        plan.bridges.retain(|b| b.owner.as_ref().is_none_or(|o| opts.only.contains(o)));
-    }
-    Ok(ScriptOutcome { plan })
+    let value: rhai::Dynamic =
+        engine.eval_ast(&ast).map_err(|e| ScriptError::from_eval(name, &e, &snapshot_sources()))?;
+    let value = if value.is_unit() {
+        serde_json::Value::Null
+    } else {
+        rhai::serde::from_dynamic(&value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+    };
+    let plan = ctx
+        .planner
+        .lock()
+        .map_err(|_| ScriptError::plain(name, "internal error: planner lock poisoned"))?
+        .finish()
+        .map_err(|(e, span)| match span {
+            Some(span) => ScriptError::at_span(name, &span, e.to_string(), &snapshot_sources()),
+            None => ScriptError::plain(name, e.to_string()),
+        })?;
+    Ok(ScriptOutcome { plan, value })
 }

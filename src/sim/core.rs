@@ -236,7 +236,14 @@ impl Sim {
     /// Loads state saved by [`Sim::save`].
     pub fn load(path: &Path, opts: SimOptions) -> std::io::Result<Sim> {
         let text = std::fs::read_to_string(path)?;
-        let state: SimState = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        let mut state: SimState = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        // The simulated cluster kept running between commands: its clock (which started at
+        // `epoch`, on the wall clock) catches up, so uptimes grow and due tasks end.
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        state.now_ms = state.now_ms.max(wall_ms.saturating_sub(state.epoch * 1000));
         Ok(Self::from_state(state, opts))
     }
 

@@ -171,6 +171,16 @@ fn num(spec: &Value, key: &str) -> Option<f64> {
     }
 }
 
+/// The message of a format's verifier (pve-common JSONSchema.pm: `pve_verify_vmid`,
+/// `pve_verify_node_name`); others in the generic form.
+fn format_error(format: &str, v: &str) -> String {
+    match format {
+        "pve-vmid" => "value does not look like a valid VM ID".into(),
+        "pve-node" => "value does not look like a valid node name".into(),
+        f => format!("value '{v}' does not look like a valid {f}"),
+    }
+}
+
 fn check_value(name: &str, v: &str, spec: &Value, errors: &mut BTreeMap<String, String>) {
     let mut err = |msg: String| {
         errors.entry(name.to_string()).or_insert(msg);
@@ -178,6 +188,12 @@ fn check_value(name: &str, v: &str, spec: &Value, errors: &mut BTreeMap<String, 
     match spec.get("type").and_then(Value::as_str).unwrap_or("string") {
         "integer" => {
             let Ok(n) = v.parse::<i64>() else { return err(format!("type check ('integer') failed - got '{v}'")) };
+            // pve-common JSONSchema::check_prop runs the format's verifier before the range.
+            if let Some(f) = spec.get("format").and_then(Value::as_str)
+                && FORMATS.get(f).is_some_and(|rx| !rx.is_match(v))
+            {
+                return err(format_error(f, v));
+            }
             if let Some(min) = num(spec, "minimum").filter(|m| (n as f64) < *m) {
                 err(format!("value must have a minimum value of {min}"));
             } else if let Some(max) = num(spec, "maximum").filter(|m| (n as f64) > *m) {
@@ -225,7 +241,7 @@ fn check_value(name: &str, v: &str, spec: &Value, errors: &mut BTreeMap<String, 
                     if let Some(rx) = FORMATS.get(f.as_str())
                         && !rx.is_match(v)
                     {
-                        err(format!("value '{v}' does not look like a valid {f}"));
+                        err(format_error(f, v));
                     }
                 }
                 _ => {}
@@ -283,7 +299,7 @@ mod tests {
         let e = validate(Method::Post, &r, &p(&[("newid", "abc")])).unwrap_err();
         assert_eq!(e.errors["newid"], "type check ('integer') failed - got 'abc'");
         let e = validate(Method::Post, &r, &p(&[("newid", "99")])).unwrap_err();
-        assert_eq!(e.errors["newid"], "value must have a minimum value of 100");
+        assert_eq!(e.errors["newid"], "value does not look like a valid VM ID");
         assert!(validate(Method::Post, &r, &p(&[("newid", "200"), ("full", "1"), ("name", "web-1")])).is_ok());
     }
 

@@ -76,6 +76,7 @@ pub async fn serve(sim: Sim, addr: SocketAddr) -> Result<RunningServer, ServeErr
     let secret = sim
         .add_token("root@pam", "stand", false)
         .ok_or_else(|| ServeError::Tls("root@pam is missing from the fixture".into()))?;
+    sim.state().tls_fingerprint = Some(cert_fingerprint(&cert_der));
     let handle = axum_server::Handle::new();
     let server_sim = sim.clone();
     let service = tower::service_fn(move |req: Request<hyper::body::Incoming>| {

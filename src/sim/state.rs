@@ -277,6 +277,13 @@ pub enum Effect {
         /// The node.
         node: String,
     },
+    /// A migration ends: the config moves to the target node (success), the lock goes.
+    Migrate {
+        /// The VM.
+        vmid: u32,
+        /// The node it moves to.
+        target: String,
+    },
     /// Drop a lock a task held.
     Unlock {
         /// The VM.
@@ -350,9 +357,22 @@ pub struct SimState {
     pub auth_key: String,
     /// Counter behind generated MACs.
     pub mac_seq: u64,
+    /// The fingerprint of the certificate nodes present (`sim serve`'s), for `/nodes`.
+    #[serde(default)]
+    pub tls_fingerprint: Option<String>,
 }
 
 impl SimState {
+    /// A node's `ssl_fingerprint` (pve-manager Nodes.pm lists it from pve-cluster): the
+    /// served certificate's, else a fixed digest of the cluster and node names.
+    pub fn ssl_fingerprint(&self, node: &str) -> String {
+        use sha2::{Digest, Sha256};
+        self.tls_fingerprint.clone().unwrap_or_else(|| {
+            let d = Sha256::digest(format!("{}/{node}", self.cluster).as_bytes());
+            d.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+        })
+    }
+
     /// A fresh cluster from a fixture.
     pub fn from_fixture(f: &Fixture, epoch: u64, auth_key: String) -> SimState {
         let gib = 1u64 << 30;
@@ -393,6 +413,7 @@ impl SimState {
             next_pid: 0x1000,
             auth_key,
             mac_seq: 0,
+            tls_fingerprint: None,
         };
         for node in s.nodes.keys().cloned().collect::<Vec<_>>() {
             let mut net = NodeNet::default();

@@ -93,6 +93,19 @@ assert "Permission check failed" in str(e.status_message) + str(e.content), e
 e = expect_error(400, lambda: tok.cluster.nextid.get(vmid=101))
 assert "VM 101 already exists" in str(e.errors) + str(e.content), (e.errors, e.content)
 
+# deploy-stand's template copy for another node: full clone, offline migrate, template
+copy = newid + 10
+wait(pw, pw.nodes("pve1").qemu(103).clone.post(newid=copy, name="debian-12-copy", full=1, storage="local-lvm"))
+assert "current" in [s["subcmd"] for s in pw.nodes("pve1").qemu(copy).status.get()]
+upid = tok.nodes("pve1").qemu(copy).migrate.post(target="pve3")
+assert ":qmigrate:%d:" % copy in upid, upid
+wait(tok, upid)
+expect_error(500, lambda: pw.nodes("pve1").qemu(copy).status.get())
+pw.nodes("pve3").qemu(copy).template.post()
+assert pw.nodes("pve3").qemu(copy).config.get()["template"] == 1
+task = [t for t in pw.nodes("pve1").tasks.get() if t["type"] == "qmigrate"][0]
+assert task["user"] == "root@pam" and task["tokenid"] == token_name, task
+
 # delete the VM
 tok.pools("peer-pool").put(vms=str(newid), delete=1)
 wait(tok, tok.nodes("pve2").qemu(newid).delete(purge=1))

@@ -383,7 +383,11 @@ pub(super) fn groups(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         .map(|(g, grp)| {
             let members: Vec<String> =
                 ctx.st.users.iter().filter(|(_, u)| u.groups.contains(g)).map(|(id, _)| id.clone()).collect();
-            json!({ "groupid": g, "comment": grp.comment, "users": members.join(",") })
+            let mut v = json!({ "groupid": g, "users": members.join(",") });
+            if let Some(c) = &grp.comment {
+                v["comment"] = json!(c);
+            }
+            v
         })
         .collect();
     Ok(Value::Array(data).into())

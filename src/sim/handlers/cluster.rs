@@ -24,7 +24,11 @@ pub(super) fn nodes(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         .nodes
         .iter()
         .map(|(name, n)| {
-            let mut item = json!({ "node": name, "id": format!("node/{name}"), "type": "node", "status": if n.online { "online" } else { "offline" }, "level": "" });
+            let mut item = json!({
+                "node": name, "id": format!("node/{name}"), "type": "node",
+                "status": if n.online { "online" } else { "offline" }, "level": "",
+                "ssl_fingerprint": st.ssl_fingerprint(name),
+            });
             if n.online && st.has(&ctx.who, &format!("/nodes/{name}"), "Sys.Audit") {
                 item["maxmem"] = json!(n.memory);
                 item["mem"] = json!(node_used_mem(st, name));

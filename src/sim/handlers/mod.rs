@@ -31,7 +31,9 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Post, "/nodes/{node}/qemu/{vmid}/config") => qemu::update_config(ctx, true),
         (Post, "/nodes/{node}/qemu/{vmid}/clone") => qemu::clone(ctx),
         (Post, "/nodes/{node}/qemu/{vmid}/template") => qemu::template(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/status") => qemu::status_index(ctx),
         (Get, "/nodes/{node}/qemu/{vmid}/status/current") => qemu::status(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/migrate") => qemu::migrate(ctx),
         (Post, "/nodes/{node}/qemu/{vmid}/status/start") => qemu::power(ctx, "start"),
         (Post, "/nodes/{node}/qemu/{vmid}/status/stop") => qemu::power(ctx, "stop"),
         (Post, "/nodes/{node}/qemu/{vmid}/status/shutdown") => qemu::power(ctx, "shutdown"),
@@ -116,6 +118,14 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
                 && let Some(p) = net.pending.take()
             {
                 net.active = p;
+            }
+        }
+        Effect::Migrate { vmid, target } => {
+            if let Some(vm) = st.vms.get_mut(vmid) {
+                vm.config.remove("lock");
+                if ok {
+                    vm.node = target.clone();
+                }
             }
         }
         Effect::Unlock { vmid } => {

@@ -39,7 +39,12 @@ pub(super) fn get(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let id = ctx.var("poolid").to_string();
     ctx.st.check(&ctx.who, &format!("/pool/{id}"), &["Pool.Audit"])?;
     let p = ctx.st.pools.get(&id).ok_or_else(|| ApiFailure::internal(format!("pool '{id}' does not exist")))?;
-    Ok(json!({ "comment": p.comment, "members": members(ctx, &id) }).into())
+    // PVE omits empty keys (`comment`) and names the pool (`poolid`).
+    let mut v = json!({ "poolid": id, "members": members(ctx, &id) });
+    if let Some(c) = &p.comment {
+        v["comment"] = json!(c);
+    }
+    Ok(v.into())
 }
 
 pub(super) fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {

@@ -425,6 +425,76 @@ pub(super) fn template(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     Ok(json!(upid).into())
 }
 
+/// `GET .../status`: the directory index (qemu-server `vmcmdidx`), 500 for a missing VM.
+pub(super) fn status_index(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    ctx.st.check(&ctx.who, &format!("/vms/{}", ctx.vmid()), &["VM.Audit"])?;
+    vm_on_node(ctx)?;
+    let subdirs = ["current", "start", "stop", "reset", "shutdown", "suspend", "reboot"];
+    Ok(Value::Array(subdirs.iter().map(|s| json!({ "subcmd": s })).collect()).into())
+}
+
+/// `POST .../migrate` (qemu-server `migrate_vm` and QemuMigrate; semantics.md §13): the
+/// config moves to `target` in a `qmigrate` task holding `lock: migrate`; volumes on shared
+/// storage stay, local ones are copied to the same storage on the target at its bandwidth.
+/// A running VM needs `online`; a stopped one asked `online` migrates offline.
+pub(super) fn migrate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    let (node, vmid) = (ctx.var("node").to_string(), ctx.vmid());
+    ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.Migrate"])?;
+    let target = ctx.param("target").unwrap_or_default().to_string();
+    if target == node {
+        return Err(ApiFailure::internal("target is local node."));
+    }
+    match ctx.st.nodes.get(&target) {
+        None => return Err(ApiFailure::param("target", format!("no such cluster node '{target}'"))),
+        Some(n) if !n.online => {
+            return Err(ApiFailure::internal(format!("target node '{target}' is not online")));
+        }
+        Some(_) => {}
+    }
+    let vm = vm_on_node(ctx)?.clone();
+    check_lock(&vm, false)?;
+    let online = ctx.flag("online").unwrap_or(false);
+    if vm.running && !online {
+        return Err(ApiFailure::internal("can't migrate running VM without --online"));
+    }
+    let mut log = Vec::new();
+    if online && !vm.running {
+        log.push("VM isn't running. Doing offline migration instead.".to_string());
+    }
+    let mut bytes = 0u64;
+    let mut bandwidth = u64::MAX;
+    for (key, d) in vm.disks() {
+        let sid = d.split(':').next().unwrap_or_default();
+        let Some(storage) = ctx.st.storages.get(sid) else { continue };
+        if storage.shared {
+            continue;
+        }
+        if !storage.on_node(&target) {
+            return Err(ApiFailure::internal(format!("storage '{sid}' is not available on node '{target}'")));
+        }
+        if vm.running && !ctx.flag("with-local-disks").unwrap_or(false) {
+            return Err(ApiFailure::internal(format!(
+                "can't live migrate attached local disks without with-local-disks option ({key})"
+            )));
+        }
+        log.push(format!("copying local disk '{d}' to node '{target}'"));
+        bytes += disk_size(&d);
+        bandwidth = bandwidth.min(storage.bandwidth.max(1));
+    }
+    let lat = ctx.opts.latency.clone();
+    let (fail, slow) = ctx.roll_task_faults();
+    let copy = if bytes == 0 { 0 } else { ctx.scaled(bytes * 1000 / bandwidth) };
+    let duration = (ctx.scaled(lat.task_overhead_ms) + copy) * slow;
+    let exit = if fail { "migration problems".to_string() } else { "OK".to_string() };
+    if let Some(v) = ctx.st.vms.get_mut(&vmid) {
+        v.config.insert("lock".into(), "migrate".into());
+    }
+    let mut spec = TaskSpec::now(ctx.now, duration, exit, Effect::Migrate { vmid, target });
+    spec.log = log;
+    let upid = ctx.start_task(&node, "qmigrate", &vmid.to_string(), spec);
+    Ok(json!(upid).into())
+}
+
 pub(super) fn status(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let vmid = ctx.vmid();
     ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.Audit"])?;
@@ -433,6 +503,7 @@ pub(super) fn status(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let mut out = json!({
         "vmid": vmid, "status": r["status"], "qmpstatus": r["status"], "name": r["name"], "uptime": r["uptime"],
         "cpus": r["maxcpu"], "maxmem": r["maxmem"], "mem": r["mem"], "maxdisk": r["maxdisk"], "disk": 0,
+        "cpu": 0, "diskread": 0, "diskwrite": 0, "netin": 0, "netout": 0,
         "ha": { "managed": 0 },
     });
     if !r["lock"].is_null() {

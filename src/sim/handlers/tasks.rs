@@ -90,10 +90,15 @@ pub(super) fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         .take(limit)
         .filter_map(|t| {
             let u: Upid = t.upid.parse().ok()?;
+            // pve-manager Tasks.pm: a token's task lists its user and `tokenid` apart.
+            let (user, token) = u.user_and_token();
             let mut v = json!({
                 "upid": t.upid, "node": t.node, "pid": u.pid, "pstart": u.pstart, "starttime": u.starttime,
-                "type": t.kind, "id": t.id, "user": t.user,
+                "type": t.kind, "id": t.id, "user": user,
             });
+            if let Some(tok) = token {
+                v["tokenid"] = json!(tok);
+            }
             if !running(ctx, t) {
                 v["status"] = json!(t.exit);
                 v["endtime"] = json!(ctx.st.unix(t.end_ms));

@@ -1,12 +1,10 @@
 //! Peer test: `proxmoxer`, a real Python Proxmox client, against `stand sim serve`, and its
 //! request log checked against the official API schema.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_log_matches_schema, serve};
+use crate::common::{assert_log_matches_schema, serve};
 
 fn python_has_proxmoxer() -> bool {
     Command::new("python3").args(["-c", "import proxmoxer, requests"]).status().is_ok_and(|s| s.success())

@@ -1,5 +1,4 @@
 //! Helpers shared by the tests that run the `stand` binary.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -83,4 +82,70 @@ pub fn stand(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
 /// Everything a command printed.
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Which of a command's outputs the reader closes before the command writes anything.
+#[derive(Clone, Copy, Debug)]
+pub enum Closed {
+    /// `stand ... | head -0`.
+    Stdout,
+    /// `stand ... 2>&1 >/dev/null | head -0`.
+    Stderr,
+    /// Both.
+    Both,
+}
+
+/// Runs `stand` in `dir` (as [`stand`] does) with `closed` outputs closed from the start;
+/// fails the test if it has not ended after 120 s (a hang). Returns the exit code.
+pub fn stand_with_closed(dir: &Path, args: &[&str], closed: Closed) -> Option<i32> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stand"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("STAND_SIM_STATE", dir.join("sim.json"))
+        .env_remove("PVE_URL")
+        .env_remove("PVE_TOKEN")
+        .env_remove("STAND_CLUSTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    // Closing the read end makes every write of the child fail with EPIPE.
+    let keep_out = match closed {
+        Closed::Stdout | Closed::Both => {
+            drop(out);
+            None
+        }
+        Closed::Stderr => out,
+    };
+    let keep_err = match closed {
+        Closed::Stderr | Closed::Both => {
+            drop(err);
+            None
+        }
+        Closed::Stdout => err,
+    };
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            if let Some(mut r) = r {
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            }
+        })
+    };
+    let a = drain(keep_out.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>));
+    let b = drain(keep_err.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait().unwrap();
+        let _ = tx.send(());
+        status
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(120)).is_err() {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        panic!("`stand {}` with {closed:?} closed hung for 120 s", args.join(" "));
+    }
+    let status = waiter.join().unwrap();
+    let _ = (a.join(), b.join());
+    status.code()
 }

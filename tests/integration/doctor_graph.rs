@@ -1,13 +1,11 @@
 //! `stand doctor`, `stand graph` and `stand completions` as a user runs them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use stand::pve::PveExt;
 
-use common::stand;
+use crate::common::stand;
 use stand::sim::{Fixture, RunningServer, Sim, SimOptions};
 
 fn checks(o: &Output) -> Vec<serde_json::Value> {

@@ -1,11 +1,9 @@
 //! The `stand` binary as a user runs it: on `--sim`, and over HTTPS against `stand sim serve`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{assert_log_matches_schema, serve, stand, text};
+use crate::common::{assert_log_matches_schema, serve, stand, text};
 
 fn lab3() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai")

@@ -5,6 +5,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn repl_piped(dir: &Path, input: &str) -> (String, String) {
+    let (code, out, err) = repl_piped_code(dir, input);
+    assert_eq!(code, Some(0), "a session whose inputs all worked exits 0:\n{err}");
+    (out, err)
+}
+
+/// The exit code, stdout and stderr of a piped session.
+fn repl_piped_code(dir: &Path, input: &str) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stand"))
         .current_dir(dir)
         .args(["repl", "--sim"])
@@ -16,8 +23,8 @@ fn repl_piped(dir: &Path, input: &str) -> (String, String) {
         .unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
 
 #[test]
@@ -38,7 +45,8 @@ get("/nodes/pve2/qemu").len()
 clone(u, #{ tempalte: 1 })
 :nonsense
 "#;
-    let (out, err) = repl_piped(dir.path(), input);
+    let (code, out, err) = repl_piped_code(dir.path(), input);
+    assert_eq!(code, Some(1), "two inputs failed, so the piped session exits 1 (as a script would):\n{err}");
     assert!(out.contains("│ vmid") || out.contains("vmid "), "templates() prints as a table:\n{out}");
     assert!(out.contains("debian-12"));
     assert!(err.contains("template 103"), "a multi-line block ran:\n{err}");
@@ -75,4 +83,14 @@ fn a_terminal_session_completes_names_prints_tables_and_takes_blocks() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("pty session: OK"), "{text}");
     assert!(dir.path().join("stand/repl_history").exists(), "the history is kept");
+}
+
+#[test]
+fn a_piped_session_exits_0_when_every_input_works_and_1_when_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = repl_piped(dir.path(), "let n = nodes();\nn.len()\n");
+    assert!(out.contains('3'), "{out}");
+    let (code, _, err) = repl_piped_code(dir.path(), "nodes().len()\nno_such_function()\nnodes().len()\n");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no_such_function"), "the failed input is named: {err}");
 }

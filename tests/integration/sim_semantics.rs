@@ -383,3 +383,110 @@ async fn saved_state_is_the_same_cluster_after_loading() {
     assert_eq!(cfg.get("name").as_deref(), Some("kept"));
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// Offline migration as qemu-server does it (semantics.md §13): the config moves, local
+/// disks are copied at the storage's bandwidth, shared ones stay; `lock: migrate` meanwhile.
+#[tokio::test(start_paused = true)]
+async fn migrate_moves_the_config_copies_local_disks_and_refuses_what_pve_refuses() {
+    let sim = realistic(40);
+    let pve = sim.session("root@pam");
+    let full = CloneParams {
+        newid: 300,
+        name: Some("local".into()),
+        full: Some(true),
+        storage: Some("local-lvm".into()),
+        ..Default::default()
+    };
+    let upid = pve.clone_vm("pve1", 103, &full).await.unwrap();
+    pve.wait_task(&upid, WaitPolicy::default()).await.unwrap();
+    let migrate =
+        |node: &'static str, vmid: u32, target: &'static str, online: bool| pve.migrate_vm(node, vmid, target, online);
+
+    let e = migrate("pve1", 300, "pve1", false).await.unwrap_err();
+    assert_eq!((status(&e), e.failure().unwrap().message.as_str()), (500, "target is local node."));
+    let e = migrate("pve1", 300, "pve9", false).await.unwrap_err();
+    assert_eq!(status(&e), 400, "an unknown target is a parameter error: {e}");
+
+    let started = tokio::time::Instant::now();
+    let upid = migrate("pve1", 300, "pve2", true).await.unwrap();
+    assert_eq!((upid.task_type.as_str(), upid.id.as_str()), ("qmigrate", "300"));
+    assert_eq!(pve.vm_config("pve1", 300).await.unwrap().get("lock").as_deref(), Some("migrate"));
+    let e = pve.set_vm_config("pve1", 300, params(&[("memory", "512")])).await.unwrap_err();
+    assert!(e.to_string().contains("VM is locked (migrate)"), "{e}");
+    pve.wait_task(&upid, WaitPolicy::default()).await.unwrap();
+    let local_copy = started.elapsed();
+    let log = pve.task_log(&upid).await.unwrap();
+    assert!(log.iter().any(|l| l == "VM isn't running. Doing offline migration instead."), "{log:?}");
+    assert!(log.iter().any(|l| l.starts_with("copying local disk 'local-lvm:")), "{log:?}");
+    let gone = pve.vm_config("pve1", 300).await.unwrap_err();
+    assert!(gone.to_string().contains("Configuration file 'nodes/pve1/qemu-server/300.conf' does not exist"));
+    let cfg = pve.vm_config("pve2", 300).await.unwrap();
+    assert!(cfg.get("lock").is_none() && cfg.get("scsi0").is_some_and(|d| d.starts_with("local-lvm:")), "{cfg:?}");
+
+    // A template on shared storage moves without copying: the node changes, nothing else.
+    let started = tokio::time::Instant::now();
+    let upid = migrate("pve1", 103, "pve3", false).await.unwrap();
+    pve.wait_task(&upid, WaitPolicy::default()).await.unwrap();
+    assert!(started.elapsed() < local_copy, "no copy for shared volumes ({:?} vs {local_copy:?})", started.elapsed());
+    assert_eq!(pve.vm_config("pve3", 103).await.unwrap().get("template").as_deref(), Some("1"));
+
+    // A running VM needs `online`.
+    let upid = pve.vm_power("pve2", 300, "start").await.unwrap();
+    pve.wait_task(&upid, WaitPolicy::default()).await.unwrap();
+    let e = migrate("pve2", 300, "pve1", false).await.unwrap_err();
+    assert!(e.to_string().contains("can't migrate running VM without --online"), "{e}");
+}
+
+/// What proxmoxer and fakepve found missing or different from PVE.
+#[tokio::test]
+async fn shapes_that_third_party_clients_rely_on() {
+    use stand::pve::ApiRequest;
+    let sim = Sim::default_instant();
+    sim.add_token("root@pam", "ci", false).unwrap();
+    let pve = sim.session("root@pam");
+
+    // GET .../status is an index; a missing VM is PVE's 500.
+    let index = pve.data::<serde_json::Value>(ApiRequest::get("/nodes/pve1/qemu/103/status")).await.unwrap();
+    let subs: Vec<&str> = index.as_array().unwrap().iter().filter_map(|v| v["subcmd"].as_str()).collect();
+    assert!(subs.contains(&"current") && subs.contains(&"start") && subs.contains(&"stop"), "{index}");
+    let e = pve.call(ApiRequest::get("/nodes/pve1/qemu/999/status")).await.unwrap_err();
+    assert_eq!(status(&e), 500);
+    assert!(e.to_string().contains("Configuration file 'nodes/pve1/qemu-server/999.conf' does not exist"));
+
+    // Pools and groups: `poolid` named, empty keys omitted (never `null`).
+    pve.create_pool("bare", None).await.unwrap();
+    let pool = pve.data::<serde_json::Value>(ApiRequest::get("/pools/bare")).await.unwrap();
+    assert_eq!(pool["poolid"], "bare");
+    assert!(pool.get("comment").is_none(), "{pool}");
+    pve.create_group("g1", None).await.unwrap();
+    let groups = pve.data::<serde_json::Value>(ApiRequest::get("/access/groups")).await.unwrap();
+    assert!(groups.as_array().unwrap().iter().all(|g| g.get("comment").is_none_or(|c| !c.is_null())), "{groups}");
+
+    // /nodes carries each node's certificate fingerprint.
+    let nodes = pve.data::<serde_json::Value>(ApiRequest::get("/nodes")).await.unwrap();
+    let fp = nodes[0]["ssl_fingerprint"].as_str().unwrap();
+    assert_eq!(fp.len(), 95, "SHA-256 as AA:BB:..: {fp}");
+
+    // A token's task lists user and tokenid apart.
+    let by_token = sim.token_session("root@pam", "ci");
+    let full = CloneParams { newid: 301, name: Some("t".into()), ..Default::default() };
+    by_token.clone_vm("pve1", 103, &full).await.unwrap();
+    let tasks = pve.data::<serde_json::Value>(ApiRequest::get("/nodes/pve1/tasks")).await.unwrap();
+    let t = tasks.as_array().unwrap().iter().find(|t| t["type"] == "qmclone").unwrap();
+    assert_eq!((t["user"].as_str(), t["tokenid"].as_str()), (Some("root@pam"), Some("ci")), "{t}");
+
+    // status/current of a stopped VM has the counters too.
+    let cur = pve.data::<serde_json::Value>(ApiRequest::get("/nodes/pve1/qemu/103/status/current")).await.unwrap();
+    for key in ["cpu", "diskread", "diskwrite", "netin", "netout", "mem", "maxmem", "uptime"] {
+        assert!(cur.get(key).is_some(), "status/current has {key}: {cur}");
+    }
+
+    // newid=99 fails the format before the range, as PVE's verifier does.
+    let e = pve.call(ApiRequest::post("/nodes/pve1/qemu/103/clone").param("newid", 99)).await.unwrap_err();
+    match e {
+        PveError::Api { failure, .. } => {
+            assert_eq!(failure.errors.get("newid").map(String::as_str), Some("value does not look like a valid VM ID"))
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -1,0 +1,37 @@
+//! The integration tests, linked as one binary (one link instead of one per file).
+//!
+//! Each module is a feature, tested through the library or the `stand` binary on the simulator.
+
+#![allow(dead_code)]
+
+/// Helpers that run the `stand` binary and `stand sim serve`.
+mod common;
+
+/// The bad input corpus of `tests/bad_input/`: exit 2, a clear message, the cluster unchanged.
+mod bad_input;
+/// The command line end to end.
+mod cli;
+/// The HTTPS client against `stand sim serve`.
+mod client_https;
+/// The HTTPS client on the wire (mockito).
+mod client_wire;
+/// Closed stdout and stderr.
+mod closed_output;
+/// `doctor` and `graph`.
+mod doctor_graph;
+/// Seeded fault schedules, each followed by a clean `up` that must converge.
+mod fault_campaign;
+/// up, re-up, down on the simulator.
+mod lab_cycle;
+/// A third-party client (proxmoxer) against the simulator.
+mod peer;
+/// The seed examples planned exactly.
+mod plan_examples;
+/// Kills, concurrent instructors, isolation, secrets.
+mod reliability;
+/// The REPL through a pipe and a pty.
+mod repl;
+/// The simulator against PVE's documented behaviour.
+mod sim_semantics;
+/// What a newcomer and third-party clients found (the trust issue).
+mod trust;
