@@ -37,21 +37,63 @@ fn gone(e: &PveError) -> bool {
     e.failure().is_some_and(|f| f.message.contains("does not exist") || f.message.contains("no such"))
 }
 
+/// A VM `down` removes.
+#[derive(Clone, Debug, Serialize)]
+pub struct DoomedVm {
+    /// Node.
+    pub node: String,
+    /// VMID.
+    pub vmid: u32,
+    /// Name.
+    pub name: String,
+    /// Running when the cluster was read (stopped first).
+    pub running: bool,
+}
+
+/// A bridge on a node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeBridge {
+    /// Node.
+    pub node: String,
+    /// Interface.
+    pub iface: String,
+}
+
+/// A bridge of the lab that stays, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptBridge {
+    /// Node.
+    pub node: String,
+    /// Interface.
+    pub iface: String,
+    /// Why it stays (a VM still wired to it, another lab).
+    pub reason: String,
+}
+
+/// A user of the lab.
+#[derive(Clone, Debug, Serialize)]
+pub struct DoomedUser {
+    /// `name@realm`.
+    pub userid: String,
+    /// Other labs that still have the user: kept (only unmarked from this lab) when any.
+    pub other_labs: Vec<String>,
+}
+
 /// What `down` removes, found by marker in a snapshot.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Doomed {
-    /// VMs: (node, vmid, name, running).
-    pub vms: Vec<(String, u32, String, bool)>,
-    /// Bridges: (node, iface).
-    pub bridges: Vec<(String, String)>,
+    /// VMs.
+    pub vms: Vec<DoomedVm>,
+    /// Bridges.
+    pub bridges: Vec<NodeBridge>,
     /// Pools.
     pub pools: Vec<String>,
-    /// Users and the other labs that still use them (kept when not empty).
-    pub users: Vec<(String, Vec<String>)>,
+    /// Users.
+    pub users: Vec<DoomedUser>,
     /// The lab's groups (only when the whole lab goes).
     pub groups: Vec<String>,
-    /// Bridges of the lab that stay, and why: (node, iface, reason).
-    pub kept_bridges: Vec<(String, String, String)>,
+    /// Bridges of the lab that stay, and why.
+    pub kept_bridges: Vec<KeptBridge>,
 }
 
 impl Doomed {
@@ -62,7 +104,12 @@ impl Doomed {
             .vms
             .iter()
             .filter(|v| v.marker().is_some_and(|m| m.has_lab(lab) && wanted(m.get("user"))))
-            .map(|v| (v.node.clone(), v.vmid, v.name.clone(), v.status == "running"))
+            .map(|v| DoomedVm {
+                node: v.node.clone(),
+                vmid: v.vmid,
+                name: v.name.clone(),
+                running: v.status == "running",
+            })
             .collect::<Vec<_>>();
         let mut bridges = Vec::new();
         let mut kept_bridges = Vec::new();
@@ -75,8 +122,10 @@ impl Doomed {
                     continue;
                 }
                 match Self::still_used(snap, lab, &vms, node, &b.iface, &m) {
-                    Some(reason) => kept_bridges.push((node.clone(), b.iface.clone(), reason)),
-                    None => bridges.push((node.clone(), b.iface.clone())),
+                    Some(reason) => {
+                        kept_bridges.push(KeptBridge { node: node.clone(), iface: b.iface.clone(), reason })
+                    }
+                    None => bridges.push(NodeBridge { node: node.clone(), iface: b.iface.clone() }),
                 }
             }
         }
@@ -99,7 +148,10 @@ impl Doomed {
                 if !m.has_lab(lab) || !wanted(Some(&u.userid)) {
                     return None;
                 }
-                Some((u.userid.clone(), m.labs().into_iter().filter(|l| l != lab).collect()))
+                Some(DoomedUser {
+                    userid: u.userid.clone(),
+                    other_labs: m.labs().into_iter().filter(|l| l != lab).collect(),
+                })
             })
             .collect();
         let groups = if only.is_empty() {
@@ -120,14 +172,14 @@ impl Doomed {
     fn still_used(
         snap: &Snapshot,
         lab: &str,
-        leaving: &[(String, u32, String, bool)],
+        leaving: &[DoomedVm],
         node: &str,
         iface: &str,
         marker: &Marker,
     ) -> Option<String> {
         let (wired, known) = snap.vms_on_bridge(node, iface);
         let staying: Vec<String> =
-            wired.iter().filter(|id| !leaving.iter().any(|(_, v, _, _)| v == *id)).map(u32::to_string).collect();
+            wired.iter().filter(|id| !leaving.iter().any(|v| v.vmid == **id)).map(u32::to_string).collect();
         if !staying.is_empty() {
             return Some(format!("VM {} still wired to it", staying.join(", ")));
         }
@@ -142,10 +194,10 @@ impl Doomed {
     pub fn stale(snap: &Snapshot, plan: &crate::plan::Plan) -> Doomed {
         let mut d = Doomed::select(snap, plan.lab_name(), &[]);
         d.kept_bridges.clear();
-        d.vms.retain(|(_, vmid, _, _)| !plan.vms.iter().any(|v| v.vmid == *vmid));
-        d.bridges.retain(|(node, iface)| !plan.bridges.iter().any(|b| b.node == *node && b.iface == *iface));
+        d.vms.retain(|d| !plan.vms.iter().any(|v| v.vmid == d.vmid));
+        d.bridges.retain(|d| !plan.bridges.iter().any(|b| b.node == d.node && b.iface == d.iface));
         d.pools.retain(|p| !plan.users.iter().any(|u| u.pool == *p));
-        d.users.retain(|(u, _)| !plan.users.iter().any(|p| p.userid == *u));
+        d.users.retain(|d| !plan.users.iter().any(|p| p.userid == d.userid));
         d.groups.retain(|g| plan.group.as_ref().is_none_or(|pg| pg.groupid != *g));
         d
     }
@@ -172,7 +224,7 @@ pub async fn destroy(
     let limits: BTreeMap<String, Arc<Semaphore>> =
         snap.nodes.iter().map(|n| (n.name.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect();
     let mut set = JoinSet::new();
-    for (node, vmid, _, running) in doomed.vms.clone() {
+    for DoomedVm { node, vmid, running, .. } in doomed.vms.clone() {
         let (pve, limit, o) = (pve.clone(), limits.get(&node).cloned(), opts.clone());
         set.spawn(async move {
             let _permit = match limit {
@@ -222,10 +274,10 @@ pub async fn destroy(
 
     // A bridge stays while a VM that could not be removed is still wired to it.
     let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (node, iface) in &doomed.bridges {
-        let (wired, _) = snap.vms_on_bridge(node, iface);
+    for b in &doomed.bridges {
+        let (wired, _) = snap.vms_on_bridge(&b.node, &b.iface);
         if !wired.iter().any(|v| failed_vms.contains(v)) {
-            by_node.entry(node).or_default().push(iface);
+            by_node.entry(&b.node).or_default().push(&b.iface);
         }
     }
     // A `down` interrupted after deleting bridges left their removal pending: finish it.
@@ -292,7 +344,7 @@ pub async fn destroy(
         }
     }
 
-    for (userid, rest) in &doomed.users {
+    for DoomedUser { userid, other_labs: rest } in &doomed.users {
         let r = if rest.is_empty() {
             opts.retries().run(transient, |_| pve.delete_user(userid)).await.map(|_| true)
         } else {

@@ -8,7 +8,7 @@ mod pending;
 mod report;
 mod retry;
 
-pub use destroy::{DestroyReport, Doomed, destroy};
+pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy};
 pub use executor::{ApplyOptions, apply};
 pub use pending::foreign_pending;
 pub use report::{ApplyReport, Credential, Failure};

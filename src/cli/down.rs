@@ -11,7 +11,7 @@ use super::suggest::not_found;
 use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{exit, lab, render};
-use crate::apply::{Doomed, destroy};
+use crate::apply::{DestroyReport, Doomed, destroy};
 use crate::plan::Snapshot;
 use crate::script::{RunOptions, run_file};
 
@@ -53,18 +53,28 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
     snap.read_all_configs(&*cluster.pve, &nodes).await.context("cannot read the VMs' configs")?;
     let doomed = Doomed::select(&snap, &name, only);
     let text = cluster.output == Output::Text;
+    if doomed.is_empty() && doomed.kept_bridges.is_empty() {
+        match text {
+            true => crate::outln!("lab {name}: nothing of these students carries its marker; nothing to remove"),
+            false => crate::outln!(
+                "{}",
+                json!({ "simulated": cluster.simulated(), "lab": name, "removed": DestroyReport::default(), "kept_bridges": [], "converged": true })
+            ),
+        }
+        return Ok(exit::OK);
+    }
     if text {
-        for (node, iface, why) in &doomed.kept_bridges {
-            crate::errln!("keeping bridge {node}/{iface}: {why}");
+        for k in &doomed.kept_bridges {
+            crate::errln!("keeping bridge {}/{}: {}", k.node, k.iface, k.reason);
         }
     }
     if dry_run {
         if text {
-            for (node, vmid, vm, _) in &doomed.vms {
-                crate::outln!("- vm     {vmid} {vm} on {node}");
+            for vm in &doomed.vms {
+                crate::outln!("- vm     {} {} on {}", vm.vmid, vm.name, vm.node);
             }
-            for (node, iface) in &doomed.bridges {
-                crate::outln!("- bridge {node}/{iface}");
+            for b in &doomed.bridges {
+                crate::outln!("- bridge {}/{}", b.node, b.iface);
             }
             for p in &doomed.pools {
                 crate::outln!("- pool   {p}");
@@ -72,10 +82,10 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
             for g in &doomed.groups {
                 crate::outln!("- group  {g}");
             }
-            for (u, rest) in &doomed.users {
-                match rest.is_empty() {
-                    true => crate::outln!("- user   {u}"),
-                    false => crate::outln!("~ user   {u} (kept: also in {})", rest.join(", ")),
+            for u in &doomed.users {
+                match u.other_labs.is_empty() {
+                    true => crate::outln!("- user   {}", u.userid),
+                    false => crate::outln!("~ user   {} (kept: also in {})", u.userid, u.other_labs.join(", ")),
                 }
             }
             crate::outln!("dry run: nothing removed");

@@ -16,23 +16,24 @@ pub enum Format {
     Mermaid,
 }
 
-/// One NIC: (VM name, label `net1` / `net1 tag 100`, bridge).
-type Link = (String, String, String);
+/// One NIC: (VM name, label `net1` / `net1 tag 100`, bridge, link down).
+type Link = (String, String, String, bool);
 
 fn links(vms: &[&VmPlan]) -> Vec<Link> {
     let mut out = Vec::new();
     for vm in vms {
         for (i, nic) in vm.nets.iter().enumerate() {
             let Some(dev) = nic.as_deref().and_then(|n| n.parse::<NetDevice>().ok()) else { continue };
-            if dev.link_down {
-                continue; // EcoRouter's management port
-            }
             if let Some(bridge) = dev.bridge {
-                let label = match dev.tag {
+                let mut label = match dev.tag {
                     Some(t) => format!("net{i} tag {t}"),
                     None => format!("net{i}"),
                 };
-                out.push((vm.spec_name.clone(), label, bridge));
+                // EcoRouter's management port is cabled but down.
+                if dev.link_down {
+                    label.push_str(", link down");
+                }
+                out.push((vm.spec_name.clone(), label, bridge, dev.link_down));
             }
         }
     }
@@ -58,7 +59,13 @@ fn id(s: &str) -> String {
 /// Renders the stand of `user` (default: the first) and the per-node layout of the lab.
 pub fn render(plan: &Plan, user: Option<&str>, format: Format) -> Result<String, String> {
     let user = match user {
-        Some(u) => plan.users.iter().find(|p| p.userid == u).ok_or_else(|| format!("the lab has no student {u}"))?,
+        Some(u) => plan.users.iter().find(|p| p.userid == u).ok_or_else(|| {
+            let students: Vec<&str> = plan.users.iter().map(|p| p.userid.as_str()).collect();
+            let hint = super::suggest::did_you_mean(u, students.iter().copied())
+                .map(|m| format!(" (did you mean '{m}'?)"))
+                .unwrap_or_default();
+            format!("--student: the lab has no student {u}{hint}; students: {}", students.join(", "))
+        })?,
         None => plan.users.first().ok_or("the lab has no students")?,
     };
     let vms: Vec<&VmPlan> = plan.vms.iter().filter(|v| v.user == user.userid).collect();
@@ -89,8 +96,9 @@ pub fn render(plan: &Plan, user: Option<&str>, format: Format) -> Result<String,
                 let shape = if *b == "vmbr0" { "doubleoctagon" } else { "ellipse" };
                 let _ = writeln!(out, "    br_{} [shape={shape}, label=\"{}\"];", id(b), bridge_label(plan, &node, b));
             }
-            for (vm, label, b) in &links {
-                let _ = writeln!(out, "    vm_{} -- br_{} [label=\"{label}\"];", id(vm), id(b));
+            for (vm, label, b, down) in &links {
+                let style = if *down { ", style=dashed" } else { "" };
+                let _ = writeln!(out, "    vm_{} -- br_{} [label=\"{label}\"{style}];", id(vm), id(b));
             }
             let _ = writeln!(
                 out,
@@ -111,8 +119,9 @@ pub fn render(plan: &Plan, user: Option<&str>, format: Format) -> Result<String,
             for b in &bridges {
                 let _ = writeln!(out, "    br_{}((\"{}\"))", id(b), bridge_label(plan, &node, b));
             }
-            for (vm, label, b) in &links {
-                let _ = writeln!(out, "    vm_{} ---|{label}| br_{}", id(vm), id(b));
+            for (vm, label, b, down) in &links {
+                let edge = if *down { "-.-" } else { "---" };
+                let _ = writeln!(out, "    vm_{} {edge}|{label}| br_{}", id(vm), id(b));
             }
             let _ = writeln!(out, "  end\n  subgraph layout[\"lab {} over the nodes\"]", plan.lab_name());
             for (n, users) in &per_node {

@@ -322,14 +322,16 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The labs whose markers are on the cluster (VMs, pools, groups).
+    /// The labs whose markers are on the cluster (VMs, pools, groups, users, bridges).
     pub fn labs(&self) -> std::collections::BTreeSet<String> {
-        let lab_of = |c: Option<&str>| c.and_then(Marker::parse).and_then(|m| m.get("lab").map(str::to_string));
+        let labs_of = |c: Option<&str>| c.and_then(Marker::parse).map(|m| m.all_labs()).unwrap_or_default();
         self.vms
             .iter()
-            .filter_map(|v| v.marker().and_then(|m| m.get("lab").map(str::to_string)))
-            .chain(self.pools.iter().filter_map(|p| lab_of(p.comment.as_deref())))
-            .chain(self.groups.iter().filter_map(|g| lab_of(g.comment.as_deref())))
+            .flat_map(|v| v.marker().map(|m| m.all_labs()).unwrap_or_default())
+            .chain(self.pools.iter().flat_map(|p| labs_of(p.comment.as_deref())))
+            .chain(self.groups.iter().flat_map(|g| labs_of(g.comment.as_deref())))
+            .chain(self.users.iter().flat_map(|u| labs_of(u.comment.as_deref())))
+            .chain(self.bridges.values().flatten().flat_map(|b| labs_of(b.comments.as_deref())))
             .collect()
     }
 

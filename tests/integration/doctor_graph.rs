@@ -147,7 +147,10 @@ fn graph_draws_the_seed_examples_as_dot_and_mermaid() {
         dot.contains("vm_gateway -- br_vmbr0 [label=\"net1\"]"),
         "the router's uplink, after its management port: {dot}"
     );
-    assert!(!dot.contains("net0\"];\n    vm_gateway"), "the management port is not drawn");
+    assert!(
+        dot.contains("vm_gateway -- br_vmbr0 [label=\"net0, link down\", style=dashed]"),
+        "the management port is drawn, dashed and down: {dot}"
+    );
 
     let out = stand(
         dir.path(),

@@ -448,3 +448,51 @@ fn uptime_grows_between_sim_commands() {
     let uptime = v["stands"][0]["vms"][0]["uptime_s"].as_u64().unwrap();
     assert!(uptime >= 3600, "uptime {uptime} s after an hour");
 }
+
+fn keys(v: &serde_json::Value) -> Vec<&str> {
+    let mut k: Vec<&str> =
+        v.as_object().unwrap_or_else(|| panic!("an object: {v}")).keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+// Point 12: every command's JSON has the keys the README documents.
+#[test]
+fn every_commands_json_has_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab1.rhai");
+    let lab1 = lab1.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--sim", "--output", "json"]);
+        json(&stand(dir.path(), &all, &[]))
+    };
+    let plan = run(&["plan", lab1]);
+    assert_eq!(keys(&plan), ["changes", "lab", "plan", "simulated"]);
+    assert_eq!(keys(&plan["plan"]), ["bridges", "group", "lab", "users", "vms", "warnings"]);
+    assert_eq!(keys(&plan["changes"][0]), ["detail", "id", "kind", "object"]);
+    let dry = run(&["up", lab1, "--dry-run"]);
+    assert_eq!(keys(&dry), ["changes", "dry_run", "lab", "simulated"]);
+    let up = run(&["up", lab1]);
+    assert_eq!(
+        keys(&up),
+        ["converged", "credentials", "credentials_file", "lab", "pruned", "report", "simulated", "value", "warnings"]
+    );
+    assert_eq!(keys(&up["credentials"][0]), ["node", "user", "vms"], "no password unless --show-passwords");
+    for k in ["vms_created", "vms_started", "users_created", "failures", "seconds"] {
+        assert!(up["report"].get(k).is_some(), "report.{k}");
+    }
+    let status = run(&["status"]);
+    assert_eq!(keys(&status), ["nodes", "simulated", "stands"]);
+    let doctor = run(&["doctor"]);
+    assert_eq!(keys(&doctor), ["checks", "ok", "simulated"]);
+    assert_eq!(keys(&doctor["checks"][0]), ["detail", "fix", "name", "verdict"]);
+    let would = run(&["down", "lab1", "--dry-run"]);
+    assert_eq!(keys(&would), ["dry_run", "lab", "simulated", "would_remove"]);
+    assert_eq!(keys(&would["would_remove"]), ["bridges", "groups", "kept_bridges", "pools", "users", "vms"]);
+    assert_eq!(keys(&would["would_remove"]["vms"][0]), ["name", "node", "running", "vmid"]);
+    assert_eq!(keys(&would["would_remove"]["users"][0]), ["other_labs", "userid"]);
+    let down = run(&["down", "lab1"]);
+    assert_eq!(keys(&down), ["converged", "kept_bridges", "lab", "removed", "simulated"]);
+    assert_eq!(keys(&down["removed"]), ["bridges", "failures", "groups", "pools", "users", "users_kept", "vms"]);
+}
