@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::arguments::Output;
-use super::suggest::not_found;
+use super::suggest::{not_found, not_in_lab};
 use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{exit, lab, render};
@@ -37,7 +37,7 @@ pub fn check_exists(snap: &Snapshot, lab: &str, only: &[String]) -> anyhow::Resu
     let students = snap.students(lab);
     for o in only {
         if !students.contains(o) {
-            anyhow::bail!("{} in lab {lab}", not_found("student", o, students.iter().map(String::as_str)));
+            anyhow::bail!("{}", not_in_lab(lab, o, students.iter().map(String::as_str)));
         }
     }
     Ok(())

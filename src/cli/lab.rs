@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::arguments::LabInput;
-use super::suggest::not_found;
+use super::suggest::{did_you_mean, not_in_lab};
 use crate::plan::{Plan, Snapshot, dns_safe};
 use crate::script::{RunOptions, ScriptError, run_file, run_source};
 
@@ -21,11 +21,7 @@ pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) ->
         let students: Vec<&str> = plan.users.iter().map(|u| u.userid.as_str()).collect();
         for o in &input.only {
             if !students.contains(&o.as_str()) {
-                anyhow::bail!(
-                    "--only: {} in lab {}",
-                    not_found("student", o, students.iter().copied()),
-                    plan.lab_name()
-                );
+                anyhow::bail!("--only: {}", not_in_lab(plan.lab_name(), o, students.iter().copied()));
             }
         }
         plan.retain_students(&input.only);
@@ -47,6 +43,9 @@ fn run_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> Resu
         (None, Some(lab)) => (lab.as_path(), is_legacy_config(lab)),
         (None, None) => return Err(ScriptError::plain("stand", "give LAB.rhai or --legacy deployment_config.yml")),
     };
+    if !path.exists() {
+        return Err(ScriptError::plain(&path.display().to_string(), missing_file(path)));
+    }
     if !legacy {
         return Ok(run_file(path, snap, &opts)?.plan);
     }
@@ -67,6 +66,23 @@ fn run_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> Resu
         dns_safe(stem)
     });
     Ok(run_source(&name, dir, &source, snap, &RunOptions { lab: Some(lab), ..opts })?.plan)
+}
+
+/// `no such file`, with the closest file of the same kind in its folder.
+fn missing_file(path: &Path) -> String {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let script =
+        |n: &String| matches!(Path::new(n).extension().and_then(|e| e.to_str()), Some("rhai" | "yml" | "yaml"));
+    let near: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).filter(script).collect()
+        })
+        .unwrap_or_default();
+    match did_you_mean(name, near.iter().map(String::as_str)) {
+        Some(m) => format!("no such file (did you mean {}?)", dir.join(m).display()),
+        None => "no such file".to_string(),
+    }
 }
 
 /// The lab name of `down`/`status` arguments: a script path or a plain name.

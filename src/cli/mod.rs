@@ -84,7 +84,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
     };
     let mut cluster = target::Cluster::open(&args.target)?;
     if cluster.output == arguments::Output::Text && !quiet {
-        crate::errln!("{}", cluster.banner());
+        crate::errln!("{}", render::wrap(&cluster.banner(), 2));
     }
     let code = match &command {
         Command::Up { input, apply } => up::up(&cluster, input, apply, quiet).await,

@@ -10,16 +10,24 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use crate::apply::{ApplyReport, Failure};
 use crate::plan::{ChangeKind, Diff, Plan};
 
-/// The width output must fit: the terminal's, or `COLUMNS` (default 100) when stdout is
-/// not a terminal.
+/// The width output must fit: the terminal's; when stdout is not a terminal, `COLUMNS`, else
+/// the terminal stderr shows (`stand status | head` in a terminal), else 100.
 pub fn width() -> usize {
-    let stdout = std::io::stdout();
-    if stdout.is_terminal()
-        && let Some((_, cols)) = console::Term::stdout().size_checked()
+    let term = |t: console::Term| t.size_checked().map(|(_, cols)| usize::from(cols).max(20));
+    if std::io::stdout().is_terminal()
+        && let Some(w) = term(console::Term::stdout())
     {
-        return usize::from(cols).max(20);
+        return w;
     }
-    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c >= 20).unwrap_or(100)
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c >= 20) {
+        return c;
+    }
+    if std::io::stderr().is_terminal()
+        && let Some(w) = term(console::Term::stderr())
+    {
+        return w;
+    }
+    100
 }
 
 /// A table in the house style, as wide as [`width`] at most; long cells wrap.

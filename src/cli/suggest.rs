@@ -10,17 +10,38 @@ pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a st
         .map(|(_, c)| c)
 }
 
-/// `"x" does not exist`, followed by what does and the likely meant one.
-pub fn not_found<'a>(what: &str, input: &str, existing: impl IntoIterator<Item = &'a str> + Clone) -> String {
-    let list: Vec<&str> = existing.clone().into_iter().collect();
+/// At most 20 names, then how many more.
+fn listing(names: &[&str]) -> String {
+    match names.len() {
+        0..=20 => names.join(", "),
+        n => format!("{}, and {} more", names[..20].join(", "), n - 20),
+    }
+}
+
+/// `lab 'lab4' does not exist (did you mean 'lab3'?); labs: lab1, lab3`.
+pub fn not_found<'a>(what: &str, input: &str, existing: impl IntoIterator<Item = &'a str>) -> String {
+    let list: Vec<&str> = existing.into_iter().collect();
     let mut msg = format!("{what} '{input}' does not exist");
-    if let Some(m) = did_you_mean(input, existing) {
+    if let Some(m) = did_you_mean(input, list.iter().copied()) {
         msg.push_str(&format!(" (did you mean '{m}'?)"));
     }
-    if list.is_empty() {
-        msg.push_str(&format!("; there are no {what}s"));
-    } else {
-        msg.push_str(&format!("; {what}s: {}", list.join(", ")));
+    match list.is_empty() {
+        true => msg.push_str(&format!("; there are no {what}s")),
+        false => msg.push_str(&format!("; {what}s: {}", listing(&list))),
+    }
+    msg
+}
+
+/// `lab lab3 has no student 'ivanov' (did you mean 'ivanov@pve'?); its students: ...`.
+pub fn not_in_lab<'a>(lab: &str, student: &str, students: impl IntoIterator<Item = &'a str>) -> String {
+    let list: Vec<&str> = students.into_iter().collect();
+    let mut msg = format!("lab {lab} has no student '{student}'");
+    if let Some(m) = did_you_mean(student, list.iter().copied()) {
+        msg.push_str(&format!(" (did you mean '{m}'?)"));
+    }
+    match list.is_empty() {
+        true => msg.push_str("; it has no students"),
+        false => msg.push_str(&format!("; its students: {}", listing(&list))),
     }
     msg
 }
@@ -33,10 +54,14 @@ mod tests {
     fn typos_find_the_name_and_strangers_do_not() {
         assert_eq!(did_you_mean("lab4", ["lab3", "exam"]), Some("lab3"));
         assert_eq!(did_you_mean("ivanvo@pve", ["ivanov@pve", "petrova@pve"]), Some("ivanov@pve"));
+        assert_eq!(did_you_mean("ivanov", ["ivanov@pve", "petrova@pve"]), Some("ivanov@pve"));
         assert_eq!(did_you_mean("zzz", ["lab3"]), None);
         assert_eq!(
             not_found("lab", "lab4", ["lab3", "exam"]),
             "lab 'lab4' does not exist (did you mean 'lab3'?); labs: lab3, exam"
         );
+        let many: Vec<String> = (1..=25).map(|i| format!("s{i}@pve")).collect();
+        let msg = not_in_lab("lab1", "x@pve", many.iter().map(String::as_str));
+        assert!(msg.ends_with("s20@pve, and 5 more"), "{msg}");
     }
 }
