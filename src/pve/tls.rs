@@ -128,9 +128,10 @@ pub fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, String> {
                 let _ = roots.add(cert);
             }
             if let Some(pem) = extra_ca {
-                let mut reader = std::io::BufReader::new(pem.as_bytes());
-                let certs: Vec<_> =
-                    rustls_pemfile::certs(&mut reader).collect::<Result<_, _>>().map_err(|e| format!("PVE_CA: {e}"))?;
+                use rustls::pki_types::{CertificateDer, pem::PemObject};
+                let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("PVE_CA: {e}"))?;
                 if certs.is_empty() {
                     return Err("PVE_CA: no certificate found in the PEM file".into());
                 }
