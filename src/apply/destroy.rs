@@ -11,7 +11,7 @@ use super::executor::ApplyOptions;
 use super::pending::{foreign_pending, pending_ifaces};
 use super::report::Failure;
 use super::retry::transient;
-use crate::plan::{Marker, Snapshot};
+use crate::plan::{Marker, Owner, Snapshot};
 use crate::pve::{ApiRequest, Pve, PveError, PveExt};
 
 /// What `down` removed.
@@ -103,7 +103,7 @@ impl Doomed {
         let vms = snap
             .vms
             .iter()
-            .filter(|v| v.marker().is_some_and(|m| m.has_lab(lab) && wanted(m.get("user"))))
+            .filter(|v| v.owner().is_some_and(|o| o.has_lab(lab) && wanted(o.user())))
             .map(|v| DoomedVm {
                 node: v.node.clone(),
                 vmid: v.vmid,
@@ -115,13 +115,13 @@ impl Doomed {
         let mut kept_bridges = Vec::new();
         for (node, list) in &snap.bridges {
             for b in list {
-                let Some(m) = b.comments.as_deref().and_then(Marker::parse) else { continue };
-                let private = m.get("lab") == Some(lab) && m.get("user").is_some() && wanted(m.get("user"));
-                let shared = m.get("shared").is_some() && m.has_lab(lab) && only.is_empty();
-                if !private && !shared {
-                    continue;
-                }
-                match Self::still_used(snap, lab, &vms, node, &b.iface, &m) {
+                let ours = match &b.owner {
+                    Some(o @ Owner::Private { .. }) => o.has_lab(lab) && wanted(o.user()),
+                    Some(o @ Owner::Shared { .. }) => o.has_lab(lab) && only.is_empty(),
+                    _ => false,
+                };
+                let Some(owner) = b.owner.as_ref().filter(|_| ours) else { continue };
+                match Self::still_used(snap, lab, &vms, node, &b.iface, owner) {
                     Some(reason) => {
                         kept_bridges.push(KeptBridge { node: node.clone(), iface: b.iface.clone(), reason })
                     }
@@ -132,32 +132,27 @@ impl Doomed {
         let pools = snap
             .pools
             .iter()
-            .filter(|p| {
-                p.comment
-                    .as_deref()
-                    .and_then(Marker::parse)
-                    .is_some_and(|m| m.get("lab") == Some(lab) && wanted(m.get("user")))
-            })
+            .filter(|p| p.owner.as_ref().is_some_and(|o| o.has_lab(lab) && wanted(o.user())))
             .map(|p| p.poolid.clone())
             .collect();
         let users = snap
             .users
             .iter()
             .filter_map(|u| {
-                let m = u.comment.as_deref().and_then(Marker::parse)?;
-                if !m.has_lab(lab) || !wanted(Some(&u.userid)) {
+                let o = u.owner.as_ref()?;
+                if !o.has_lab(lab) || !wanted(Some(&u.userid)) {
                     return None;
                 }
                 Some(DoomedUser {
                     userid: u.userid.clone(),
-                    other_labs: m.labs().into_iter().filter(|l| l != lab).collect(),
+                    other_labs: o.labs().into_iter().filter(|l| l != lab).collect(),
                 })
             })
             .collect();
         let groups = if only.is_empty() {
             snap.groups
                 .iter()
-                .filter(|g| g.comment.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab)))
+                .filter(|g| g.owner.as_ref().is_some_and(|o| o.has_lab(lab)))
                 .map(|g| g.groupid.clone())
                 .collect()
         } else {
@@ -175,7 +170,7 @@ impl Doomed {
         leaving: &[DoomedVm],
         node: &str,
         iface: &str,
-        marker: &Marker,
+        owner: &Owner,
     ) -> Option<String> {
         let (wired, known) = snap.vms_on_bridge(node, iface);
         let staying: Vec<String> =
@@ -186,7 +181,7 @@ impl Doomed {
         if !known {
             return Some(format!("not every VM config on {node} could be read"));
         }
-        let others: Vec<String> = marker.all_labs().into_iter().filter(|l| l != lab && snap.lab_present(l)).collect();
+        let others: Vec<String> = owner.labs().into_iter().filter(|l| l != lab && snap.lab_present(l)).collect();
         (!others.is_empty()).then(|| format!("lab {} uses it too", others.join(", ")))
     }
 
@@ -282,9 +277,8 @@ pub async fn destroy(
     }
     // A `down` interrupted after deleting bridges left their removal pending: finish it.
     for (node, diff) in &snap.pending {
-        let ours_removed = pending_ifaces(diff)
-            .iter()
-            .any(|p| !p.added && p.marker.as_ref().is_some_and(|m| m.get("lab") == Some(lab)));
+        let ours_removed =
+            pending_ifaces(diff).iter().any(|p| !p.added && p.owner.as_ref().is_some_and(|o| o.has_lab(lab)));
         if ours_removed {
             by_node.entry(node).or_default();
         }
@@ -356,8 +350,7 @@ pub async fn destroy(
                 .filter(|a| a.ugid == *userid && a.path.starts_with("/sdn/zones/localnetwork/"))
                 .filter(|a| {
                     snap.bridges.values().flatten().any(|b| {
-                        a.path.ends_with(&format!("/{}", b.iface))
-                            && b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab))
+                        a.path.ends_with(&format!("/{}", b.iface)) && b.owner.as_ref().is_some_and(|o| o.has_lab(lab))
                     })
                 })
                 .map(|a| a.path.clone())

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::pending::foreign_pending;
 use super::report::{ApplyReport, Credential, Failure};
 use super::retry::{already_exists, transient};
-use crate::plan::{BridgePlan, GroupPlan, Marker, Plan, Snapshot, UserPlan, VmPlan};
+use crate::plan::{BridgePlan, GroupPlan, Marker, Owner, Plan, Snapshot, UserPlan, VmPlan};
 use crate::pve::{
     ApiRequest, Backoff, BridgeParams, CloneParams, NetDevice, Params, Pve, PveError, PveExt, WaitPolicy,
 };
@@ -520,9 +520,8 @@ async fn wait_unlocked(ctx: &Ctx, node: &str, vmid: u32) -> Result<bool, PveErro
 }
 
 fn is_ours(ctx: &Ctx, cfg: &crate::pve::VmConfig, vm: &VmPlan) -> bool {
-    cfg.get("description").and_then(|d| Marker::parse(&d)).is_some_and(|m| {
-        m.has_lab(&ctx.lab) && m.get("user") == Some(vm.user.as_str()) && m.get("name") == Some(vm.spec_name.as_str())
-    })
+    let owner = cfg.get("description").and_then(|d| Owner::of_vm(&d));
+    matches!(owner, Some(Owner::Vm { lab, user, name }) if lab == ctx.lab && user == vm.user && name == vm.spec_name)
 }
 
 /// The storage whose allocation lock a clone takes.

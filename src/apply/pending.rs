@@ -1,7 +1,8 @@
 //! Reading a node's pending network diff (`interfaces` → `interfaces.new`): which
-//! interfaces it adds or removes, and the `stand` marker in each one's stanza comment.
+//! interfaces it adds or removes, and the owner the `stand` marker in each one's stanza
+//! comment names.
 
-use crate::plan::{Marker, Snapshot};
+use crate::plan::{Owner, Snapshot};
 
 /// One interface a pending diff adds or removes.
 #[derive(Clone, Debug, PartialEq)]
@@ -10,8 +11,8 @@ pub struct PendingIface {
     pub iface: String,
     /// Added (`+iface`) or removed (`-iface`).
     pub added: bool,
-    /// The marker of its stanza's comment (`#stand: ...`), if any.
-    pub marker: Option<Marker>,
+    /// The owner of its stanza's comment (`#stand: ...`), if any.
+    pub owner: Option<Owner>,
 }
 
 /// The interfaces `diff` adds or removes, in order.
@@ -27,12 +28,12 @@ pub fn pending_ifaces(diff: &str) -> Vec<PendingIface> {
         };
         if let Some(def) = rest.strip_prefix("iface ") {
             if let Some(name) = def.split_whitespace().next() {
-                out.push(PendingIface { iface: name.to_string(), added: sign == '+', marker: None });
+                out.push(PendingIface { iface: name.to_string(), added: sign == '+', owner: None });
             }
         } else if let Some(comment) = rest.strip_prefix('#')
             && let Some(last) = out.last_mut().filter(|l| l.added == (sign == '+'))
         {
-            last.marker = last.marker.take().or_else(|| Marker::parse(comment));
+            last.owner = last.owner.take().or_else(|| Owner::of_bridge(comment));
         }
     }
     out
@@ -42,14 +43,13 @@ pub fn pending_ifaces(diff: &str) -> Vec<PendingIface> {
 /// without a `stand` marker (in the diff or on the staged bridge). Changes made by `stand`,
 /// for this lab or by another instructor's run at this moment, are safe to apply.
 pub fn foreign_pending(snap: &Snapshot, node: &str, ours: &[&str]) -> Vec<String> {
-    let made_by_stand =
-        |iface: &str| snap.bridge(node, iface).is_some_and(|b| b.comments.as_deref().and_then(Marker::parse).is_some());
+    let made_by_stand = |iface: &str| snap.bridge(node, iface).is_some_and(|b| b.owner.is_some());
     snap.pending
         .get(node)
         .map(|d| {
             pending_ifaces(d)
                 .into_iter()
-                .filter(|p| !ours.contains(&p.iface.as_str()) && p.marker.is_none() && !made_by_stand(&p.iface))
+                .filter(|p| !ours.contains(&p.iface.as_str()) && p.owner.is_none() && !made_by_stand(&p.iface))
                 .map(|p| p.iface)
                 .collect()
         })
@@ -68,8 +68,8 @@ mod tests {
             p.iter().map(|i| (i.iface.as_str(), i.added)).collect::<Vec<_>>(),
             [("vmbr1000", true), ("vmbr7", false), ("vmbr1003", false)]
         );
-        assert_eq!(p[0].marker.as_ref().and_then(|m| m.get("lab").map(str::to_string)), Some("a".into()));
-        assert!(p[1].marker.is_none(), "a comment that is not a stand marker");
-        assert_eq!(p[2].marker.as_ref().and_then(|m| m.get("lab").map(str::to_string)), Some("b".into()));
+        assert!(p[0].owner.as_ref().is_some_and(|o| o.has_lab("a")));
+        assert!(p[1].owner.is_none(), "a comment that is not a stand marker");
+        assert!(p[2].owner.as_ref().is_some_and(|o| o.has_lab("b") && o.user() == Some("t@pve")));
     }
 }

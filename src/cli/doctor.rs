@@ -247,7 +247,7 @@ fn missing_bridges(snap: &Snapshot) -> Check {
             let Some(b) = nic.bridge else { continue };
             if !bridges.iter().any(|x| x.iface == b) {
                 let line = format!("VM {} ({}) on {}: net{i} on {b}", vm.vmid, vm.name, vm.node);
-                if vm.marker().is_some() { ours.push(line) } else { others.push(line) }
+                if vm.owner().is_some() { ours.push(line) } else { others.push(line) }
             }
         }
     }

@@ -10,7 +10,7 @@ use super::down::check_exists;
 use super::target::Cluster;
 use super::up::snapshot;
 use super::{exit, lab, render};
-use crate::plan::Snapshot;
+use crate::plan::{Owner, Snapshot};
 
 /// One VM of a stand (`status --output json`: `stands[].vms[]`).
 #[derive(Debug, Serialize)]
@@ -50,8 +50,7 @@ struct Stand {
 fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
     let mut out: BTreeMap<(String, String), Stand> = BTreeMap::new();
     for vm in &snap.vms {
-        let Some(m) = vm.marker() else { continue };
-        let (Some(lab), Some(user)) = (m.get("lab"), m.get("user")) else { continue };
+        let Some(Owner::Vm { lab, user, .. }) = vm.owner() else { continue };
         let s = out.entry((lab.to_string(), user.to_string())).or_default();
         s.lab = lab.to_string();
         s.user = user.to_string();
@@ -71,11 +70,10 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
     }
     for (node, bridges) in &snap.bridges {
         for b in bridges {
-            let Some(m) = b.comments.as_deref().and_then(crate::plan::Marker::parse) else { continue };
-            let (Some(lab), Some(user)) = (m.get("lab"), m.get("user")) else { continue };
-            if let Some(s) = out.get_mut(&(lab.to_string(), user.to_string())) {
+            let Some(Owner::Private { lab, user, alias }) = &b.owner else { continue };
+            if let Some(s) = out.get_mut(&(lab.clone(), user.clone())) {
                 s.bridges.push(BridgeEntry {
-                    alias: m.get("alias").unwrap_or("?").to_string(),
+                    alias: alias.clone(),
                     node: node.clone(),
                     iface: b.iface.clone(),
                     active: b.active,
@@ -162,7 +160,7 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
     }
     let mut t = render::table(&["node", "online", "CPUs", "memory used", "stand VMs"]);
     for n in &snap.nodes {
-        let ours = snap.vms.iter().filter(|v| v.node == n.name && v.marker().is_some()).count();
+        let ours = snap.vms.iter().filter(|v| v.node == n.name && v.owner().is_some()).count();
         let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
         t.add_row(vec![
             n.name.clone(),

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::marker::Marker;
 use super::model::Plan;
+use super::owner::Owner;
 use super::snapshot::Snapshot;
 
 /// What happens to one object.
@@ -127,25 +127,21 @@ impl Diff {
             };
             push(kind, "vm", format!("{} {}", v.vmid, v.name), detail);
         }
-        for vm in snap.vms.iter().filter(|v| v.marker().is_some_and(|m| m.has_lab(&lab))) {
+        for vm in snap.lab_vms(&lab) {
             if !plan.vms.iter().any(|p| p.vmid == vm.vmid) {
                 push(ChangeKind::Delete, "vm", format!("{} {}", vm.vmid, vm.name), format!("on {}", vm.node));
             }
         }
         for (node, bridges) in &snap.bridges {
             for b in bridges {
-                let ours = b
-                    .comments
-                    .as_deref()
-                    .and_then(Marker::parse)
-                    .is_some_and(|m| m.get("lab") == Some(lab.as_str()) && m.get("user").is_some());
+                let ours = matches!(&b.owner, Some(o @ Owner::Private { .. }) if o.has_lab(&lab));
                 if ours && !plan.bridges.iter().any(|p| p.node == *node && p.iface == b.iface) {
                     push(ChangeKind::Delete, "bridge", format!("{node}/{}", b.iface), String::new());
                 }
             }
         }
         for p in &snap.pools {
-            let ours = p.comment.as_deref().and_then(Marker::parse).is_some_and(|m| m.get("lab") == Some(lab.as_str()));
+            let ours = p.owner.as_ref().is_some_and(|o| o.has_lab(&lab));
             if ours && !plan.users.iter().any(|u| u.pool == p.poolid) {
                 push(ChangeKind::Delete, "pool", p.poolid.clone(), String::new());
             }

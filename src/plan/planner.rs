@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::marker::{Marker, STAND_TAG, lab_tag};
 use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};
 use super::names::{dns_safe, generate_password, valid_lab_name, valid_userid};
+use super::owner::Owner;
 use super::snapshot::{Snapshot, VmSnap};
 use super::translit::latin;
 use crate::pve::{NetDevice, NicModel};
@@ -251,10 +252,10 @@ impl Planner {
         }
         let lab = self.lab().to_string();
         let existing = self.snap.user(userid);
-        let marker = existing.and_then(|u| u.comment.as_deref()).and_then(Marker::parse);
+        let owner = existing.and_then(|u| u.owner.as_ref());
         let exists = existing.is_some();
-        let ours = !exists || marker.is_some();
-        let mut labs: BTreeSet<String> = marker.as_ref().map(|m| m.labs().into_iter().collect()).unwrap_or_default();
+        let ours = !exists || owner.is_some();
+        let mut labs: BTreeSet<String> = owner.map(Owner::labs).unwrap_or_default();
         let comment_update = ours && exists && !labs.contains(&lab);
         labs.insert(lab.clone());
         let comment = if ours {
@@ -263,11 +264,7 @@ impl Planner {
             existing.and_then(|u| u.comment.clone()).unwrap_or_default()
         };
         if let Some(p) = self.snap.pool(&pool) {
-            let mine = p
-                .comment
-                .as_deref()
-                .and_then(Marker::parse)
-                .is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid));
+            let mine = p.owner.as_ref().is_some_and(|o| o.is_stand_of(&lab, userid));
             if !mine {
                 return Err(invalid(format!(
                     "pool '{pool}' exists and is not this lab's stand of {userid}: remove or rename it, or rename the lab"
@@ -276,7 +273,7 @@ impl Planner {
         }
         let groupid = self.group_id();
         if let Some(g) = self.snap.groups.iter().find(|g| g.groupid == groupid)
-            && g.comment.as_deref().and_then(Marker::parse).is_none_or(|m| m.get("lab") != Some(self.lab()))
+            && !g.owner.as_ref().is_some_and(|o| o.has_lab(self.lab()))
         {
             return Err(invalid(format!(
                 "group '{groupid}' exists and is not this lab's: rename the lab, or remove or rename the group"
@@ -322,7 +319,7 @@ impl Planner {
         let lab = self.lab();
         let pool = self.users.iter().find(|u| u.userid == userid).map(|u| u.pool.as_str());
         let by_vm = self.snap.vms.iter().find(|v| {
-            v.marker().is_some_and(|m| m.has_lab(lab) && m.get("user") == Some(userid))
+            v.owner().is_some_and(|o| o.is_stand_of(lab, userid))
                 || (!v.template && pool.is_some() && v.pool.as_deref() == pool)
         });
         if let Some(v) = by_vm {
@@ -331,11 +328,7 @@ impl Planner {
         self.snap.bridges.iter().find_map(|(node, bridges)| {
             bridges
                 .iter()
-                .any(|b| {
-                    b.comments.as_deref().and_then(Marker::parse).is_some_and(|m| {
-                        m.get("lab") == Some(lab) && m.get("user") == Some(userid) && m.get("alias").is_some()
-                    })
-                })
+                .any(|b| matches!(&b.owner, Some(o @ Owner::Private { .. }) if o.is_stand_of(lab, userid)))
                 .then(|| node.clone())
         })
     }
@@ -528,12 +521,11 @@ impl Planner {
         self.used_bridges.entry(node.to_string()).or_default().insert(name.to_string());
         // A shared bridge lists every lab that ensures it (`labs=a,b shared=1`), so that
         // `down a` leaves it to b. A bridge without stand's shared marker stays as it is.
-        let shared =
-            existing.and_then(|b| b.comments.as_deref()).and_then(Marker::parse).filter(|m| m.get("shared").is_some());
-        let mut labs: BTreeSet<String> = shared.as_ref().map(Marker::all_labs).unwrap_or_default();
+        let shared = existing.and_then(|b| b.owner.as_ref()).filter(|o| matches!(o, Owner::Shared { .. }));
+        let mut labs: BTreeSet<String> = shared.map(Owner::labs).unwrap_or_default();
         let comment_update = shared.is_some() && !labs.contains(self.lab());
         labs.insert(self.lab().to_string());
-        let comment = match (existing, &shared) {
+        let comment = match (existing, shared) {
             (Some(b), None) => b.comments.clone().unwrap_or_default(),
             _ => Marker::new(&[("labs", &labs.into_iter().collect::<Vec<_>>().join(",")), ("shared", "1")]).to_string(),
         };
@@ -580,10 +572,7 @@ impl Planner {
         let lab = self.lab().to_string();
         let existing = self.snap.bridges.get(&node).and_then(|bs| {
             bs.iter().find(|b| {
-                b.comments
-                    .as_deref()
-                    .and_then(Marker::parse)
-                    .is_some_and(|m| m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("alias") == Some(name))
+                matches!(&b.owner, Some(Owner::Private { lab: l, user, alias }) if *l == lab && user == userid && alias == name)
             })
         });
         let (iface, exists) = match existing {
@@ -709,9 +698,7 @@ impl Planner {
             .vms
             .iter()
             .find(|v| {
-                v.marker().is_some_and(|m| {
-                    m.has_lab(&lab) && m.get("user") == Some(userid) && m.get("name") == Some(spec.name.as_str())
-                })
+                matches!(v.owner(), Some(Owner::Vm { lab: l, user, name }) if *l == lab && user == userid && *name == spec.name)
             })
             .cloned();
         let node = existing.as_ref().map(|e| e.node.clone()).unwrap_or(node);

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::marker::{Marker, STAND_TAG};
+use std::collections::BTreeSet;
+
+use super::marker::STAND_TAG;
+use super::owner::Owner;
 use crate::pve::{AclEntry, NetDevice, PveError, PveExt, VmConfig, split_tags};
 
 /// A node.
@@ -61,20 +64,26 @@ pub struct VmSnap {
     pub lock: Option<String>,
     /// Seconds running.
     pub uptime: u64,
-    /// Config (templates and `stand`'s VMs only).
+    /// Config (templates and `stand`'s VMs only, unless read with
+    /// [`Snapshot::read_all_configs`]); set with [`VmSnap::set_config`].
     #[serde(skip)]
     pub config: Option<VmConfig>,
+    /// Whose it is, from the marker in its description (read with the config).
+    pub owner: Option<Owner>,
 }
 
 impl VmSnap {
-    /// The ownership marker of a `stand` VM. The description carries it from the clone
-    /// call on (the tags come a moment later, with the config), so a VM whose clone was
-    /// interrupted is still recognized.
-    pub fn marker(&self) -> Option<Marker> {
-        if self.template {
-            return None;
-        }
-        self.config.as_ref().and_then(|c| c.get("description")).and_then(|d| Marker::parse(&d))
+    /// Sets the config and reads the owner from it. The description carries the marker
+    /// from the clone call on (the tags come a moment later, with the config), so a VM
+    /// whose clone was interrupted is still recognized.
+    pub fn set_config(&mut self, config: VmConfig) {
+        self.owner = if self.template { None } else { config.get("description").and_then(|d| Owner::of_vm(&d)) };
+        self.config = Some(config);
+    }
+
+    /// Whose it is (`None`: not `stand`'s, or its config was not read).
+    pub fn owner(&self) -> Option<&Owner> {
+        self.owner.as_ref()
     }
 
     /// Storages of its disks.
@@ -116,6 +125,8 @@ pub struct BridgeSnap {
     pub vlan_aware: bool,
     /// Comment (marker).
     pub comments: Option<String>,
+    /// Whose it is, from the marker in its comment.
+    pub owner: Option<Owner>,
 }
 
 /// A user.
@@ -127,6 +138,8 @@ pub struct UserSnap {
     pub comment: Option<String>,
     /// Groups the user is in.
     pub groups: Vec<String>,
+    /// The labs that have the user, from the marker in its comment.
+    pub owner: Option<Owner>,
 }
 
 /// A group.
@@ -136,6 +149,8 @@ pub struct GroupSnap {
     pub groupid: String,
     /// Comment (marker).
     pub comment: Option<String>,
+    /// Its lab, from the marker in its comment.
+    pub owner: Option<Owner>,
 }
 
 /// A pool.
@@ -145,6 +160,8 @@ pub struct PoolSnap {
     pub poolid: String,
     /// Comment (marker).
     pub comment: Option<String>,
+    /// Whose it is, from the marker in its comment.
+    pub owner: Option<Owner>,
 }
 
 /// VM configs read at once while taking a snapshot.
@@ -203,6 +220,7 @@ impl Snapshot {
                     lock: r.lock.clone(),
                     uptime: r.uptime,
                     config: None,
+                    owner: None,
                 }),
                 _ => {}
             }
@@ -232,6 +250,7 @@ impl Snapshot {
                     iface: i.iface,
                     active: i.active,
                     vlan_aware: i.bridge_vlan_aware,
+                    owner: i.comments.as_deref().and_then(Owner::of_bridge),
                     comments: i.comments.map(|c| c.trim_end().to_string()),
                 })
                 .collect();
@@ -254,24 +273,40 @@ impl Snapshot {
                     }
                     _ => Vec::new(),
                 };
-                UserSnap { userid: u.userid, comment: u.comment, groups }
+                UserSnap {
+                    userid: u.userid,
+                    owner: u.comment.as_deref().and_then(Owner::of_user),
+                    comment: u.comment,
+                    groups,
+                }
             })
             .collect();
-        snap.groups =
-            pve.groups().await?.into_iter().map(|(groupid, comment)| GroupSnap { groupid, comment }).collect();
+        snap.groups = pve
+            .groups()
+            .await?
+            .into_iter()
+            .map(|(groupid, comment)| GroupSnap {
+                groupid,
+                owner: comment.as_deref().and_then(Owner::of_group),
+                comment,
+            })
+            .collect();
         snap.realms = pve.realms().await?;
-        snap.pools =
-            pve.pools().await?.into_iter().map(|p| PoolSnap { poolid: p.poolid, comment: p.comment }).collect();
+        snap.pools = pve
+            .pools()
+            .await?
+            .into_iter()
+            .map(|p| PoolSnap {
+                poolid: p.poolid,
+                owner: p.comment.as_deref().and_then(Owner::of_pool),
+                comment: p.comment,
+            })
+            .collect();
         // Configs of templates and of VMs that may be ours: tagged, in one of our pools, or
         // still being cloned (the description has the marker from the clone call on; the
         // pool comes at the end of the clone, the tags after it).
         let online: Vec<String> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.clone()).collect();
-        let our_pools: Vec<&str> = snap
-            .pools
-            .iter()
-            .filter(|p| p.comment.as_deref().and_then(Marker::parse).is_some())
-            .map(|p| p.poolid.as_str())
-            .collect();
+        let our_pools: Vec<&str> = snap.pools.iter().filter(|p| p.owner.is_some()).map(|p| p.poolid.as_str()).collect();
         let wanted: Vec<usize> = (0..snap.vms.len())
             .filter(|&i| {
                 let vm = &snap.vms[i];
@@ -291,7 +326,7 @@ impl Snapshot {
         .into_iter()
         .collect::<Result<_, _>>()?;
         for (i, config) in configs {
-            snap.vms[i].config = Some(config);
+            snap.vms[i].set_config(config);
         }
         snap.acl = pve.acl().await?;
         Ok(snap)
@@ -317,42 +352,45 @@ impl Snapshot {
         .into_iter()
         .collect::<Result<_, _>>()?;
         for (i, config) in configs {
-            self.vms[i].config = Some(config);
+            self.vms[i].set_config(config);
         }
         Ok(())
     }
 
-    /// The labs whose markers are on the cluster (VMs, pools, groups, users, bridges).
-    pub fn labs(&self) -> std::collections::BTreeSet<String> {
-        let labs_of = |c: Option<&str>| c.and_then(Marker::parse).map(|m| m.all_labs()).unwrap_or_default();
+    /// Every owner on the cluster: VMs, bridges, pools, users, groups.
+    pub fn owners(&self) -> impl Iterator<Item = &Owner> {
         self.vms
             .iter()
-            .flat_map(|v| v.marker().map(|m| m.all_labs()).unwrap_or_default())
-            .chain(self.pools.iter().flat_map(|p| labs_of(p.comment.as_deref())))
-            .chain(self.groups.iter().flat_map(|g| labs_of(g.comment.as_deref())))
-            .chain(self.users.iter().flat_map(|u| labs_of(u.comment.as_deref())))
-            .chain(self.bridges.values().flatten().flat_map(|b| labs_of(b.comments.as_deref())))
+            .filter_map(VmSnap::owner)
+            .chain(self.bridges.values().flatten().filter_map(|b| b.owner.as_ref()))
+            .chain(self.pools.iter().filter_map(|p| p.owner.as_ref()))
+            .chain(self.users.iter().filter_map(|u| u.owner.as_ref()))
+            .chain(self.groups.iter().filter_map(|g| g.owner.as_ref()))
+    }
+
+    /// The labs whose markers are on the cluster.
+    pub fn labs(&self) -> BTreeSet<String> {
+        self.owners().flat_map(Owner::labs).collect()
+    }
+
+    /// The students of lab `lab` on the cluster (by the owners of its VMs and pools).
+    pub fn students(&self, lab: &str) -> BTreeSet<String> {
+        let of_lab = |o: &Owner| o.has_lab(lab).then(|| o.user().map(str::to_string)).flatten();
+        self.vms
+            .iter()
+            .filter_map(|v| v.owner().and_then(of_lab))
+            .chain(self.pools.iter().filter_map(|p| p.owner.as_ref().and_then(of_lab)))
             .collect()
     }
 
-    /// The students of lab `lab` on the cluster (by the markers of its VMs and pools).
-    pub fn students(&self, lab: &str) -> std::collections::BTreeSet<String> {
-        let user_of = |m: Marker| (m.get("lab") == Some(lab)).then(|| m.get("user").map(str::to_string)).flatten();
-        self.vms
-            .iter()
-            .filter_map(|v| v.marker().and_then(user_of))
-            .chain(self.pools.iter().filter_map(|p| p.comment.as_deref().and_then(Marker::parse).and_then(user_of)))
-            .collect()
-    }
-
-    /// Whether anything on the cluster still carries lab `lab`'s marker (VMs, pools,
-    /// users, groups).
+    /// Whether anything on the cluster but shared bridges still carries lab `lab`'s marker.
     pub fn lab_present(&self, lab: &str) -> bool {
-        let marked = |c: Option<&str>| c.and_then(Marker::parse).is_some_and(|m| m.has_lab(lab));
-        self.vms.iter().any(|v| v.marker().is_some_and(|m| m.has_lab(lab)))
-            || self.pools.iter().any(|p| marked(p.comment.as_deref()))
-            || self.users.iter().any(|u| marked(u.comment.as_deref()))
-            || self.groups.iter().any(|g| marked(g.comment.as_deref()))
+        self.owners().any(|o| !matches!(o, Owner::Shared { .. }) && o.has_lab(lab))
+    }
+
+    /// The VMs of lab `lab`.
+    pub fn lab_vms<'a>(&'a self, lab: &'a str) -> impl Iterator<Item = &'a VmSnap> + 'a {
+        self.vms.iter().filter(move |v| v.owner().is_some_and(|o| o.has_lab(lab)))
     }
 
     /// The guests on `node` wired to bridge `iface` (any VLAN of it), and whether every
@@ -405,7 +443,7 @@ impl Snapshot {
     pub fn running_memory(&self, node: &str, except_lab: &str) -> u64 {
         self.vms
             .iter()
-            .filter(|v| v.node == node && v.status == "running" && !v.marker().is_some_and(|m| m.has_lab(except_lab)))
+            .filter(|v| v.node == node && v.status == "running" && !v.owner().is_some_and(|o| o.has_lab(except_lab)))
             .map(|v| v.maxmem)
             .sum()
     }
