@@ -59,19 +59,35 @@ pub fn read_users(path: &Path) -> Result<Vec<String>, UsersError> {
         }
         out
     } else {
-        text.lines()
-            .enumerate()
-            .map(|(i, l)| {
-                (Some(i + 1), l.split([',', ';', '\t']).next().unwrap_or("").trim().trim_matches('"').to_string())
-            })
-            .filter(|(_, l)| {
-                !l.is_empty()
-                    && !l.starts_with('#')
-                    && !matches!(l.to_ascii_lowercase().as_str(), "userid" | "user" | "users")
-            })
-            .collect()
+        first_column(&text).map_err(|(line, message)| UsersError { file: file.clone(), line, message })?
     };
     check_users(&file, entries)
+}
+
+/// The first column of a CSV (`,`, `;` or tab, as the first line has them) or of a plain
+/// list, with line numbers; `#` comments, empty lines and a `userid`/`user` header skipped.
+fn first_column(text: &str) -> Result<Vec<(Option<usize>, String)>, (Option<usize>, String)> {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or_default();
+    let delimiter = [b';', b'\t', b','].into_iter().find(|d| first.contains(char::from(*d))).unwrap_or(b',');
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .delimiter(delimiter)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            (e.position().map(|p| p.line() as usize), format!("not valid CSV: {e}; quote fields with \"..\""))
+        })?;
+        let line = record.position().map(|p| p.line() as usize);
+        let user = record.get(0).unwrap_or_default().to_string();
+        if !user.is_empty() && !matches!(user.to_ascii_lowercase().as_str(), "userid" | "user" | "users") {
+            out.push((line, user));
+        }
+    }
+    Ok(out)
 }
 
 /// Checks userids (format, duplicates).
@@ -109,6 +125,8 @@ mod tests {
         let t = dir.path().join("group.csv");
         std::fs::write(&t, "userid,name\n# first year\ns1@pve,Ann\ns2@pam,Bob\n").unwrap();
         assert_eq!(read_users(&t).unwrap(), vec!["s1@pve", "s2@pam"]);
+        std::fs::write(&t, "user;name\n\"s1@pve\";\"Иванов; Иван\"\n\ns2@pve;Петрова\n").unwrap();
+        assert_eq!(read_users(&t).unwrap(), vec!["s1@pve", "s2@pve"], "a spreadsheet's CSV with ; and quotes");
         std::fs::write(&t, "s1@pve\ns1\n").unwrap();
         let e = read_users(&t).unwrap_err();
         assert_eq!(
