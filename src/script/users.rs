@@ -64,9 +64,12 @@ pub fn read_users(path: &Path) -> Result<Vec<String>, UsersError> {
     check_users(&file, entries)
 }
 
+/// A userid and the line it is on.
+type Entry = (Option<usize>, String);
+
 /// The first column of a CSV (`,`, `;` or tab, as the first line has them) or of a plain
 /// list, with line numbers; `#` comments, empty lines and a `userid`/`user` header skipped.
-fn first_column(text: &str) -> Result<Vec<(Option<usize>, String)>, (Option<usize>, String)> {
+fn first_column(text: &str) -> Result<Vec<Entry>, (Option<usize>, String)> {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or_default();
     let delimiter = [b';', b'\t', b','].into_iter().find(|d| first.contains(char::from(*d))).unwrap_or(b',');
     let mut reader = csv::ReaderBuilder::new()
