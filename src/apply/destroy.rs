@@ -1,18 +1,16 @@
-//! `stand down`: removes what carries the lab's marker, and nothing else.
+//! `stand down` and `up --prune`: what carries the lab's marker and goes (and what stays),
+//! as an action graph for the runner.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::executor::ApplyOptions;
 use super::pending::{foreign_pending, pending_ifaces};
 use super::report::Failure;
-use super::retry::transient;
-use crate::plan::{Marker, Owner, Snapshot};
-use crate::pve::{ApiRequest, Pve, PveError, PveExt};
+use crate::plan::{Action, ActionGraph, Marker, Owner, Snapshot};
+use crate::pve::Pve;
 
 /// What `down` removed.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -31,10 +29,6 @@ pub struct DestroyReport {
     pub users_kept: usize,
     /// Failures.
     pub failures: Vec<Failure>,
-}
-
-fn gone(e: &PveError) -> bool {
-    e.failure().is_some_and(|f| f.message.contains("does not exist") || f.message.contains("no such"))
 }
 
 /// A VM `down` removes.
@@ -197,6 +191,74 @@ impl Doomed {
         d
     }
 
+    /// The actions that remove it: VMs first (each stopped, then deleted); a bridge after
+    /// the VMs wired to it (a VM that stays keeps it); one network reload per node after its
+    /// bridges (and for a removal an interrupted `down` left staged); a pool after its VMs;
+    /// users and the group.
+    pub fn actions(&self, snap: &Snapshot, lab: &str) -> ActionGraph {
+        let mut g = ActionGraph::default();
+        let mut vm_steps: BTreeMap<u32, usize> = BTreeMap::new();
+        for vm in &self.vms {
+            let a =
+                Action::DestroyVm { node: vm.node.clone(), vmid: vm.vmid, name: vm.name.clone(), running: vm.running };
+            vm_steps.insert(vm.vmid, g.add(a, Vec::new()));
+        }
+        let mut per_node: BTreeMap<&str, (Vec<usize>, Vec<&str>)> = BTreeMap::new();
+        for b in &self.bridges {
+            let (wired, _) = snap.vms_on_bridge(&b.node, &b.iface);
+            let after = wired.iter().filter_map(|v| vm_steps.get(v).copied()).collect();
+            let id = g.add(Action::DeleteBridge { node: b.node.clone(), iface: b.iface.clone() }, after);
+            let entry = per_node.entry(&b.node).or_default();
+            entry.0.push(id);
+            entry.1.push(&b.iface);
+        }
+        // A `down` interrupted after staging removals left them pending: apply them too.
+        for (node, diff) in &snap.pending {
+            let ours_removed =
+                pending_ifaces(diff).iter().any(|p| !p.added && p.owner.as_ref().is_some_and(|o| o.has_lab(lab)));
+            if ours_removed {
+                per_node.entry(node).or_default();
+            }
+        }
+        for (node, (bridges, ifaces)) in per_node {
+            let foreign = foreign_pending(snap, node, &ifaces);
+            g.add_following(Action::ReloadNetwork { node: node.to_string(), foreign }, Vec::new(), bridges);
+        }
+        for poolid in &self.pools {
+            let members = snap
+                .vms
+                .iter()
+                .filter(|v| v.pool.as_deref() == Some(poolid.as_str()))
+                .filter_map(|v| vm_steps.get(&v.vmid).copied())
+                .collect();
+            g.add(Action::DeletePool { poolid: poolid.clone() }, members);
+        }
+        for u in &self.users {
+            if u.other_labs.is_empty() {
+                g.add(Action::DeleteUser { userid: u.userid.clone() }, Vec::new());
+                continue;
+            }
+            // The SDN grants of this lab's bridges go; the user and the other labs' stay.
+            let sdn_acls = snap
+                .acl
+                .iter()
+                .filter(|a| a.ugid == u.userid && a.path.starts_with("/sdn/zones/localnetwork/"))
+                .filter(|a| {
+                    snap.bridges.values().flatten().any(|b| {
+                        a.path.ends_with(&format!("/{}", b.iface)) && b.owner.as_ref().is_some_and(|o| o.has_lab(lab))
+                    })
+                })
+                .map(|a| a.path.clone())
+                .collect();
+            let comment = Marker::new(&[("labs", &u.other_labs.join(","))]).to_string();
+            g.add(Action::ReleaseUser { userid: u.userid.clone(), comment, sdn_acls }, Vec::new());
+        }
+        for groupid in &self.groups {
+            g.add(Action::DeleteGroup { groupid: groupid.clone() }, Vec::new());
+        }
+        g
+    }
+
     /// Nothing to remove.
     pub fn is_empty(&self) -> bool {
         self.vms.is_empty()
@@ -207,7 +269,8 @@ impl Doomed {
     }
 }
 
-/// Removes `doomed`, objects of lab `lab` found in `snap` (see [`Doomed::select`]).
+/// Removes `doomed`, objects of lab `lab` found in `snap` (see [`Doomed::select`]), by
+/// running [`Doomed::actions`].
 pub async fn destroy(
     pve: Arc<dyn Pve>,
     snap: &Snapshot,
@@ -215,174 +278,19 @@ pub async fn destroy(
     doomed: &Doomed,
     opts: &ApplyOptions,
 ) -> DestroyReport {
-    let mut report = DestroyReport::default();
-    let limits: BTreeMap<String, Arc<Semaphore>> =
-        snap.nodes.iter().map(|n| (n.name.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect();
-    let mut set = JoinSet::new();
-    for DoomedVm { node, vmid, running, .. } in doomed.vms.clone() {
-        let (pve, limit, o) = (pve.clone(), limits.get(&node).cloned(), opts.clone());
-        set.spawn(async move {
-            let _permit = match limit {
-                Some(l) => l.acquire_owned().await.ok(),
-                None => None,
-            };
-            let r = o
-                .retries()
-                .run(
-                    |e| transient(e) || matches!(e, PveError::Transport { .. }),
-                    |_| {
-                        let (pve, node) = (pve.clone(), node.clone());
-                        async move {
-                            let status = match pve.vm_status(&node, vmid).await {
-                                Ok(s) => s,
-                                Err(e) if gone(&e) => return Ok(()),
-                                Err(e) => return Err(e),
-                            };
-                            if status.status == "running"
-                                || running && status.lock.is_none() && status.status != "stopped"
-                            {
-                                let upid = pve.vm_power(&node, vmid, "stop").await?;
-                                pve.wait_task(&upid, o.wait).await?;
-                            }
-                            match pve.delete_vm(&node, vmid).await {
-                                Ok(upid) => pve.wait_task(&upid, o.wait).await.map(|_| ()),
-                                Err(e) if gone(&e) => Ok(()),
-                                Err(e) => Err(e),
-                            }
-                        }
-                    },
-                )
-                .await;
-            (vmid, r)
-        });
-    }
-    let mut failed_vms = Vec::new();
-    while let Some(Ok((vmid, r))) = set.join_next().await {
-        match r {
-            Ok(()) => report.vms += 1,
-            Err(e) => {
-                failed_vms.push(vmid);
-                report.failures.push(Failure::new(format!("vm {vmid}"), &e, "re-run `stand down`"));
-            }
-        }
-    }
+    destroy_actions(pve, &doomed.actions(snap, lab), opts).await
+}
 
-    // A bridge stays while a VM that could not be removed is still wired to it.
-    let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for b in &doomed.bridges {
-        let (wired, _) = snap.vms_on_bridge(&b.node, &b.iface);
-        if !wired.iter().any(|v| failed_vms.contains(v)) {
-            by_node.entry(&b.node).or_default().push(&b.iface);
-        }
+/// Runs removal actions (from [`Doomed::actions`]) and counts what they removed.
+pub async fn destroy_actions(pve: Arc<dyn Pve>, graph: &ActionGraph, opts: &ApplyOptions) -> DestroyReport {
+    let run = super::runner::run(pve, graph, opts).await;
+    DestroyReport {
+        vms: run.done(graph, |a| matches!(a, Action::DestroyVm { .. })),
+        bridges: run.done(graph, |a| matches!(a, Action::DeleteBridge { .. })),
+        pools: run.done(graph, |a| matches!(a, Action::DeletePool { .. })),
+        users: run.done(graph, |a| matches!(a, Action::DeleteUser { .. })),
+        groups: run.done(graph, |a| matches!(a, Action::DeleteGroup { .. })),
+        users_kept: run.done(graph, |a| matches!(a, Action::ReleaseUser { .. })),
+        failures: run.failures(),
     }
-    // A `down` interrupted after deleting bridges left their removal pending: finish it.
-    for (node, diff) in &snap.pending {
-        let ours_removed =
-            pending_ifaces(diff).iter().any(|p| !p.added && p.owner.as_ref().is_some_and(|o| o.has_lab(lab)));
-        if ours_removed {
-            by_node.entry(node).or_default();
-        }
-    }
-    for (node, ours) in by_node {
-        let mut failed = false;
-        for iface in &ours {
-            match opts.retries().run(transient, |_| pve.delete_iface(node, iface)).await {
-                Ok(()) => report.bridges += 1,
-                Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => {}
-                Err(e) => {
-                    failed = true;
-                    report.failures.push(Failure::new(format!("bridge {node}/{iface}"), &e, "re-run `stand down`"));
-                }
-            }
-        }
-        // Someone else's unapplied changes on the node are theirs to apply.
-        let foreign = foreign_pending(snap, node, &ours);
-        if !foreign.is_empty() && !opts.apply_foreign_network {
-            report.failures.push(Failure::new(
-                format!("network {node}"),
-                format!(
-                    "the bridges are removed but not applied: {node} has pending changes stand did not make ({})",
-                    foreign.join(", ")
-                ),
-                "apply or revert them in the PVE GUI (System → Network), then re-run `stand down`",
-            ));
-            continue;
-        }
-        if !failed {
-            let r = opts
-                .retries()
-                .run(transient, |_| async {
-                    let upid = pve.apply_network(node).await?;
-                    pve.wait_task(&upid, opts.wait).await
-                })
-                .await;
-            if let Err(e) = r {
-                report.failures.push(Failure::new(
-                    format!("network {node}"),
-                    &e,
-                    "apply the node's network in the PVE GUI",
-                ));
-            }
-        }
-    }
-
-    for poolid in &doomed.pools {
-        match opts.retries().run(transient, |_| pve.delete_pool(poolid)).await {
-            Ok(()) => report.pools += 1,
-            Err(e) if gone(&e) => {}
-            Err(e) => report.failures.push(Failure::new(
-                format!("pool {poolid}"),
-                &e,
-                "remove what is left in the pool, then re-run `stand down`",
-            )),
-        }
-    }
-
-    for DoomedUser { userid, other_labs: rest } in &doomed.users {
-        let r = if rest.is_empty() {
-            opts.retries().run(transient, |_| pve.delete_user(userid)).await.map(|_| true)
-        } else {
-            let comment = Marker::new(&[("labs", &rest.join(","))]).to_string();
-            let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", comment);
-            let sdn: Vec<String> = snap
-                .acl
-                .iter()
-                .filter(|a| a.ugid == *userid && a.path.starts_with("/sdn/zones/localnetwork/"))
-                .filter(|a| {
-                    snap.bridges.values().flatten().any(|b| {
-                        a.path.ends_with(&format!("/{}", b.iface)) && b.owner.as_ref().is_some_and(|o| o.has_lab(lab))
-                    })
-                })
-                .map(|a| a.path.clone())
-                .collect();
-            let pve = &pve;
-            opts.retries()
-                .run(transient, |_| {
-                    let (req, sdn) = (req.clone(), sdn.clone());
-                    async move {
-                        pve.exec(req).await?;
-                        for path in sdn {
-                            pve.set_acl(&path, "PVESDNUser", Some(userid), None, true).await?;
-                        }
-                        Ok(())
-                    }
-                })
-                .await
-                .map(|_| false)
-        };
-        match r {
-            Ok(true) => report.users += 1,
-            Ok(false) => report.users_kept += 1,
-            Err(e) if gone(&e) => {}
-            Err(e) => report.failures.push(Failure::new(format!("user {userid}"), &e, "re-run `stand down`")),
-        }
-    }
-    for g in &doomed.groups {
-        match opts.retries().run(transient, |_| pve.delete_group(g)).await {
-            Ok(()) => report.groups += 1,
-            Err(e) if gone(&e) => {}
-            Err(e) => report.failures.push(Failure::new(format!("group {g}"), &e, "re-run `stand down`")),
-        }
-    }
-    report
 }

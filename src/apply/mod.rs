@@ -2,13 +2,16 @@
 //! node → VM start; clone → config → start) run with bounded concurrency per node and per
 //! storage, retries of transient failures, and a report. Destroy by marker lives here too.
 
+mod act;
 mod destroy;
 mod executor;
 mod pending;
 mod report;
 mod retry;
+mod runner;
 
-pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy};
+pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy, destroy_actions};
 pub use executor::{ApplyOptions, apply};
 pub use pending::foreign_pending;
 pub use report::{ApplyReport, Credential, Failure};
+pub use runner::{Outcome, RunReport, run};

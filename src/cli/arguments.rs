@@ -144,6 +144,9 @@ pub enum Command {
         /// Give existing students new passwords (shown as updates).
         #[arg(long)]
         reset_passwords: bool,
+        /// Also list what `up --prune` would remove: the lab's objects the script no longer has.
+        #[arg(long)]
+        prune: bool,
     },
     /// Run any script (reports, queries, lab logic) and apply what it recorded.
     #[command(long_about = "Runs SCRIPT.rhai with ARGS as `args()`. A script that only reads (nodes(), vms(), ...)\n\

@@ -11,7 +11,7 @@ use super::suggest::{not_found, not_in_lab};
 use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{exit, lab, render};
-use crate::apply::{DestroyReport, Doomed, destroy};
+use crate::apply::{DestroyReport, Doomed, destroy_actions};
 use crate::plan::Snapshot;
 use crate::script::{RunOptions, run_file};
 
@@ -68,36 +68,20 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
             crate::errln!("keeping bridge {}/{}: {}", k.node, k.iface, k.reason);
         }
     }
+    let graph = doomed.actions(&snap, &name);
     if dry_run {
         if text {
-            for vm in &doomed.vms {
-                crate::outln!("- vm     {} {} on {}", vm.vmid, vm.name, vm.node);
-            }
-            for b in &doomed.bridges {
-                crate::outln!("- bridge {}/{}", b.node, b.iface);
-            }
-            for p in &doomed.pools {
-                crate::outln!("- pool   {p}");
-            }
-            for g in &doomed.groups {
-                crate::outln!("- group  {g}");
-            }
-            for u in &doomed.users {
-                match u.other_labs.is_empty() {
-                    true => crate::outln!("- user   {}", u.userid),
-                    false => crate::outln!("~ user   {} (kept: also in {})", u.userid, u.other_labs.join(", ")),
-                }
-            }
+            crate::out!("{}", render::action_lines(&graph));
             crate::outln!("dry run: nothing removed");
         } else {
             crate::outln!(
                 "{}",
-                json!({ "simulated": cluster.simulated(), "lab": name, "dry_run": true, "would_remove": doomed })
+                json!({ "simulated": cluster.simulated(), "lab": name, "dry_run": true, "would_remove": doomed, "actions": graph })
             );
         }
         return Ok(exit::OK);
     }
-    let report = destroy(cluster.pve.clone(), &snap, &name, &doomed, &timing(cluster)).await;
+    let report = destroy_actions(cluster.pve.clone(), &graph, &timing(cluster)).await;
     let ok = report.failures.is_empty();
     if text {
         crate::outln!(

@@ -88,7 +88,9 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
     }
     let code = match &command {
         Command::Up { input, apply } => up::up(&cluster, input, apply, quiet).await,
-        Command::Plan { input, reset_passwords } => up::plan(&cluster, input, *reset_passwords, verbose).await,
+        Command::Plan { input, reset_passwords, prune } => {
+            up::plan(&cluster, input, *reset_passwords, *prune, verbose).await
+        }
         Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
         Command::Down { lab, only, dry_run } => down::down(&cluster, lab, only, *dry_run).await,
         Command::Status { lab, watch } => status::watch(&mut cluster, lab.as_deref(), *watch).await,

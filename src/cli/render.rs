@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 
 use crate::apply::{ApplyReport, Failure};
-use crate::plan::{ChangeKind, Diff, Plan};
+use crate::plan::{ActionGraph, ChangeKind, Diff, Plan};
 
 /// The width output must fit: the terminal's; when stdout is not a terminal, `COLUMNS`, else
 /// the terminal stderr shows (`stand status | head` in a terminal), else 100.
@@ -84,6 +84,15 @@ pub fn diff_lines(diff: &Diff, all: bool) -> String {
             ChangeKind::Keep => console::style(line).dim(),
         };
         let _ = writeln!(out, "{styled}");
+    }
+    out
+}
+
+/// The actions of a graph, one per line (`- vm 3001 web-s1 on pve1`), in red on a terminal.
+pub fn action_lines(graph: &ActionGraph) -> String {
+    let mut out = String::new();
+    for step in graph.steps() {
+        let _ = writeln!(out, "{}", console::style(wrap(&step.action.to_string(), 9)).red());
     }
     out
 }

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::arguments::{ApplyArgs, LabInput, Output};
 use super::target::{Cluster, Unreachable};
 use super::{Usage, credentials, exit, lab, render};
-use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, destroy};
-use crate::plan::{ChangeKind, Diff, Plan, Snapshot};
+use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, destroy_actions};
+use crate::plan::{ActionGraph, ChangeKind, Diff, Plan, Snapshot};
 use crate::pve::WaitPolicy;
 use crate::script::{RunOptions, run_file};
 
@@ -43,19 +43,47 @@ fn warn(cluster: &Cluster, plan: &Plan) {
     }
 }
 
+/// What `up --prune` removes: the lab's objects on the cluster that `plan` no longer has,
+/// as the actions that remove them (every VM's NICs read first, so a bridge any VM is
+/// wired to stays).
+pub async fn prune_actions(cluster: &Cluster, snap: &Snapshot, plan: &Plan) -> anyhow::Result<ActionGraph> {
+    let mut full = snap.clone();
+    let nodes: Vec<String> = full.bridges.keys().cloned().collect();
+    full.read_all_configs(&*cluster.pve, &nodes).await.context("cannot read the VMs' configs")?;
+    Ok(Doomed::stale(&full, plan).actions(&full, plan.lab_name()))
+}
+
 /// `stand plan`.
-pub async fn plan(cluster: &Cluster, input: &LabInput, reset_passwords: bool, verbose: bool) -> anyhow::Result<u8> {
+pub async fn plan(
+    cluster: &Cluster,
+    input: &LabInput,
+    reset_passwords: bool,
+    prune: bool,
+    verbose: bool,
+) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
     let plan = lab::plan_lab(input, snap.clone(), reset_passwords)?;
     let diff = diff_of(&plan, &snap, &input.only);
     warn(cluster, &plan);
+    if prune && !input.only.is_empty() {
+        return Err(Usage("--prune removes what the whole lab no longer has; it cannot go with --only".into()).into());
+    }
+    let pruned = if prune { Some(prune_actions(cluster, &snap, &plan).await?) } else { None };
     match cluster.output {
         Output::Json => crate::outln!(
             "{}",
-            json!({ "simulated": cluster.simulated(), "lab": plan.lab_name(), "plan": plan, "changes": diff.changes })
+            json!({ "simulated": cluster.simulated(), "lab": plan.lab_name(), "plan": plan, "changes": diff.changes, "prune": pruned })
         ),
         Output::Text => {
-            crate::out!("{}", render::diff_lines(&diff, verbose));
+            match &pruned {
+                // The removals are the actions `up --prune` runs, in place of the diff's guess.
+                Some(graph) => {
+                    let mut kept = diff.clone();
+                    kept.changes.retain(|c| c.kind != ChangeKind::Delete);
+                    crate::out!("{}{}", render::diff_lines(&kept, verbose), render::action_lines(graph));
+                }
+                None => crate::out!("{}", render::diff_lines(&diff, verbose)),
+            }
             crate::outln!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
             crate::outln!("{}", render::spread(&plan));
         }
@@ -195,13 +223,17 @@ async fn deploy(
     } else {
         apply(cluster.pve.clone(), &plan, snap.clone(), &options).await
     };
-    let stale = if args.prune { Doomed::stale(&snap, &plan) } else { Doomed::default() };
-    let pruned = if stale.is_empty() {
-        None
+    let pruned = if args.prune {
+        let graph = prune_actions(cluster, &snap, &plan).await?;
+        if graph.is_empty() {
+            None
+        } else {
+            let r = destroy_actions(cluster.pve.clone(), &graph, &options).await;
+            report.failures.extend(r.failures.iter().cloned());
+            Some(r)
+        }
     } else {
-        let r = destroy(cluster.pve.clone(), &snap, plan.lab_name(), &stale, &options).await;
-        report.failures.extend(r.failures.iter().cloned());
-        Some(r)
+        None
     };
     let set: Vec<_> = report.credentials.clone();
     if !set.is_empty() {

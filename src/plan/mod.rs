@@ -2,6 +2,7 @@
 //! markers, the plan data, the pure planner (VMIDs, bridges, MACs, placement decided up
 //! front) and the diff against the cluster.
 
+mod action;
 mod diff;
 mod marker;
 mod model;
@@ -11,6 +12,7 @@ mod planner;
 mod snapshot;
 mod translit;
 
+pub use action::{Action, ActionGraph, Step};
 pub use diff::{Change, ChangeKind, Diff};
 pub use marker::{Marker, STAND_TAG, lab_tag};
 pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};

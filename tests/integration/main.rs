@@ -7,6 +7,8 @@
 /// Helpers that run the `stand` binary and `stand sim serve`.
 mod common;
 
+/// Removals as an action graph: plan --prune and down --dry-run show what runs.
+mod action_graph;
 /// The bad input corpus of `tests/bad_input/`: exit 2, a clear message, the cluster unchanged.
 mod bad_input;
 /// The command line end to end.

@@ -468,7 +468,7 @@ fn every_commands_json_has_the_documented_keys() {
         json(&stand(dir.path(), &all, &[]))
     };
     let plan = run(&["plan", lab1]);
-    assert_eq!(keys(&plan), ["changes", "lab", "plan", "simulated"]);
+    assert_eq!(keys(&plan), ["changes", "lab", "plan", "prune", "simulated"]);
     assert_eq!(keys(&plan["plan"]), ["bridges", "group", "lab", "users", "vms", "warnings"]);
     assert_eq!(keys(&plan["changes"][0]), ["detail", "id", "kind", "object"]);
     let dry = run(&["up", lab1, "--dry-run"]);
@@ -488,7 +488,7 @@ fn every_commands_json_has_the_documented_keys() {
     assert_eq!(keys(&doctor), ["checks", "ok", "simulated"]);
     assert_eq!(keys(&doctor["checks"][0]), ["detail", "fix", "name", "verdict"]);
     let would = run(&["down", "lab1", "--dry-run"]);
-    assert_eq!(keys(&would), ["dry_run", "lab", "simulated", "would_remove"]);
+    assert_eq!(keys(&would), ["actions", "dry_run", "lab", "simulated", "would_remove"]);
     assert_eq!(keys(&would["would_remove"]), ["bridges", "groups", "kept_bridges", "pools", "users", "vms"]);
     assert_eq!(keys(&would["would_remove"]["vms"][0]), ["name", "node", "running", "vmid"]);
     assert_eq!(keys(&would["would_remove"]["users"][0]), ["other_labs", "userid"]);

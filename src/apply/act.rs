@@ -1,0 +1,128 @@
+//! What each [`Action`] does against the API: its calls, which of its failures it repeats,
+//! and what to tell the instructor when it fails for good.
+
+use super::executor::ApplyOptions;
+use super::retry::transient;
+use crate::plan::Action;
+use crate::pve::{ApiRequest, Pve, PveError, PveExt};
+
+/// How a step that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// The cluster changed.
+    Changed,
+    /// It already was as wanted.
+    AlreadyDone,
+}
+
+/// A step that failed for good: the message and what to do.
+#[derive(Clone, Debug)]
+pub struct ActError {
+    /// What went wrong (PVE's message or `stand`'s).
+    pub message: String,
+    /// What to do about it.
+    pub hint: &'static str,
+}
+
+impl ActError {
+    fn new(e: impl std::fmt::Display, hint: &'static str) -> Self {
+        ActError { message: e.to_string(), hint }
+    }
+}
+
+/// A delete that found nothing to delete.
+fn gone(e: &PveError) -> bool {
+    e.failure().is_some_and(|f| f.message.contains("does not exist") || f.message.contains("no such"))
+}
+
+/// A delete: done, or already done when the object is gone.
+fn deleted(r: Result<(), PveError>, hint: &'static str) -> Result<Done, ActError> {
+    match r {
+        Ok(()) => Ok(Done::Changed),
+        Err(e) if gone(&e) => Ok(Done::AlreadyDone),
+        Err(e) => Err(ActError::new(e, hint)),
+    }
+}
+
+/// Runs `action` with the retries it allows.
+pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Result<Done, ActError> {
+    let retries = opts.retries();
+    match action {
+        Action::DestroyVm { node, vmid, running, .. } => {
+            // Repeatable as a whole: it reads the VM's state first, and a VM gone is done.
+            let r = retries
+                .run(
+                    |e| transient(e) || matches!(e, PveError::Transport { .. }),
+                    |_| async move {
+                        let status = match pve.vm_status(node, *vmid).await {
+                            Ok(s) => s,
+                            Err(e) if gone(&e) => return Ok(Done::AlreadyDone),
+                            Err(e) => return Err(e),
+                        };
+                        // Running now, or running when read and neither stopped nor locked since.
+                        if status.status == "running" || *running && status.lock.is_none() && status.status != "stopped"
+                        {
+                            let upid = pve.vm_power(node, *vmid, "stop").await?;
+                            pve.wait_task(&upid, opts.wait).await?;
+                        }
+                        match pve.delete_vm(node, *vmid).await {
+                            Ok(upid) => pve.wait_task(&upid, opts.wait).await.map(|_| Done::Changed),
+                            Err(e) if gone(&e) => Ok(Done::AlreadyDone),
+                            Err(e) => Err(e),
+                        }
+                    },
+                )
+                .await;
+            r.map_err(|e| ActError::new(e, "re-run `stand down`"))
+        }
+        Action::DeleteBridge { node, iface } => {
+            deleted(retries.run(transient, |_| pve.delete_iface(node, iface)).await, "re-run `stand down`")
+        }
+        Action::ReloadNetwork { node, foreign } => {
+            // Someone else's unapplied changes on the node are theirs to apply.
+            if !foreign.is_empty() && !opts.apply_foreign_network {
+                return Err(ActError::new(
+                    format!(
+                        "the bridges are removed but not applied: {node} has pending changes stand did not make ({})",
+                        foreign.join(", ")
+                    ),
+                    "apply or revert them in the PVE GUI (System → Network), then re-run `stand down`",
+                ));
+            }
+            retries
+                .run(transient, |_| async {
+                    let upid = pve.apply_network(node).await?;
+                    pve.wait_task(&upid, opts.wait).await
+                })
+                .await
+                .map(|_| Done::Changed)
+                .map_err(|e| ActError::new(e, "apply the node's network in the PVE GUI"))
+        }
+        Action::DeletePool { poolid } => deleted(
+            retries.run(transient, |_| pve.delete_pool(poolid)).await,
+            "remove what is left in the pool, then re-run `stand down`",
+        ),
+        Action::DeleteUser { userid } => {
+            deleted(retries.run(transient, |_| pve.delete_user(userid)).await, "re-run `stand down`")
+        }
+        Action::ReleaseUser { userid, comment, sdn_acls } => {
+            let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", comment);
+            let r = retries
+                .run(transient, |_| {
+                    let req = req.clone();
+                    async move {
+                        pve.exec(req).await?;
+                        for path in sdn_acls {
+                            pve.set_acl(path, "PVESDNUser", Some(userid), None, true).await?;
+                        }
+                        Ok(())
+                    }
+                })
+                .await;
+            deleted(r, "re-run `stand down`")
+        }
+        Action::DeleteGroup { groupid } => {
+            deleted(retries.run(transient, |_| pve.delete_group(groupid)).await, "re-run `stand down`")
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Removals are an action graph: `stand plan --prune` and `stand down --dry-run` print the
+//! very actions `up --prune` and `down` then run, as the cluster sees them through its API.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use stand::sim::{Fixture, Sim, SimOptions};
+
+use crate::common::{stand, text};
+
+fn served() -> (Sim, tokio::runtime::Runtime, stand::sim::RunningServer) {
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
+    (sim, rt, server)
+}
+
+/// The API request each removal action makes: `(method, path)`.
+fn requests_of(actions: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().to_string();
+    actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| match a["action"].as_str().unwrap() {
+            "destroy_vm" => ("DELETE".into(), format!("/nodes/{}/qemu/{}", s(a, "node"), a["vmid"])),
+            "delete_bridge" => ("DELETE".into(), format!("/nodes/{}/network/{}", s(a, "node"), s(a, "iface"))),
+            "reload_network" => ("PUT".into(), format!("/nodes/{}/network", s(a, "node"))),
+            "delete_pool" => ("DELETE".into(), format!("/pools/{}", s(a, "poolid"))),
+            "delete_user" => ("DELETE".into(), format!("/access/users/{}", s(a, "userid"))),
+            "release_user" => ("PUT".into(), format!("/access/users/{}", s(a, "userid"))),
+            "delete_group" => ("DELETE".into(), format!("/access/groups/{}", s(a, "groupid"))),
+            other => panic!("unknown action {other}"),
+        })
+        .collect()
+}
+
+/// The writes the cluster received, minus task polling and stops before deletes.
+fn writes_in(log: &Path) -> BTreeSet<(String, String)> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["method"] != "GET" && !r["path"].as_str().unwrap().ends_with("/status/stop"))
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().trim_start_matches("/api2/json").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn lab(students: &[&str], shared: bool) -> String {
+    let list = students.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let nets = if shared { "[ensure_bridge(\"pve1\", \"vmbr61\"), alias(u, \"lan\")]" } else { "[alias(u, \"lan\")]" };
+    format!(
+        "for s in [{list}] {{ let u = create_user(s); place(u, \"pve1\");\n  clone(u, #{{ template: \"debian-12\", name: \"pc\", nets: {nets} }}); }}\n"
+    )
+}
+
+#[test]
+fn plan_prune_lists_exactly_what_up_prune_removes() {
+    let (sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("PVE_URL".to_string(), server.url.clone()),
+        ("PVE_TOKEN".to_string(), server.token.clone()),
+        ("PVE_FINGERPRINT".to_string(), server.fingerprint.clone()),
+    ];
+    let script = dir.path().join("prn.rhai");
+    std::fs::write(&script, lab(&["anna@pve", "boris@pve", "vera@pve"], true)).unwrap();
+    let script = script.to_str().unwrap();
+    let o = stand(dir.path(), &["up", script], &env);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Two students leave and the shared bridge is no longer wanted.
+    std::fs::write(dir.path().join("prn.rhai"), lab(&["anna@pve"], false)).unwrap();
+    let o = stand(dir.path(), &["plan", script, "--prune", "--output", "json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let planned: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let expected = requests_of(&planned["prune"]);
+    assert!(
+        expected.contains(&("DELETE".into(), "/nodes/pve1/network/vmbr61".into())),
+        "the shared bridge: {expected:?}"
+    );
+    assert!(expected.contains(&("DELETE".into(), "/access/users/boris@pve".into())), "{expected:?}");
+    let text_plan = stand(dir.path(), &["plan", script, "--prune"], &env);
+    let shown = String::from_utf8_lossy(&text_plan.stdout).to_string();
+    assert!(shown.contains("- bridge pve1/vmbr61") && shown.contains("- user   vera@pve"), "{shown}");
+
+    let log = dir.path().join("requests.jsonl");
+    sim.log_requests_to(&log).unwrap();
+    let o = stand(dir.path(), &["up", script, "--prune"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let done = writes_in(&log);
+    // anna's VM loses its net0 on vmbr61: that update is `up`'s, not a removal.
+    let removals: BTreeSet<_> = done.into_iter().filter(|(m, p)| !(m == "PUT" && p.contains("/qemu/"))).collect();
+    assert!(expected.len() >= 9, "VMs, bridges, reload, pools, users: {expected:?}");
+    assert_eq!(removals, expected, "up --prune did exactly what plan --prune listed");
+}
+
+#[test]
+fn down_dry_run_prints_the_actions_down_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab1.rhai");
+    assert!(stand(dir.path(), &["up", lab1.to_str().unwrap(), "--sim", "-q"], &[]).status.success());
+    let o = stand(dir.path(), &["down", "lab1", "--sim", "--dry-run", "--output", "json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let actions = v["actions"].as_array().unwrap();
+    let kinds: BTreeSet<&str> = actions.iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(kinds, BTreeSet::from(["delete_group", "delete_pool", "delete_user", "destroy_vm"]));
+    // A pool waits for its VM: its step lists the VM's step.
+    let pool = actions.iter().find(|a| a["action"] == "delete_pool").unwrap();
+    let vm_ids: Vec<u64> =
+        actions.iter().filter(|a| a["action"] == "destroy_vm").map(|a| a["id"].as_u64().unwrap()).collect();
+    assert!(pool["after"].as_array().unwrap().iter().all(|d| vm_ids.contains(&d.as_u64().unwrap())), "{pool}");
+    assert_eq!(pool["after"].as_array().unwrap().len(), 1, "{pool}");
+    let o = stand(dir.path(), &["down", "lab1", "--sim", "--output", "json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["removed"]["vms"], actions.iter().filter(|a| a["action"] == "destroy_vm").count());
+    assert_eq!(v["converged"], true);
+}
