@@ -21,12 +21,13 @@ pub struct ActError {
     /// What went wrong (PVE's message or `stand`'s).
     pub message: String,
     /// What to do about it.
-    pub hint: &'static str,
+    pub hint: String,
 }
 
 impl ActError {
-    fn new(e: impl std::fmt::Display, hint: &'static str) -> Self {
-        ActError { message: e.to_string(), hint }
+    /// A failure with `e`'s message and what to do.
+    pub fn new(e: impl std::fmt::Display, hint: impl Into<String>) -> Self {
+        ActError { message: e.to_string(), hint: hint.into() }
     }
 }
 
@@ -124,5 +125,6 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         Action::DeleteGroup { groupid } => {
             deleted(retries.run(transient, |_| pve.delete_group(groupid)).await, "re-run `stand down`")
         }
+        other => Err(ActError::new(format!("{} is not a removal", other.object()), "report this as a bug of stand")),
     }
 }

@@ -1,18 +1,22 @@
-//! The executor: runs a plan's operations as a dependency graph with bounded concurrency.
+//! `stand up`: a plan becomes an action graph ([`deploy_graph`]), run by the one runner
+//! with what each deploy action does ([`perform_deploy`]): clones that re-plan a VMID taken
+//! meanwhile, bridges made under the next free name, NICs rewired to it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
 
+use super::act::{ActError, Done};
 use super::pending::foreign_pending;
 use super::report::{ApplyReport, Credential, Failure};
 use super::retry::{already_exists, transient};
-use crate::plan::{BridgePlan, GroupPlan, Marker, Owner, Plan, Snapshot, UserPlan, VmPlan};
+use super::runner::{OnEnd, Outcome, Perform, run_with};
+use crate::plan::{Action, ActionGraph, BridgePlan, LabSettings, Marker, Owner, Plan, Snapshot, Step, VmPlan};
 use crate::pve::{
-    ApiRequest, Backoff, BridgeParams, CloneParams, NetDevice, Params, Pve, PveError, PveExt, WaitPolicy,
+    ApiRequest, Backoff, BridgeParams, CloneParams, NetDevice, Params, Pve, PveError, PveExt, Secret, WaitPolicy,
 };
 
 /// Limits and timing of an apply.
@@ -59,62 +63,52 @@ impl ApplyOptions {
     }
 }
 
-type Gate = watch::Sender<Option<bool>>;
-
-fn gate() -> Gate {
-    watch::channel(None).0
-}
-
-async fn passed(g: &Gate) -> bool {
-    let mut rx = g.subscribe();
-    loop {
-        if let Some(v) = *rx.borrow_and_update() {
-            return v;
-        }
-        if rx.changed().await.is_err() {
-            return false;
-        }
-    }
-}
-
+/// What the deploy actions share during one `up`: the client, timing, the lab's
+/// settings, and what happened at run time (bridges made under another name, VMIDs taken
+/// meanwhile, VMs cloned by this run, whether the group exists).
 struct Ctx {
     pve: Arc<dyn Pve>,
     opts: ApplyOptions,
     lab: String,
     vmid_hi: u32,
+    /// Counts, renamed bridges and re-planned VMIDs (failures come from the runner).
     report: Mutex<ApplyReport>,
-    pools: BTreeMap<String, Gate>,
-    /// Set once each user exists (or could not be made).
-    users: BTreeMap<String, Gate>,
-    /// The students' group and whether it exists (set once it is made).
-    group: Option<(String, Gate)>,
-    networks: BTreeMap<String, Gate>,
     /// Bridges found taken by someone else and made under another name: (node, planned) → made.
     renamed: Mutex<BTreeMap<(String, String), String>>,
-    /// Per user, the planned bridges whose `SDN.Use` they get.
-    sdn_acls: BTreeMap<String, Vec<String>>,
+    /// Planned VMID → the VMID it was cloned under.
+    vmids: Mutex<BTreeMap<u32, u32>>,
+    /// Planned VMIDs cloned by this run (their config is written whole, their state known).
+    fresh: Mutex<BTreeSet<u32>>,
+    /// The lab's group exists (made now or before).
+    group_ok: AtomicBool,
+    /// Per node, the bridges the plan names (a taken name is replaced by one outside them).
+    planned_bridges: BTreeMap<String, Vec<String>>,
     bridge_base: u32,
-    /// Role of students (and the teacher) on the pools.
-    role: String,
-    node_limits: BTreeMap<String, Arc<Semaphore>>,
     storage_limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
     snap: Arc<Snapshot>,
-    progress: Option<indicatif::MultiProgress>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Ctx {
-    fn fail(&self, object: String, e: &dyn std::fmt::Display, hint: &str) {
-        let mut r = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        r.failures.push(Failure::new(object, e, hint));
-    }
-
     fn count(&self, f: impl FnOnce(&mut ApplyReport)) {
-        f(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut lock(&self.report));
     }
 
     fn storage_limit(&self, key: &str) -> Arc<Semaphore> {
-        let mut m = self.storage_limits.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = lock(&self.storage_limits);
         m.entry(key.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_storage.max(1)))).clone()
+    }
+
+    /// The VMID a planned VM was cloned under.
+    fn vmid(&self, planned: u32) -> u32 {
+        lock(&self.vmids).get(&planned).copied().unwrap_or(planned)
+    }
+
+    fn is_fresh(&self, planned: u32) -> bool {
+        lock(&self.fresh).contains(&planned)
     }
 
     /// Creates something once: a repeat of a create whose answer was lost finds it made
@@ -150,224 +144,429 @@ fn repeatable(e: &PveError) -> bool {
     transient(e) || matches!(e, PveError::Transport { .. })
 }
 
+/// The actions that deploy `plan` (made against `snap`): the group, then each student's
+/// user (joining the group if it was made), pool and ACLs; per node the bridges, one
+/// network reload, then each private bridge's `SDN.Use` for its owner; per VM clone (after
+/// its pool), configure (after the clone and, for NICs, the node's network) and start.
+pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    let lab = plan.lab.clone().unwrap_or_else(|| LabSettings::new(plan.lab_name()));
+    let group = plan.group.as_ref();
+    let group_step = group
+        .filter(|gp| !gp.exists)
+        .map(|gp| g.add(Action::CreateGroup { groupid: gp.groupid.clone(), comment: gp.comment.clone() }, Vec::new()));
+    let waits_group: Vec<usize> = group_step.into_iter().collect();
+    let mut user_steps: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut pool_steps: BTreeMap<&str, usize> = BTreeMap::new();
+    for u in &plan.users {
+        let password = u.password.clone().map(Secret::new);
+        let user_step = if !u.exists {
+            let a = Action::CreateUser {
+                userid: u.userid.clone(),
+                comment: u.comment.clone(),
+                group: group.map(|gp| gp.groupid.clone()),
+                password,
+            };
+            Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
+        } else if u.comment_update || (group.is_some() && !u.in_group) || password.is_some() {
+            let a = Action::UpdateUser {
+                userid: u.userid.clone(),
+                comment: u.comment_update.then(|| u.comment.clone()),
+                join_group: group.filter(|_| !u.in_group).map(|gp| gp.groupid.clone()),
+                password,
+            };
+            Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
+        } else {
+            None
+        };
+        let pool_step = (!u.pool_exists).then(|| {
+            let comment = Marker::new(&[("lab", &lab.name), ("user", &u.userid)]).to_string();
+            g.add(Action::CreatePool { poolid: u.pool.clone(), comment }, Vec::new())
+        });
+        if let Some(s) = user_step {
+            user_steps.insert(&u.userid, s);
+        }
+        if let Some(s) = pool_step {
+            pool_steps.insert(&u.pool, s);
+        }
+        let path = format!("/pool/{}", u.pool);
+        if !u.acl_exists {
+            let after = user_step.into_iter().chain(pool_step).collect();
+            g.add(Action::SetAcl { path: path.clone(), role: lab.role.clone(), ugid: u.userid.clone() }, after);
+        }
+        if let Some(t) = &u.teacher_acl {
+            g.add(Action::SetAcl { path, role: lab.role.clone(), ugid: t.clone() }, pool_step.into_iter().collect());
+        }
+    }
+    let mut nodes: Vec<&str> =
+        plan.bridges.iter().map(|b| b.node.as_str()).chain(plan.vms.iter().map(|v| v.node.as_str())).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut network_steps: BTreeMap<&str, usize> = BTreeMap::new();
+    for node in nodes {
+        let bridges: Vec<&BridgePlan> = plan.bridges.iter().filter(|b| b.node == node).collect();
+        let planned: Vec<&str> = bridges.iter().map(|b| b.iface.as_str()).collect();
+        let foreign = foreign_pending(snap, node, &planned);
+        let ours_pending = snap.pending.contains_key(node) && foreign.is_empty();
+        let changes: Vec<&&BridgePlan> = bridges.iter().filter(|b| !b.exists || b.comment_update).collect();
+        let reload = if changes.is_empty() && !ours_pending {
+            None
+        } else if !foreign.is_empty() && !apply_foreign_network {
+            // Nothing is staged over someone else's pending changes: the reload says why.
+            Some(g.add(Action::ReloadNetwork { node: node.to_string(), foreign }, Vec::new()))
+        } else {
+            let staged = changes
+                .iter()
+                .map(|b| {
+                    let a = if b.exists {
+                        Action::MarkBridge {
+                            node: node.to_string(),
+                            iface: b.iface.clone(),
+                            comment: b.comment.clone(),
+                        }
+                    } else {
+                        Action::CreateBridge {
+                            node: node.to_string(),
+                            iface: b.iface.clone(),
+                            vlan_aware: b.vlan_aware,
+                            comment: b.comment.clone(),
+                        }
+                    };
+                    g.add(a, Vec::new())
+                })
+                .collect();
+            Some(g.add(Action::ReloadNetwork { node: node.to_string(), foreign }, staged))
+        };
+        if let Some(r) = reload {
+            network_steps.insert(node, r);
+        }
+        for b in bridges {
+            let Some(owner) = &b.owner else { continue };
+            let wanted = plan.users.iter().any(|u| u.userid == *owner && u.sdn_acls.contains(&b.iface));
+            if wanted {
+                let after = reload.into_iter().chain(user_steps.get(owner.as_str()).copied()).collect();
+                let a = Action::GrantBridge { node: node.to_string(), iface: b.iface.clone(), user: owner.clone() };
+                g.add(a, after);
+            }
+        }
+    }
+    for vm in &plan.vms {
+        let boxed = || Box::new(vm.clone());
+        let clone =
+            g.add(Action::CloneVm { vm: boxed() }, pool_steps.get(vm.pool.as_str()).copied().into_iter().collect());
+        // NICs name bridges: they wait for the node's network (and any renamed bridge).
+        let network =
+            network_steps.get(vm.node.as_str()).copied().filter(|_| vm.nets.iter().flatten().next().is_some());
+        let only = vm.exists.then(|| vm.update.clone());
+        let configure =
+            g.add(Action::ConfigureVm { vm: boxed(), only }, std::iter::once(clone).chain(network).collect());
+        if vm.start {
+            let network = network_steps.get(vm.node.as_str()).copied();
+            g.add(Action::StartVm { vm: boxed() }, std::iter::once(configure).chain(network).collect());
+        }
+    }
+    g
+}
+
 /// Applies `plan` (made against `snap`) and reports what happened. Never panics on cluster
 /// errors: each failure is in the report, and the other stands go on.
 pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &ApplyOptions) -> ApplyReport {
     let clock = tokio::time::Instant::now();
-    let mut nodes: Vec<String> =
-        plan.bridges.iter().map(|b| b.node.clone()).chain(plan.vms.iter().map(|v| v.node.clone())).collect();
-    nodes.sort();
-    nodes.dedup();
+    let graph = deploy_graph(plan, &snap, opts.apply_foreign_network);
+    let mut planned_bridges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for b in &plan.bridges {
+        planned_bridges.entry(b.node.clone()).or_default().push(b.iface.clone());
+    }
     let ctx = Arc::new(Ctx {
         pve,
         opts: opts.clone(),
         lab: plan.lab_name().to_string(),
         vmid_hi: plan.lab.as_ref().map(|l| l.vmid_range.1).unwrap_or(999_999),
         report: Mutex::new(ApplyReport::default()),
-        pools: plan.users.iter().map(|u| (u.pool.clone(), gate())).collect(),
-        users: plan.users.iter().map(|u| (u.userid.clone(), gate())).collect(),
-        group: plan.group.as_ref().map(|g| (g.groupid.clone(), gate())),
         renamed: Mutex::new(BTreeMap::new()),
-        sdn_acls: plan.users.iter().map(|u| (u.userid.clone(), u.sdn_acls.clone())).collect(),
+        vmids: Mutex::new(BTreeMap::new()),
+        fresh: Mutex::new(BTreeSet::new()),
+        group_ok: AtomicBool::new(plan.group.as_ref().is_some_and(|g| g.exists)),
+        planned_bridges,
         bridge_base: plan.lab.as_ref().map(|l| l.bridge_base).unwrap_or(1000),
-        role: plan.lab.as_ref().map(|l| l.role.clone()).unwrap_or_else(|| "PVEVMAdmin".into()),
-        networks: nodes.iter().map(|n| (n.clone(), gate())).collect(),
-        node_limits: nodes.iter().map(|n| (n.clone(), Arc::new(Semaphore::new(opts.per_node.max(1))))).collect(),
         storage_limits: Mutex::new(BTreeMap::new()),
         snap,
-        progress: opts.progress.then(indicatif::MultiProgress::new),
     });
-    let mut set = JoinSet::new();
-    if let Some(g) = plan.group.clone() {
-        let c = ctx.clone();
-        set.spawn(async move { deploy_group(&c, &g).await });
-    }
-    for u in plan.users.clone() {
-        let c = ctx.clone();
-        set.spawn(async move { deploy_user(&c, &u).await });
-    }
-    for node in &nodes {
-        let bridges: Vec<BridgePlan> = plan.bridges.iter().filter(|b| b.node == *node).cloned().collect();
-        let (c, node) = (ctx.clone(), node.clone());
-        set.spawn(async move { deploy_network(&c, &node, &bridges).await });
-    }
-    let bars: BTreeMap<String, indicatif::ProgressBar> = match &ctx.progress {
-        Some(mp) => nodes
-            .iter()
-            .map(|n| {
-                let total = plan.vms.iter().filter(|v| v.node == *n).count() as u64;
-                let bar = mp.add(indicatif::ProgressBar::new(total));
-                let style = indicatif::ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {pos}/{len} VMs {msg} ({elapsed}, eta {eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> ");
-                bar.set_style(style);
-                bar.set_prefix(n.clone());
-                (n.clone(), bar)
-            })
-            .collect(),
-        None => BTreeMap::new(),
+    let progress = Progress::new(plan, &graph, opts, clock);
+    let act_ctx = ctx.clone();
+    let act: Perform = Arc::new(move |a| {
+        let ctx = act_ctx.clone();
+        Box::pin(async move { perform_deploy(&ctx, &a).await })
+    });
+    let on_end: OnEnd = {
+        let p = progress.clone();
+        Arc::new(move |step, outcome| p.step_ended(step, outcome))
     };
-    // VMs left per stand, for a line when a stand is done.
-    let left: Arc<Mutex<BTreeMap<String, usize>>> = Arc::new(Mutex::new(BTreeMap::new()));
-    for vm in &plan.vms {
-        *left.lock().unwrap_or_else(|e| e.into_inner()).entry(vm.user.clone()).or_default() += 1;
+    let run = run_with(&graph, opts.per_node, act, Some(on_end)).await;
+    progress.finish();
+    let mut report = lock(&ctx.report).clone();
+    report.failures = run.failures();
+    // A VM that did not get made because something before it failed is named once.
+    let mut named: BTreeSet<u32> = BTreeSet::new();
+    for (step, outcome) in graph.steps().iter().zip(&run.outcomes) {
+        if let (Outcome::Cancelled, Some(vmid)) = (outcome, step.action.vm())
+            && !report.failures.iter().any(|f| f.object == step.action.object())
+            && named.insert(vmid)
+        {
+            report.failures.push(Failure::new(
+                step.action.object(),
+                "not done: a step it waits for failed (its pool, its node's network, or its clone)",
+                "see the failure it waits for; re-run `stand up`",
+            ));
+        }
     }
-    for vm in plan.vms.clone() {
-        let c = ctx.clone();
-        let bar = bars.get(&vm.node).cloned();
-        let (left, all) = (left.clone(), plan.vms.clone());
-        set.spawn(async move {
-            deploy_vm(&c, &vm).await;
-            if let Some(b) = bar {
-                b.inc(1);
-            }
-            let done = {
-                let mut left = left.lock().unwrap_or_else(|e| e.into_inner());
-                let n = left.entry(vm.user.clone()).or_default();
-                *n = n.saturating_sub(1);
-                *n == 0
-            };
-            if done && c.opts.stand_lines {
-                stand_line(&c, &vm.user, &all, clock);
-            }
-        });
-    }
-    while set.join_next().await.is_some() {}
-    for b in bars.values() {
-        b.finish();
-    }
-    let mut report = ctx.report.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let user_failed = |user: &str| report.failures.iter().any(|f| f.object == format!("user {user}"));
     report.credentials = Credential::of_plan(plan).into_iter().filter(|c| !user_failed(&c.user)).collect();
     report.seconds = clock.elapsed().as_secs_f64();
     report
 }
 
-/// `✓ ivanov@pve: 4 VMs on pve1 (12.3 s)`, or which of them failed.
-fn stand_line(ctx: &Ctx, user: &str, vms: &[VmPlan], since: tokio::time::Instant) {
-    let mine: Vec<&VmPlan> = vms.iter().filter(|v| v.user == user).collect();
-    let failed: Vec<&str> = {
-        let report = ctx.report.lock().unwrap_or_else(|e| e.into_inner());
-        mine.iter()
-            .filter(|v| report.failures.iter().any(|f| f.object == vm_label(v)))
-            .map(|v| v.name.as_str())
-            .collect()
-    };
-    let node = mine.first().map(|v| v.node.as_str()).unwrap_or("?");
-    let secs = since.elapsed().as_secs_f64();
-    let vms = |n: usize| if n == 1 { "1 VM".to_string() } else { format!("{n} VMs") };
-    if failed.is_empty() {
-        crate::errln!("✓ {user}: {} on {node} ({secs:.1} s)", vms(mine.len()));
-    } else {
-        crate::errln!("✗ {user}: {} of {} VMs failed ({}) ({secs:.1} s)", failed.len(), mine.len(), failed.join(", "));
-    }
+/// Progress of an `up`: a bar per node on a terminal, else a line per finished stand.
+#[derive(Clone)]
+struct Progress {
+    bars: BTreeMap<String, indicatif::ProgressBar>,
+    /// The id of each VM's last step → (node, student).
+    last_steps: BTreeMap<usize, (String, String)>,
+    stands: Arc<Mutex<BTreeMap<String, StandProgress>>>,
+    lines: bool,
+    since: tokio::time::Instant,
 }
 
-async fn deploy_group(ctx: &Ctx, g: &GroupPlan) {
-    let ok = g.exists || {
-        let r = ctx.create(|| ctx.pve.create_group(&g.groupid, Some(&g.comment))).await;
-        match r {
-            Ok(()) => true,
-            Err(e) => {
-                ctx.fail(
-                    format!("group {}", g.groupid),
-                    &e,
-                    "check Group.Allocate on /access/groups; re-run `stand up`",
-                );
-                false
+/// A stand's VMs: how many, how many are not finished, which failed.
+#[derive(Default)]
+struct StandProgress {
+    total: usize,
+    left: usize,
+    failed: Vec<String>,
+}
+
+impl Progress {
+    fn new(plan: &Plan, graph: &ActionGraph, opts: &ApplyOptions, since: tokio::time::Instant) -> Progress {
+        let mut last: BTreeMap<u32, usize> = BTreeMap::new();
+        for step in graph.steps() {
+            if let Some(vmid) = step.action.vm() {
+                last.insert(vmid, step.id);
             }
         }
-    };
-    if let Some((_, gate)) = &ctx.group {
-        gate.send_replace(Some(ok));
+        let mut last_steps = BTreeMap::new();
+        let mut stands: BTreeMap<String, StandProgress> = BTreeMap::new();
+        let mut per_node: BTreeMap<String, u64> = BTreeMap::new();
+        for vm in &plan.vms {
+            if let Some(id) = last.get(&vm.vmid) {
+                last_steps.insert(*id, (vm.node.clone(), vm.user.clone()));
+            }
+            let s = stands.entry(vm.user.clone()).or_default();
+            s.total += 1;
+            s.left += 1;
+            *per_node.entry(vm.node.clone()).or_default() += 1;
+        }
+        let bars = match opts.progress.then(indicatif::MultiProgress::new) {
+            Some(mp) => per_node
+                .into_iter()
+                .map(|(n, total)| {
+                    let bar = mp.add(indicatif::ProgressBar::new(total));
+                    let style = indicatif::ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {pos}/{len} VMs {msg} ({elapsed}, eta {eta})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                    bar.set_style(style);
+                    bar.set_prefix(n.clone());
+                    (n, bar)
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        Progress { bars, last_steps, stands: Arc::new(Mutex::new(stands)), lines: opts.stand_lines, since }
+    }
+
+    /// A VM is finished when its last step ends (after a failure it ends cancelled).
+    fn step_ended(&self, step: &Step, outcome: &Outcome) {
+        let Some((node, user)) = self.last_steps.get(&step.id) else { return };
+        if let Some(bar) = self.bars.get(node) {
+            bar.inc(1);
+        }
+        let finished = {
+            let mut stands = lock(&self.stands);
+            let Some(s) = stands.get_mut(user) else { return };
+            s.left = s.left.saturating_sub(1);
+            if matches!(outcome, Outcome::Failed(_) | Outcome::Cancelled) {
+                s.failed.push(step.action.object());
+            }
+            (s.left == 0).then(|| (s.total, s.failed.clone()))
+        };
+        if let Some((total, failed)) = finished.filter(|_| self.lines) {
+            let secs = self.since.elapsed().as_secs_f64();
+            let vms = if total == 1 { "1 VM".to_string() } else { format!("{total} VMs") };
+            if failed.is_empty() {
+                crate::errln!("✓ {user}: {vms} on {node} ({secs:.1} s)");
+            } else {
+                crate::errln!("✗ {user}: {} of {vms} failed ({}) ({secs:.1} s)", failed.len(), failed.join(", "));
+            }
+        }
+    }
+
+    fn finish(&self) {
+        for b in self.bars.values() {
+            b.finish();
+        }
     }
 }
 
-/// The students' group, once it exists.
-async fn group_ready(ctx: &Ctx) -> Option<&str> {
-    let (id, gate) = ctx.group.as_ref()?;
-    passed(gate).await.then_some(id.as_str())
-}
-
-async fn deploy_user(ctx: &Ctx, u: &UserPlan) {
+/// Carries out one deploy action (removals go to [`super::act::perform`]).
+async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
     let pve = &ctx.pve;
-    let group = group_ready(ctx).await;
-    let pool_marker = Marker::new(&[("lab", &ctx.lab), ("user", &u.userid)]).to_string();
-    let user_ok = if !u.exists {
-        let r = ctx.create(|| pve.create_user_in(&u.userid, u.password.as_deref(), Some(&u.comment), group)).await;
-        match r {
-            Ok(()) => {
-                ctx.count(|r| r.users_created += 1);
-                true
+    match action {
+        Action::CreateGroup { groupid, comment } => {
+            ctx.create(|| pve.create_group(groupid, Some(comment)))
+                .await
+                .map_err(|e| ActError::new(e, "check Group.Allocate on /access/groups; re-run `stand up`"))?;
+            ctx.group_ok.store(true, Ordering::SeqCst);
+            Ok(Done::Changed)
+        }
+        Action::CreateUser { userid, comment, group, password } => {
+            let group = group.as_deref().filter(|_| ctx.group_ok.load(Ordering::SeqCst));
+            let password = password.as_ref().map(Secret::expose);
+            ctx.create(|| pve.create_user_in(userid, password, Some(comment), group)).await.map_err(|e| {
+                ActError::new(e, "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`")
+            })?;
+            ctx.count(|r| r.users_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::UpdateUser { userid, comment, join_group, password } => {
+            if let Some(c) = comment {
+                let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", c);
+                ctx.retry(repeatable, |_| pve.exec(req.clone()))
+                    .await
+                    .map_err(|e| ActError::new(e, "re-run `stand up`"))?;
             }
-            Err(e) => {
-                ctx.fail(
-                    format!("user {}", u.userid),
-                    &e,
-                    "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`",
-                );
-                false
+            if let Some(g) = join_group.as_deref().filter(|_| ctx.group_ok.load(Ordering::SeqCst)) {
+                ctx.retry(repeatable, |_| pve.join_group(userid, g))
+                    .await
+                    .map_err(|e| ActError::new(e, "check User.Modify; re-run `stand up`"))?;
+            }
+            if let Some(p) = password {
+                ctx.retry(repeatable, |_| pve.set_password(userid, p.expose()))
+                    .await
+                    .map_err(|e| ActError::new(e, "the password was not reset; re-run with --reset-passwords"))?;
+            }
+            Ok(Done::Changed)
+        }
+        Action::CreatePool { poolid, comment } => {
+            ctx.create(|| pve.create_pool(poolid, Some(comment)))
+                .await
+                .map_err(|e| ActError::new(e, "check Pool.Allocate; re-run `stand up`"))?;
+            ctx.count(|r| r.pools_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::SetAcl { path, role, ugid } => set_acl(ctx, path, role, ugid).await,
+        Action::GrantBridge { node, iface, user } => {
+            let path = format!("/sdn/zones/localnetwork/{}", made_name(ctx, node, iface));
+            set_acl(ctx, &path, "PVESDNUser", user).await
+        }
+        Action::CreateBridge { node, iface, vlan_aware, comment } => {
+            let b = BridgePlan {
+                node: node.clone(),
+                iface: iface.clone(),
+                vlan_aware: *vlan_aware,
+                comment: comment.clone(),
+                owner: None,
+                alias: None,
+                exists: false,
+                comment_update: false,
+            };
+            let planned: Vec<&str> =
+                ctx.planned_bridges.get(node).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default();
+            create_bridge(ctx, node, &b, &planned)
+                .await
+                .map_err(|e| ActError::new(e, "check Sys.Modify on /nodes; re-run `stand up`"))?;
+            ctx.count(|r| r.bridges_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::MarkBridge { node, iface, comment } => ctx
+            .retry(repeatable, |_| pve.set_bridge_comment(node, iface, comment))
+            .await
+            .map(|()| Done::Changed)
+            .map_err(|e| ActError::new(e, "check Sys.Modify on /nodes; re-run `stand up`")),
+        Action::ReloadNetwork { node, foreign } => {
+            if !foreign.is_empty() && !ctx.opts.apply_foreign_network {
+                return Err(ActError::new(
+                    format!("{node} has pending network changes stand did not make ({})", foreign.join(", ")),
+                    "review them in the PVE GUI (System → Network: Apply or Revert), or pass --apply-foreign-network",
+                ));
+            }
+            ctx.retry(repeatable, |_| async {
+                let upid = pve.apply_network(node).await?;
+                pve.wait_task(&upid, ctx.opts.wait).await
+            })
+            .await
+            .map_err(|e| {
+                ActError::new(e, "the bridges are staged; check `ifreload -a` on the node, then re-run `stand up`")
+            })?;
+            ctx.count(|r| r.networks_applied += 1);
+            Ok(Done::Changed)
+        }
+        Action::CloneVm { vm } => {
+            if vm.exists {
+                // It may still be under a clone of an earlier run, which may yet fail.
+                match wait_unlocked(ctx, &vm.node, vm.vmid).await {
+                    Ok(true) => return Ok(Done::AlreadyDone),
+                    Ok(false) => {}
+                    Err(e) => return Err(ActError::new(e, "re-run `stand up`")),
+                }
+            }
+            let vmid = clone_vm(ctx, vm).await.map_err(|e| ActError::new(&e, clone_hint(&e)))?;
+            lock(&ctx.vmids).insert(vm.vmid, vmid);
+            lock(&ctx.fresh).insert(vm.vmid);
+            ctx.count(|r| r.vms_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::ConfigureVm { vm, only } => {
+            let vmid = ctx.vmid(vm.vmid);
+            if ctx.is_fresh(vm.vmid) {
+                return configure(ctx, vm, vmid, None)
+                    .await
+                    .map(|()| Done::Changed)
+                    .map_err(|e| ActError::new(e, "the VM exists without its NICs; re-run `stand up` to finish it"));
+            }
+            match only.as_deref() {
+                Some([]) => Ok(Done::AlreadyDone),
+                keys => {
+                    configure(ctx, vm, vmid, keys).await.map_err(|e| ActError::new(e, "re-run `stand up`"))?;
+                    ctx.count(|r| r.vms_updated += 1);
+                    Ok(Done::Changed)
+                }
             }
         }
-    } else {
-        let mut ok = true;
-        if u.comment_update {
-            let req = ApiRequest::put(format!("/access/users/{}", u.userid)).param("comment", &u.comment);
-            if let Err(e) = ctx.retry(repeatable, |_| pve.exec(req.clone())).await {
-                ctx.fail(format!("user {}", u.userid), &e, "re-run `stand up`");
-                ok = false;
+        Action::StartVm { vm } => {
+            let fresh = ctx.is_fresh(vm.vmid);
+            if !fresh && !vm.needs_start {
+                return Ok(Done::AlreadyDone);
             }
+            start_vm(ctx, vm, ctx.vmid(vm.vmid), fresh).await.map_err(|e| {
+                ActError::new(e, "check the node's memory and the VM's bridges; `stand up` again starts it")
+            })?;
+            ctx.count(|r| r.vms_started += 1);
+            Ok(Done::Changed)
         }
-        if let Some(g) = group.filter(|_| !u.in_group)
-            && let Err(e) = ctx.retry(repeatable, |_| pve.join_group(&u.userid, g)).await
-        {
-            ctx.fail(format!("user {}", u.userid), &e, "check User.Modify; re-run `stand up`");
-            ok = false;
+        removal => {
+            let pve = ctx.pve.clone();
+            super::act::perform(&*pve, removal, &ctx.opts).await
         }
-        if let Some(p) = &u.password
-            && let Err(e) = ctx.retry(repeatable, |_| pve.set_password(&u.userid, p)).await
-        {
-            ctx.fail(format!("user {}", u.userid), &e, "the password was not reset; re-run with --reset-passwords");
-            ok = false;
-        }
-        ok
-    };
-    let pool_ok = if u.pool_exists {
-        true
-    } else {
-        let r = ctx.create(|| pve.create_pool(&u.pool, Some(&pool_marker))).await;
-        match r {
-            Ok(()) => {
-                ctx.count(|r| r.pools_created += 1);
-                true
-            }
-            Err(e) => {
-                ctx.fail(format!("pool {}", u.pool), &e, "check Pool.Allocate; re-run `stand up`");
-                false
-            }
-        }
-    };
-    if let Some(g) = ctx.pools.get(&u.pool) {
-        g.send_replace(Some(pool_ok));
-    }
-    if let Some(g) = ctx.users.get(&u.userid) {
-        g.send_replace(Some(user_ok));
-    }
-    if user_ok && pool_ok && !u.acl_exists {
-        set_acl(ctx, &format!("/pool/{}", u.pool), &ctx.role, &u.userid).await;
-    }
-    if let Some(teacher) = u.teacher_acl.as_deref().filter(|_| pool_ok) {
-        set_acl(ctx, &format!("/pool/{}", u.pool), &ctx.role, teacher).await;
     }
 }
 
-async fn set_acl(ctx: &Ctx, path: &str, role: &str, userid: &str) {
-    match ctx.retry(repeatable, |_| ctx.pve.set_acl(path, role, Some(userid), None, false)).await {
-        Ok(()) => ctx.count(|r| r.acls_set += 1),
-        Err(e) => ctx.fail(format!("acl {path} {userid}"), &e, "check Permissions.Modify; re-run `stand up`"),
-    }
+async fn set_acl(ctx: &Ctx, path: &str, role: &str, userid: &str) -> Result<Done, ActError> {
+    ctx.retry(repeatable, |_| ctx.pve.set_acl(path, role, Some(userid), None, false))
+        .await
+        .map_err(|e| ActError::new(e, "check Permissions.Modify; re-run `stand up`"))?;
+    ctx.count(|r| r.acls_set += 1);
+    Ok(Done::Changed)
 }
 
 /// Creates one bridge; when its name was taken meanwhile by something not ours, creates it
@@ -409,91 +608,6 @@ async fn create_bridge(ctx: &Ctx, node: &str, b: &BridgePlan, planned: &[&str]) 
 fn made_name(ctx: &Ctx, node: &str, planned: &str) -> String {
     let renamed = ctx.renamed.lock().unwrap_or_else(|e| e.into_inner());
     renamed.get(&(node.to_string(), planned.to_string())).cloned().unwrap_or_else(|| planned.to_string())
-}
-
-/// Gives each private bridge's owner `SDN.Use` on it (PVE 8 asks it of non-root users to
-/// plug a NIC into a bridge), once the owner exists.
-async fn grant_bridges(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
-    for b in bridges {
-        let Some(owner) = &b.owner else { continue };
-        if !ctx.sdn_acls.get(owner).is_some_and(|l| l.contains(&b.iface)) {
-            continue;
-        }
-        if let Some(g) = ctx.users.get(owner)
-            && !passed(g).await
-        {
-            continue;
-        }
-        let path = format!("/sdn/zones/localnetwork/{}", made_name(ctx, node, &b.iface));
-        set_acl(ctx, &path, "PVESDNUser", owner).await;
-    }
-}
-
-async fn deploy_network(ctx: &Ctx, node: &str, bridges: &[BridgePlan]) {
-    let pve = &ctx.pve;
-    let done = |ok: bool| {
-        if let Some(g) = ctx.networks.get(node) {
-            g.send_replace(Some(ok));
-        }
-    };
-    let planned: Vec<&str> = bridges.iter().map(|b| b.iface.as_str()).collect();
-    let foreign = foreign_pending(&ctx.snap, node, &planned);
-    let ours_pending = ctx.snap.pending.contains_key(node) && foreign.is_empty();
-    let to_create: Vec<&BridgePlan> = bridges.iter().filter(|b| !b.exists).collect();
-    let to_mark: Vec<&BridgePlan> = bridges.iter().filter(|b| b.exists && b.comment_update).collect();
-    if to_create.is_empty() && to_mark.is_empty() && !ours_pending {
-        done(true);
-        return grant_bridges(ctx, node, bridges).await;
-    }
-    if !foreign.is_empty() && !ctx.opts.apply_foreign_network {
-        let msg = format!("{node} has pending network changes stand did not make ({})", foreign.join(", "));
-        ctx.fail(
-            format!("network {node}"),
-            &msg,
-            "review them in the PVE GUI (System → Network: Apply or Revert), or pass --apply-foreign-network",
-        );
-        return done(false);
-    }
-    for b in to_create {
-        match create_bridge(ctx, node, b, &planned).await {
-            Ok(_) => ctx.count(|r| r.bridges_created += 1),
-            Err(e) => {
-                ctx.fail(format!("bridge {node}/{}", b.iface), &e, "check Sys.Modify on /nodes; re-run `stand up`");
-                return done(false);
-            }
-        }
-    }
-    for b in to_mark {
-        if let Err(e) = ctx.retry(repeatable, |_| pve.set_bridge_comment(node, &b.iface, &b.comment)).await {
-            ctx.fail(format!("bridge {node}/{}", b.iface), &e, "check Sys.Modify on /nodes; re-run `stand up`");
-            return done(false);
-        }
-    }
-    let r = ctx
-        .retry(repeatable, |_| async {
-            let upid = pve.apply_network(node).await?;
-            pve.wait_task(&upid, ctx.opts.wait).await
-        })
-        .await;
-    match r {
-        Ok(_) => {
-            ctx.count(|r| r.networks_applied += 1);
-            done(true);
-            grant_bridges(ctx, node, bridges).await
-        }
-        Err(e) => {
-            ctx.fail(
-                format!("network {node}"),
-                &e,
-                "the bridges are staged; check `ifreload -a` on the node, then re-run `stand up`",
-            );
-            done(false)
-        }
-    }
-}
-
-fn vm_label(vm: &VmPlan) -> String {
-    format!("vm {} {}", vm.vmid, vm.name)
 }
 
 /// Waits until a VM's config has no lock; `Ok(false)` if the VM does not exist.
@@ -663,16 +777,6 @@ fn config_params(vm: &VmPlan, only: Option<&[String]>, made: impl Fn(&str) -> St
 }
 
 async fn configure(ctx: &Ctx, vm: &VmPlan, vmid: u32, only: Option<&[String]>) -> Result<(), PveError> {
-    // NICs name bridges: wait until the node's bridges are made (and maybe renamed).
-    if vm.nets.iter().flatten().next().is_some()
-        && let Some(g) = ctx.networks.get(&vm.node)
-        && !passed(g).await
-    {
-        return Err(PveError::Decode {
-            path: format!("/nodes/{}/network", vm.node),
-            message: "the node's bridges were not made".into(),
-        });
-    }
     let params = config_params(vm, only, |b| made_name(ctx, &vm.node, b));
     if params.is_empty() {
         return Ok(());
@@ -709,59 +813,6 @@ async fn start_vm(ctx: &Ctx, vm: &VmPlan, vmid: u32, fresh: bool) -> Result<(), 
         }
     })
     .await
-}
-
-async fn deploy_vm(ctx: &Ctx, vm: &VmPlan) {
-    let Some(limit) = ctx.node_limits.get(&vm.node).cloned() else { return };
-    let Ok(_permit) = limit.acquire_owned().await else { return };
-    let label = vm_label(vm);
-    let mut vmid = vm.vmid;
-    let mut exists = vm.exists;
-    if exists {
-        // It may still be under a clone of an earlier run, which may yet fail.
-        match wait_unlocked(ctx, &vm.node, vmid).await {
-            Ok(true) => {}
-            Ok(false) => exists = false,
-            Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
-        }
-    }
-    if !exists {
-        if let Some(g) = ctx.pools.get(&vm.pool)
-            && !passed(g).await
-        {
-            return ctx.fail(label, &"its pool was not created", "see the pool's failure above; re-run `stand up`");
-        }
-        match clone_vm(ctx, vm).await {
-            Ok(id) => {
-                vmid = id;
-                ctx.count(|r| r.vms_created += 1);
-            }
-            Err(e) => return ctx.fail(label, &e, clone_hint(&e)),
-        }
-        if let Err(e) = configure(ctx, vm, vmid, None).await {
-            return ctx.fail(label, &e, "the VM exists without its NICs; re-run `stand up` to finish it");
-        }
-    } else if !vm.update.is_empty() {
-        match configure(ctx, vm, vmid, Some(&vm.update)).await {
-            Ok(()) => ctx.count(|r| r.vms_updated += 1),
-            Err(e) => return ctx.fail(label, &e, "re-run `stand up`"),
-        }
-    }
-    if vm.start && (!exists || vm.needs_start) {
-        if let Some(g) = ctx.networks.get(&vm.node)
-            && !passed(g).await
-        {
-            return ctx.fail(
-                label,
-                &format!("the network of {} was not applied", vm.node),
-                "the VM is made but not started; fix the network, then re-run `stand up`",
-            );
-        }
-        match start_vm(ctx, vm, vmid, !exists).await {
-            Ok(()) => ctx.count(|r| r.vms_started += 1),
-            Err(e) => ctx.fail(label, &e, "check the node's memory and the VM's bridges; `stand up` again starts it"),
-        }
-    }
 }
 
 fn clone_hint(e: &PveError) -> &'static str {

@@ -10,8 +10,9 @@ mod report;
 mod retry;
 mod runner;
 
+pub use act::{ActError, Done};
 pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy, destroy_actions};
-pub use executor::{ApplyOptions, apply};
+pub use executor::{ApplyOptions, apply, deploy_graph};
 pub use pending::foreign_pending;
 pub use report::{ApplyReport, Credential, Failure};
-pub use runner::{Outcome, RunReport, run};
+pub use runner::{OnEnd, Outcome, Perform, RunReport, run, run_with};

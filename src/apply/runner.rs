@@ -4,14 +4,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::act::{Done, perform};
+use super::act::{ActError, Done, perform};
 use super::executor::ApplyOptions;
 use super::report::Failure;
-use crate::plan::{Action, ActionGraph};
+use crate::plan::{Action, ActionGraph, Step};
 use crate::pve::Pve;
+
+/// What carries out one action (the runner knows the order, limits and outcomes only).
+pub type Perform = Arc<dyn Fn(Action) -> BoxFuture<'static, Result<Done, ActError>> + Send + Sync>;
+
+/// Told of each step as it ends (progress bars, a line per finished stand).
+pub type OnEnd = Arc<dyn Fn(&Step, &Outcome) + Send + Sync>;
 
 /// How one step ended.
 #[derive(Clone, Debug)]
@@ -51,26 +58,43 @@ impl RunReport {
     }
 }
 
-/// Runs `graph` against `pve`.
+/// Runs `graph` against `pve` with the actions of [`perform`].
 pub async fn run(pve: Arc<dyn Pve>, graph: &ActionGraph, opts: &ApplyOptions) -> RunReport {
+    let o = opts.clone();
+    let act: Perform = Arc::new(move |a| {
+        let (pve, o) = (pve.clone(), o.clone());
+        Box::pin(async move { perform(&*pve, &a, &o).await })
+    });
+    run_with(graph, opts.per_node, act, None).await
+}
+
+/// Runs `graph`, carrying out each action with `act`, at most `per_node` node-bound steps
+/// at once per node, telling `on_end` of each step that ends.
+pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end: Option<OnEnd>) -> RunReport {
     let gates: Vec<watch::Sender<Option<Ended>>> = graph.steps().iter().map(|_| watch::channel(None).0).collect();
     let mut limits: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
     let mut set = JoinSet::new();
     for step in graph.steps() {
         let after: Vec<_> = step.after.iter().map(|a| gates[*a].subscribe()).collect();
         let follows: Vec<_> = step.follows.iter().map(|a| gates[*a].subscribe()).collect();
+        let waits: Vec<_> = step.waits.iter().map(|a| gates[*a].subscribe()).collect();
         let done = gates[step.id].clone();
-        let limit = step.action.node_limit().map(|n| {
-            limits.entry(n.to_string()).or_insert_with(|| Arc::new(Semaphore::new(opts.per_node.max(1)))).clone()
-        });
-        let (pve, opts, action, id) = (pve.clone(), opts.clone(), step.action.clone(), step.id);
+        let limit = step
+            .action
+            .node_limit()
+            .map(|n| limits.entry(n.to_string()).or_insert_with(|| Arc::new(Semaphore::new(per_node.max(1)))).clone());
+        let (act, on_end, step) = (act.clone(), on_end.clone(), step.clone());
         set.spawn(async move {
+            let id = step.id;
             let mut ready = true;
             for mut w in after {
                 ready &= ended(&mut w).await == Ended::Ok;
             }
             for mut w in follows {
                 ready &= ended(&mut w).await != Ended::Failed;
+            }
+            for mut w in waits {
+                ended(&mut w).await;
             }
             let outcome = if !ready {
                 Outcome::Cancelled
@@ -79,12 +103,15 @@ pub async fn run(pve: Arc<dyn Pve>, graph: &ActionGraph, opts: &ApplyOptions) ->
                     Some(l) => l.clone().acquire_owned().await.ok(),
                     None => None,
                 };
-                match perform(&*pve, &action, &opts).await {
+                match act(step.action.clone()).await {
                     Ok(Done::Changed) => Outcome::Done,
                     Ok(Done::AlreadyDone) => Outcome::AlreadyDone,
-                    Err(e) => Outcome::Failed(Failure::new(action.object(), &e.message, e.hint)),
+                    Err(e) => Outcome::Failed(Failure::new(step.action.object(), &e.message, &e.hint)),
                 }
             };
+            if let Some(f) = &on_end {
+                f(&step, &outcome);
+            }
             done.send_replace(Some(match outcome {
                 Outcome::Done | Outcome::AlreadyDone => Ended::Ok,
                 Outcome::Failed(_) => Ended::Failed,

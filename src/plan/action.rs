@@ -1,15 +1,113 @@
 //! What a command will do to the cluster, as data: a graph of [`Action`]s with the
-//! dependencies between them. `stand down --dry-run` and `stand plan --prune` print it;
-//! `apply::run` executes any graph.
+//! dependencies between them. `stand up` deploys by one, `stand down --dry-run` and
+//! `stand plan --prune` print one; `apply::run` executes any graph.
 
 use std::fmt;
 
 use serde::Serialize;
 
+use super::model::VmPlan;
+use crate::pve::Secret;
+
 /// One change to the cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Create the lab's group of students.
+    CreateGroup {
+        /// Group id.
+        groupid: String,
+        /// Comment (marker).
+        comment: String,
+    },
+    /// Create a student's user (with their password, in the group once it exists).
+    CreateUser {
+        /// `name@realm`.
+        userid: String,
+        /// Comment (marker).
+        comment: String,
+        /// The lab's group.
+        group: Option<String>,
+        /// The new password (never shown or serialized).
+        #[serde(skip)]
+        password: Option<Secret>,
+    },
+    /// Bring an existing user up to the plan: the lab in their marker, the group, a reset
+    /// password.
+    UpdateUser {
+        /// `name@realm`.
+        userid: String,
+        /// The new comment, when it changes.
+        comment: Option<String>,
+        /// The group to join (once it exists).
+        join_group: Option<String>,
+        /// A reset password (never shown or serialized).
+        #[serde(skip)]
+        password: Option<Secret>,
+    },
+    /// Create a student's pool.
+    CreatePool {
+        /// Pool id.
+        poolid: String,
+        /// Comment (marker).
+        comment: String,
+    },
+    /// Give `ugid` role `role` on `path`.
+    SetAcl {
+        /// ACL path.
+        path: String,
+        /// Role.
+        role: String,
+        /// User.
+        ugid: String,
+    },
+    /// Stage a bridge (under the next free name if someone took this one meanwhile).
+    CreateBridge {
+        /// Node.
+        node: String,
+        /// Interface.
+        iface: String,
+        /// VLAN aware.
+        vlan_aware: bool,
+        /// Comment (marker).
+        comment: String,
+    },
+    /// Stage a new comment on an existing bridge (another lab ensures a shared bridge).
+    MarkBridge {
+        /// Node.
+        node: String,
+        /// Interface.
+        iface: String,
+        /// Comment (marker).
+        comment: String,
+    },
+    /// Give a private bridge's owner `SDN.Use` on it, under the name it was made.
+    GrantBridge {
+        /// Node.
+        node: String,
+        /// Interface as planned.
+        iface: String,
+        /// The owner.
+        user: String,
+    },
+    /// Clone a VM (or, for a VM planned as existing, make sure its earlier clone ended and
+    /// clone again if it failed).
+    CloneVm {
+        /// The VM.
+        vm: Box<VmPlan>,
+    },
+    /// Write a VM's NICs and settings: all of them after a clone, else `only` these keys.
+    ConfigureVm {
+        /// The VM.
+        vm: Box<VmPlan>,
+        /// The keys to update of an existing VM.
+        only: Option<Vec<String>>,
+    },
+    /// Start a VM (one cloned by this run, or one planned as stopped that should run).
+    StartVm {
+        /// The VM.
+        vm: Box<VmPlan>,
+    },
     /// Stop a VM (when it runs) and delete it with its disks.
     DestroyVm {
         /// Node.
@@ -67,6 +165,17 @@ impl Action {
     /// The object it acts on, as reports name it (`vm 3001`, `bridge pve1/vmbr1000`).
     pub fn object(&self) -> String {
         match self {
+            Action::CreateGroup { groupid, .. } => format!("group {groupid}"),
+            Action::CreateUser { userid, .. } | Action::UpdateUser { userid, .. } => format!("user {userid}"),
+            Action::CreatePool { poolid, .. } => format!("pool {poolid}"),
+            Action::SetAcl { path, ugid, .. } => format!("acl {path} {ugid}"),
+            Action::CreateBridge { node, iface, .. } | Action::MarkBridge { node, iface, .. } => {
+                format!("bridge {node}/{iface}")
+            }
+            Action::GrantBridge { iface, user, .. } => format!("acl /sdn/zones/localnetwork/{iface} {user}"),
+            Action::CloneVm { vm } | Action::ConfigureVm { vm, .. } | Action::StartVm { vm } => {
+                format!("vm {} {}", vm.vmid, vm.name)
+            }
             Action::DestroyVm { vmid, .. } => format!("vm {vmid}"),
             Action::DeleteBridge { node, iface } => format!("bridge {node}/{iface}"),
             Action::ReloadNetwork { node, .. } => format!("network {node}"),
@@ -80,6 +189,15 @@ impl Action {
     pub fn node_limit(&self) -> Option<&str> {
         match self {
             Action::DestroyVm { node, .. } => Some(node),
+            Action::CloneVm { vm } | Action::ConfigureVm { vm, .. } | Action::StartVm { vm } => Some(&vm.node),
+            _ => None,
+        }
+    }
+
+    /// The VM whose deployment it is part of (clone, configure, start).
+    pub fn vm(&self) -> Option<u32> {
+        match self {
+            Action::CloneVm { vm } | Action::ConfigureVm { vm, .. } | Action::StartVm { vm } => Some(vm.vmid),
             _ => None,
         }
     }
@@ -88,6 +206,30 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Action::CreateGroup { groupid, .. } => write!(f, "+ group  {groupid}"),
+            Action::CreateUser { userid, .. } => write!(f, "+ user   {userid}"),
+            Action::UpdateUser { userid, .. } => write!(f, "~ user   {userid}"),
+            Action::CreatePool { poolid, .. } => write!(f, "+ pool   {poolid}"),
+            Action::SetAcl { path, role, ugid } => write!(f, "+ acl    {path} {ugid} {role}"),
+            Action::CreateBridge { node, iface, .. } => write!(f, "+ bridge {node}/{iface}"),
+            Action::MarkBridge { node, iface, .. } => write!(f, "~ bridge {node}/{iface} (shared: this lab joins)"),
+            Action::GrantBridge { iface, user, .. } => {
+                write!(f, "+ acl    /sdn/zones/localnetwork/{iface} {user} PVESDNUser")
+            }
+            Action::CloneVm { vm } => write!(
+                f,
+                "+ vm     {} {} ({} clone of {} on {})",
+                vm.vmid,
+                vm.name,
+                if vm.full { "full" } else { "linked" },
+                vm.template,
+                vm.node
+            ),
+            Action::ConfigureVm { vm, only: None } => write!(f, "+ config {} {}", vm.vmid, vm.name),
+            Action::ConfigureVm { vm, only: Some(keys) } => {
+                write!(f, "~ config {} {}: {}", vm.vmid, vm.name, keys.join(", "))
+            }
+            Action::StartVm { vm } => write!(f, "+ start  {} {}", vm.vmid, vm.name),
             Action::DestroyVm { node, vmid, name, .. } => write!(f, "- vm     {vmid} {name} on {node}"),
             Action::DeleteBridge { node, iface } => write!(f, "- bridge {node}/{iface}"),
             Action::ReloadNetwork { node, foreign } if foreign.is_empty() => {
@@ -105,7 +247,7 @@ impl fmt::Display for Action {
 }
 
 /// An action and the steps it waits for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Step {
     /// Its index in the graph.
     pub id: usize,
@@ -118,10 +260,14 @@ pub struct Step {
     /// (a node's reload applies the removals that were staged, unless staging one failed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub follows: Vec<usize>,
+    /// Steps that must end first, however they end (a user waits for the group, and joins
+    /// it only if it was made).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<usize>,
 }
 
 /// Actions in an order where every step comes after the steps it waits for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
 pub struct ActionGraph {
     steps: Vec<Step>,
@@ -135,6 +281,11 @@ impl ActionGraph {
 
     /// Adds `action` after `after` and following `follows` (see [`Step::follows`]).
     pub fn add_following(&mut self, action: Action, after: Vec<usize>, follows: Vec<usize>) -> usize {
+        self.add_edges(action, after, follows, Vec::new())
+    }
+
+    /// Adds `action` with every kind of edge (see [`Step`]).
+    pub fn add_edges(&mut self, action: Action, after: Vec<usize>, follows: Vec<usize>, waits: Vec<usize>) -> usize {
         let id = self.steps.len();
         let earlier = |v: Vec<usize>| {
             debug_assert!(v.iter().all(|a| *a < id), "a step waits only for earlier ones");
@@ -143,8 +294,8 @@ impl ActionGraph {
             v.dedup();
             v
         };
-        let (after, follows) = (earlier(after), earlier(follows));
-        self.steps.push(Step { id, action, after, follows });
+        let (after, follows, waits) = (earlier(after), earlier(follows), earlier(waits));
+        self.steps.push(Step { id, action, after, follows, waits });
         id
     }
 
