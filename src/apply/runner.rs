@@ -82,7 +82,7 @@ pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end
         let limit = step
             .action
             .node_limit()
-            .map(|n| limits.entry(n.to_string()).or_insert_with(|| Arc::new(Semaphore::new(per_node.max(1)))).clone());
+            .map(|key| limits.entry(key).or_insert_with(|| Arc::new(Semaphore::new(per_node.max(1)))).clone());
         let (act, on_end, step) = (act.clone(), on_end.clone(), step.clone());
         set.spawn(async move {
             let id = step.id;

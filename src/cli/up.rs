@@ -11,7 +11,7 @@ use serde_json::json;
 use super::arguments::{ApplyArgs, LabInput, Output};
 use super::target::{Cluster, Unreachable};
 use super::{Usage, credentials, exit, lab, render};
-use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, destroy_actions};
+use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, deploy_graph, destroy_actions};
 use crate::plan::{ActionGraph, ChangeKind, Diff, Plan, Snapshot};
 use crate::pve::WaitPolicy;
 use crate::script::{RunOptions, run_file};
@@ -69,10 +69,19 @@ pub async fn plan(
         return Err(Usage("--prune removes what the whole lab no longer has; it cannot go with --only".into()).into());
     }
     let pruned = if prune { Some(prune_actions(cluster, &snap, &plan).await?) } else { None };
+    // Exactly what `up` runs: nothing for a plan that changes nothing.
+    let actions = if plan.is_noop() { ActionGraph::default() } else { deploy_graph(&plan, &snap, false) };
     match cluster.output {
         Output::Json => crate::outln!(
             "{}",
-            json!({ "simulated": cluster.simulated(), "lab": plan.lab_name(), "plan": plan, "changes": diff.changes, "prune": pruned })
+            json!({
+                "simulated": cluster.simulated(),
+                "lab": plan.lab_name(),
+                "plan": plan,
+                "changes": diff.changes,
+                "actions": actions,
+                "prune": pruned,
+            })
         ),
         Output::Text => {
             match &pruned {

@@ -185,11 +185,14 @@ impl Action {
         }
     }
 
-    /// The node whose limit of operations at once it counts against, if any.
-    pub fn node_limit(&self) -> Option<&str> {
+    /// The per-node limit it counts against, if any: clones and removals of VMs share one
+    /// (`node/pve1`), starts have their own (`start/pve1`), so a VM cloned early starts
+    /// while later clones still queue; a config write is quick and unlimited.
+    pub fn node_limit(&self) -> Option<String> {
         match self {
-            Action::DestroyVm { node, .. } => Some(node),
-            Action::CloneVm { vm } | Action::ConfigureVm { vm, .. } | Action::StartVm { vm } => Some(&vm.node),
+            Action::DestroyVm { node, .. } => Some(format!("node/{node}")),
+            Action::CloneVm { vm } => Some(format!("node/{}", vm.node)),
+            Action::StartVm { vm } => Some(format!("start/{}", vm.node)),
             _ => None,
         }
     }

@@ -121,3 +121,72 @@ fn down_dry_run_prints_the_actions_down_runs() {
     assert_eq!(v["removed"]["vms"], actions.iter().filter(|a| a["action"] == "destroy_vm").count());
     assert_eq!(v["converged"], true);
 }
+
+/// The write each deploy action makes: `(method, path)`.
+fn deploy_requests(actions: &serde_json::Value) -> Vec<(String, String)> {
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().to_string();
+    let mut out: Vec<(String, String)> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let vm = &a["vm"];
+            match a["action"].as_str().unwrap() {
+                "create_group" => ("POST".into(), "/access/groups".into()),
+                "create_user" => ("POST".into(), "/access/users".into()),
+                "create_pool" => ("POST".into(), "/pools".into()),
+                "set_acl" | "grant_bridge" => ("PUT".into(), "/access/acl".into()),
+                "create_bridge" => ("POST".into(), format!("/nodes/{}/network", s(a, "node"))),
+                "reload_network" => ("PUT".into(), format!("/nodes/{}/network", s(a, "node"))),
+                "clone_vm" => {
+                    ("POST".into(), format!("/nodes/{}/qemu/{}/clone", s(vm, "template_node"), vm["template"]))
+                }
+                "configure_vm" => ("PUT".into(), format!("/nodes/{}/qemu/{}/config", s(vm, "node"), vm["vmid"])),
+                "start_vm" => ("POST".into(), format!("/nodes/{}/qemu/{}/status/start", s(vm, "node"), vm["vmid"])),
+                other => panic!("unexpected action {other}"),
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn plan_lists_exactly_the_writes_up_makes() {
+    let (sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("PVE_URL".to_string(), server.url.clone()),
+        ("PVE_TOKEN".to_string(), server.token.clone()),
+        ("PVE_FINGERPRINT".to_string(), server.fingerprint.clone()),
+    ];
+    let lab3 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai");
+    let lab3 = lab3.to_str().unwrap();
+    let o = stand(dir.path(), &["plan", lab3, "--output", "json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let planned: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let expected = deploy_requests(&planned["actions"]);
+    assert_eq!(expected.iter().filter(|(_, p)| p.ends_with("/clone")).count(), 48);
+
+    let log = dir.path().join("requests.jsonl");
+    sim.log_requests_to(&log).unwrap();
+    let o = stand(dir.path(), &["up", lab3], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut made: Vec<(String, String)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["method"] != "GET")
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().trim_start_matches("/api2/json").to_string(),
+            )
+        })
+        .collect();
+    made.sort();
+    assert_eq!(made, expected, "up made exactly the writes plan listed, one per action");
+    let again = stand(dir.path(), &["plan", lab3, "--output", "json"], &env);
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["actions"], serde_json::json!([]), "a deployed lab plans no action");
+}
