@@ -79,31 +79,22 @@ pub fn show(value: &Dynamic) -> Option<String> {
     Some(if value.is_string() { format!("{value:?}") } else { value.to_string() })
 }
 
-/// Whether an input is complete: brackets balanced outside strings.
+/// Whether `text` is a whole input, as the Rhai parser sees it: an input that ends before
+/// a block, call or string is closed waits for more lines; any other error is the
+/// input's to report when it runs.
 fn complete(text: &str) -> bool {
-    let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '"' | '`' | '\'' => quote = Some(c),
-                '{' | '[' | '(' => depth += 1,
-                '}' | ']' | ')' => depth -= 1,
-                _ => {}
-            },
+    use rhai::{LexError, ParseErrorType};
+    match rhai::Engine::new_raw().compile(text) {
+        Ok(_) => true,
+        Err(e) => {
+            !matches!(
+                e.err_type(),
+                ParseErrorType::UnexpectedEOF
+                    | ParseErrorType::MissingToken(..)
+                    | ParseErrorType::BadInput(LexError::UnterminatedString)
+            ) || e.position().line().is_some_and(|l| l < text.trim_end().lines().count())
         }
     }
-    depth <= 0 && quote.is_none()
 }
 
 /// Tab completion: functions, commands, clone keys, and names from the cluster.
@@ -356,5 +347,9 @@ mod tests {
         assert!(!complete("for n in nodes() {"));
         assert!(complete("for n in nodes() {\n print(n);\n}"));
         assert!(complete("let s = \"{ not a block\";"));
+        assert!(!complete("let s = \"an open"), "an open string");
+        assert!(!complete("if x > 1 {\n  print(x);\n} else {"), "an open else");
+        assert!(complete("let x = ;"), "a plain syntax error is complete: it runs and is reported");
+        assert!(complete("nodes().len()"));
     }
 }

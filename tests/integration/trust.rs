@@ -469,7 +469,10 @@ fn every_commands_json_has_the_documented_keys() {
     };
     let plan = run(&["plan", lab1]);
     assert_eq!(keys(&plan), ["actions", "changes", "lab", "plan", "prune", "simulated"]);
-    assert!(plan["actions"].as_array().unwrap().iter().all(|a| a.get("password").is_none()), "no password in the graph");
+    assert!(
+        plan["actions"].as_array().unwrap().iter().all(|a| a.get("password").is_none()),
+        "no password in the graph"
+    );
     assert_eq!(keys(&plan["plan"]), ["bridges", "group", "lab", "users", "vms", "warnings"]);
     assert_eq!(keys(&plan["changes"][0]), ["detail", "id", "kind", "object"]);
     let dry = run(&["up", lab1, "--dry-run"]);
