@@ -174,7 +174,7 @@ fn apply_options(cluster: &Cluster, args: &ApplyArgs, quiet: bool) -> ApplyOptio
 /// endpoint sets an existing user's password: a reset needs a ticket login.
 fn refuse_token_password_reset(cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
     let resets: Vec<&str> =
-        plan.users.iter().filter(|u| u.exists && u.password.is_some()).map(|u| u.userid.as_str()).collect();
+        plan.users.iter().filter(|u| u.exists && u.new_password).map(|u| u.userid.as_str()).collect();
     match cluster.token_id() {
         Some(token) if !resets.is_empty() => Err(Usage(format!(
             "--reset-passwords: PVE does not let an API token ({token}) change passwords, so {} would get passwords that never work; \

@@ -58,14 +58,14 @@ impl Diff {
         for u in &plan.users {
             let kind = if !u.exists {
                 ChangeKind::Create
-            } else if u.comment_update || u.password.is_some() {
+            } else if u.comment_update || u.new_password {
                 ChangeKind::Update
             } else {
                 ChangeKind::Keep
             };
             let detail = match (u.exists, u.ours) {
                 (true, false) => "exists, not made by stand: left as it is".to_string(),
-                _ if u.password.is_some() => "new password".to_string(),
+                _ if u.new_password => "new password".to_string(),
                 _ => String::new(),
             };
             push(kind, "user", u.userid.clone(), detail);

@@ -54,7 +54,11 @@ pub struct UserPlan {
     pub pool: String,
     /// Node of their stand.
     pub node: Option<String>,
-    /// New password (only for users this run creates or resets); never serialized.
+    /// The user gets a new password (created, or reset): the planner asks for one, the
+    /// edge that runs the plan fills [`UserPlan::password`] ([`Plan::fill_passwords`]).
+    #[serde(default)]
+    pub new_password: bool,
+    /// The new password, once filled; never serialized.
     #[serde(skip)]
     pub password: Option<String>,
     /// The user exists already.
@@ -208,6 +212,15 @@ impl Plan {
         self.lab.as_ref().map(|l| l.name.as_str()).unwrap_or("")
     }
 
+    /// Gives every user who gets a new password one from `generate(length)`: planning
+    /// stays free of randomness, the edge that runs the plan brings it.
+    pub fn fill_passwords(&mut self, mut generate: impl FnMut(usize) -> String) {
+        let length = self.lab.as_ref().map(|l| l.password_length).unwrap_or(12);
+        for u in self.users.iter_mut().filter(|u| u.new_password && u.password.is_none()) {
+            u.password = Some(generate(length));
+        }
+    }
+
     /// Keeps only the stands of `students` (shared objects stay).
     pub fn retain_students(&mut self, students: &[String]) {
         self.users.retain(|u| students.contains(&u.userid));
@@ -225,7 +238,7 @@ impl Plan {
                 && u.sdn_acls.is_empty()
                 && u.teacher_acl.is_none()
                 && u.in_group
-                && u.password.is_none()
+                && !u.new_password
         }) && self.group.as_ref().is_none_or(|g| g.exists)
             && self.bridges.iter().all(|b| b.exists && !b.comment_update)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)

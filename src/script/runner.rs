@@ -9,7 +9,7 @@ use rhai::Engine;
 use super::api::{self, ApiContext};
 use super::error::ScriptError;
 use super::stdlib::Resolver;
-use crate::plan::{Plan, Planner, Snapshot, dns_safe};
+use crate::plan::{Plan, Planner, Snapshot, dns_safe, generate_password};
 
 /// How a script is run.
 #[derive(Clone, Debug, Default)]
@@ -104,7 +104,7 @@ pub fn run_source(
     } else {
         rhai::serde::from_dynamic(&value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
     };
-    let plan = ctx
+    let mut plan = ctx
         .planner
         .lock()
         .map_err(|_| ScriptError::plain(name, "internal error: planner lock poisoned"))?
@@ -113,5 +113,7 @@ pub fn run_source(
             Some(span) => ScriptError::at_span(name, &span, e.to_string(), &snapshot_sources()),
             None => ScriptError::plain(name, e.to_string()),
         })?;
+    // The planner asks for passwords; here, at the edge, the OS's CSPRNG makes them.
+    plan.fill_passwords(generate_password);
     Ok(ScriptOutcome { plan, value })
 }

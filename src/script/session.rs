@@ -156,7 +156,9 @@ impl Session {
 
     /// What the session recorded so far.
     pub fn plan(&self) -> Plan {
-        self.ctx.planner.lock().map(|p| p.plan()).unwrap_or_default()
+        let mut plan = self.ctx.planner.lock().map(|p| p.plan()).unwrap_or_default();
+        plan.fill_passwords(crate::plan::generate_password);
+        plan
     }
 
     /// The snapshot the session plans against.
