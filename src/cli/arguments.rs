@@ -222,6 +222,17 @@ pub enum Command {
         #[arg(long, default_value = "repl", value_name = "NAME")]
         lab: String,
     },
+    /// The reference of the lab functions, as Markdown (generated from the engine itself).
+    #[command(
+        long_about = "Prints the reference of the functions lab scripts call (create_user, alias, clone, ...),\n\
+        each with its parameters, what it does and an example, as Markdown. It is generated from\n\
+        the functions as registered, so it is always the running version's.\n\n\
+        Examples:\n  stand docs\n  stand docs clone\n  stand docs > LAB-FUNCTIONS.md"
+    )]
+    Docs {
+        /// Only this function.
+        function: Option<String>,
+    },
     /// Shell completions: `stand completions bash > /etc/bash_completion.d/stand`.
     Completions {
         /// The shell.

@@ -73,6 +73,21 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
     let command = match args.command {
         Command::Sim(cmd) => return sim_cmd::run(cmd).await,
         Command::Cluster(cmd) => return cluster_cmd::run(cmd).await,
+        Command::Docs { function } => {
+            let docs = crate::script::functions(None);
+            return match crate::script::markdown(&docs, function.as_deref()) {
+                Some(text) => {
+                    crate::out!("{text}");
+                    Ok(exit::OK)
+                }
+                None => {
+                    let mut names: Vec<&str> = docs.iter().map(|d| d.name.as_str()).collect();
+                    names.dedup();
+                    let asked = function.as_deref().unwrap_or_default();
+                    Err(anyhow::anyhow!("{}", suggest::not_found("function", asked, names)))
+                }
+            };
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -117,7 +132,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             }
         }
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
-        Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } => Ok(exit::OK),
+        Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } | Command::Docs { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway. Commands
     // that only read leave the saved state alone (another `--sim` command may be writing).

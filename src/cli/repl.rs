@@ -19,7 +19,7 @@ use super::{exit, render};
 use crate::apply::apply;
 use crate::plan::{Diff, Snapshot};
 use crate::pve::{ApiRequest, Pve};
-use crate::script::{Extension, FUNCTIONS, Session};
+use crate::script::{CLONE_KEYS, Extension, FnDoc, Session, functions, markdown};
 
 const COMMANDS: &[(&str, &str)] = &[
     (":help", "this list; `:help clone` explains one function"),
@@ -34,7 +34,10 @@ const COMMANDS: &[(&str, &str)] = &[
 fn raw_get(pve: Arc<dyn Pve>) -> Extension {
     Arc::new(move |engine: &mut rhai::Engine| {
         let pve = pve.clone();
-        engine.register_fn("get", move |path: &str| -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        let doc = "/// A read-only call of any API path; its `data` as maps and arrays.\n///\n/// ```rhai\n/// get(\"/nodes/pve1/network\").map(|i| i.iface)\n/// ```";
+        let registration =
+            rhai::FuncRegistration::new("get").with_params_info(["path: &str", "Dynamic"]).with_comments([doc]);
+        registration.register_into_engine(engine, move |path: &str| -> Result<Dynamic, Box<rhai::EvalAltResult>> {
             if !path.starts_with('/') {
                 return Err(format!("get: '{path}' is not an API path; write it like \"/nodes/pve1/qemu\"").into());
             }
@@ -103,13 +106,10 @@ struct ReplHelper {
 }
 
 impl ReplHelper {
-    fn new(snap: &Snapshot) -> Self {
-        let mut words: Vec<String> = FUNCTIONS.iter().map(|(n, _, _)| n.to_string()).collect();
+    fn new(snap: &Snapshot, docs: &[FnDoc]) -> Self {
+        let mut words: Vec<String> = docs.iter().map(|d| d.name.clone()).collect();
         words.extend(COMMANDS.iter().map(|(c, _)| c.to_string()));
-        words.extend(
-            ["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags", "get"]
-                .map(String::from),
-        );
+        words.extend(CLONE_KEYS.iter().map(|k| k.to_string()));
         words.extend(snap.nodes.iter().map(|n| n.name.clone()));
         words.extend(snap.vms.iter().filter(|v| v.template).map(|v| v.name.clone()));
         words.extend(snap.bridges.values().flatten().map(|b| b.iface.clone()));
@@ -161,23 +161,23 @@ fn history_path() -> PathBuf {
     super::sim_cmd::default_state_path().with_file_name("repl_history")
 }
 
+/// The functions' reference, from the engine's metadata (with the REPL's `get`).
+static DOCS: std::sync::OnceLock<Vec<FnDoc>> = std::sync::OnceLock::new();
+
+fn docs() -> &'static [FnDoc] {
+    DOCS.get_or_init(|| functions(None))
+}
+
 fn help(topic: Option<&str>) -> String {
     match topic {
-        Some(name) => match FUNCTIONS.iter().find(|(n, _, _)| *n == name) {
-            Some((_, sig, doc)) => format!("{sig}\n  {doc}"),
-            None if name == "get" => {
-                "get(path) -> value\n  a read-only API call, e.g. get(\"/nodes/pve1/network\")".into()
-            }
-            None => format!("no function {name}; `:help` lists them"),
-        },
+        Some(name) => markdown(docs(), Some(name)).unwrap_or_else(|| format!("no function {name}; `:help` lists them")),
         None => {
-            let mut s = String::from("functions:\n");
-            for (_, sig, doc) in FUNCTIONS {
-                s.push_str(&format!("  {sig}\n      {doc}\n"));
+            let mut s = String::from("functions (`:help NAME` for one, `stand docs` for all):\n");
+            for d in docs() {
+                let first = d.doc.split(['.', '\n']).next().unwrap_or_default();
+                s.push_str(&format!("  {}\n      {first}\n", d.signature));
             }
-            s.push_str(
-                "  get(path) -> value\n      a read-only API call, e.g. get(\"/cluster/resources\")\ncommands:\n",
-            );
+            s.push_str("commands:\n");
             for (c, doc) in COMMANDS {
                 s.push_str(&format!("  {c:<9} {doc}\n"));
             }
@@ -277,7 +277,9 @@ fn print_value(v: &Dynamic) {
 /// `stand repl [--load FILE] [--lab NAME]`.
 pub async fn repl(cluster: &Cluster, load: Option<&Path>, lab: &str) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
-    let mut session = Session::new(snap.clone(), lab, Path::new("."), raw_get(cluster.pve.clone()))?;
+    let get = raw_get(cluster.pve.clone());
+    let _ = DOCS.set(functions(Some(&*get)));
+    let mut session = Session::new(snap.clone(), lab, Path::new("."), get)?;
     tokio::task::block_in_place(|| {
         if let Some(file) = load {
             match session.load(file) {
@@ -313,7 +315,7 @@ pub async fn repl(cluster: &Cluster, load: Option<&Path>, lab: &str) -> anyhow::
             .auto_add_history(false)
             .build();
         let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
-        editor.set_helper(Some(ReplHelper::new(&snap)));
+        editor.set_helper(Some(ReplHelper::new(&snap, docs())));
         let history = history_path();
         let _ = editor.load_history(&history);
         crate::outln!("stand repl — {}; `:help` for the functions, Tab completes, Ctrl-D leaves", cluster.banner());

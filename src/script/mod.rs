@@ -2,14 +2,17 @@
 //! modules (next to the script, then the embedded stdlib), and errors with `file:line:col`.
 
 mod api;
+mod docs;
 mod error;
 mod runner;
 mod session;
 mod stdlib;
 mod users;
 
+pub use api::CLONE_KEYS;
+pub use docs::{FnDoc, functions, markdown};
 pub use error::ScriptError;
 pub use runner::{RunOptions, ScriptOutcome, run_file, run_source};
-pub use session::{Extension, FUNCTIONS, Session};
+pub use session::{Extension, Session};
 pub use stdlib::STDLIB;
 pub use users::{UsersError, read_users};

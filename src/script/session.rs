@@ -13,56 +13,6 @@ use super::runner::new_engine;
 use super::stdlib::Resolver;
 use crate::plan::{Plan, Planner, Snapshot};
 
-/// The functions of a lab script, for `:help` and completion: (name, signature, what it does).
-pub const FUNCTIONS: &[(&str, &str, &str)] = &[
-    (
-        "lab",
-        "lab(#{ vmid_range, bridge_base, password_length, role, name })",
-        "settings of the lab; call before anything else",
-    ),
-    (
-        "users",
-        "users(src) -> [userid]",
-        "students from a file (users_list.yml, CSV, one per line) or an array; checks name@realm",
-    ),
-    (
-        "create_user",
-        "create_user(userid) -> user",
-        "a student: user with a generated password, pool <lab>-<name>, PVEVMAdmin on it",
-    ),
-    (
-        "place_balanced",
-        "place_balanced(user[, #{ nodes: [..] }]) -> node",
-        "the node with the most free memory after what is planned",
-    ),
-    ("place", "place(user, node) -> node", "pins the student's stand to a node"),
-    (
-        "ensure_bridge",
-        "ensure_bridge(node, name) -> bridge",
-        "a shared bridge that must exist on the node (made if missing)",
-    ),
-    (
-        "alias",
-        "alias(user, name[, #{ vlan }]) -> bridge",
-        "the student's private bridge for a network name (vmbr1000+), stable across runs",
-    ),
-    (
-        "clone",
-        "clone(user, #{ template, name, device, nets, full, storage, memory, cores, start, tags }) -> vm",
-        "clones a template into the student's stand; returns #{ vmid, name, node, nets }",
-    ),
-    ("nodes", "nodes() -> [map]", "the cluster's nodes: name, online, maxmem, mem, maxcpu"),
-    ("vms", "vms() -> [map]", "guests: vmid, node, name, status, tags, pool"),
-    ("templates", "templates() -> [map]", "templates: vmid, node, name"),
-    ("storages", "storages() -> [map]", "storages: id, kind, shared, content, nodes"),
-    ("bridges", "bridges(node) -> [map]", "bridges of a node: iface, active, vlan_aware, comments"),
-    ("pools", "pools() -> [map]", "pools: poolid, comment"),
-    ("cluster_users", "cluster_users() -> [map]", "users: userid, comment"),
-    ("yaml", "yaml(path) -> map|array", "reads a YAML file next to the script"),
-    ("json", "json(path) -> map|array", "reads a JSON file next to the script"),
-    ("args", "args() -> [string]", "the arguments after the script in `stand run SCRIPT ARGS..`"),
-];
-
 /// Variables, functions and the plan kept between inputs.
 pub struct Session {
     engine: Engine,

@@ -181,3 +181,25 @@ fn a_partly_failed_up_says_what_failed_and_exits_3_and_the_next_up_finishes() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("48 VMs cloned"), "{}", text(&out));
 }
+
+#[test]
+fn docs_are_generated_from_the_engine_and_clone_documents_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stand(dir.path(), &["docs"], &[]);
+    assert!(all.status.success());
+    let all = String::from_utf8_lossy(&all.stdout).to_string();
+    for f in
+        ["lab", "users", "create_user", "place_balanced", "place", "ensure_bridge", "alias", "clone", "nodes", "yaml"]
+    {
+        assert!(all.contains(&format!("## {f}\n")), "`stand docs` documents {f}");
+    }
+    let clone = stand(dir.path(), &["docs", "clone"], &[]);
+    let clone = String::from_utf8_lossy(&clone.stdout).to_string();
+    for key in ["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags"] {
+        assert!(clone.contains(&format!("`{key}`")), "`stand docs clone` documents `{key}`:\n{clone}");
+    }
+    assert!(clone.contains("```rhai"), "with an example");
+    let typo = stand(dir.path(), &["docs", "clnoe"], &[]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(text(&typo).contains("did you mean 'clone'?"), "{}", text(&typo));
+}
