@@ -1,7 +1,7 @@
 //! What each [`Action`] does against the API: its calls, which of its failures it repeats,
 //! and what to tell the instructor when it fails for good.
 
-use super::executor::ApplyOptions;
+use super::options::ApplyOptions;
 use super::retry::transient;
 use crate::plan::Action;
 use crate::pve::{ApiRequest, Pve, PveError, PveExt};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::executor::ApplyOptions;
+use super::options::ApplyOptions;
 use super::pending::{foreign_pending, pending_ifaces};
 use super::report::Failure;
 use crate::plan::{Action, ActionGraph, Marker, Owner, Snapshot};

@@ -1,18 +1,21 @@
-//! Applying a plan: a dependency graph (user → pool → ACL; bridges → network apply per
-//! node → VM start; clone → config → start) run with bounded concurrency per node and per
-//! storage, retries of transient failures, and a report. Destroy by marker lives here too.
+//! Changing the cluster: the one runner of action graphs (`runner`), what each action does
+//! (`act` for removals, `deploy` for `up`), `up`'s graph from a plan (`deploy::graph`), what
+//! `down` and `--prune` remove (`destroy`), with per-node and per-storage limits, retries of
+//! what is safe to repeat, and a report.
 
 mod act;
+mod deploy;
 mod destroy;
-mod executor;
+mod options;
 mod pending;
 mod report;
 mod retry;
 mod runner;
 
 pub use act::{ActError, Done};
+pub use deploy::{apply, deploy_graph};
 pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy, destroy_actions};
-pub use executor::{ApplyOptions, apply, deploy_graph};
+pub use options::ApplyOptions;
 pub use pending::foreign_pending;
 pub use report::{ApplyReport, Credential, Failure};
 pub use runner::{OnEnd, Outcome, Perform, RunReport, run, run_with};

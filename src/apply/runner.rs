@@ -9,7 +9,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::act::{ActError, Done, perform};
-use super::executor::ApplyOptions;
+use super::options::ApplyOptions;
 use super::report::Failure;
 use crate::plan::{Action, ActionGraph, Step};
 use crate::pve::Pve;

@@ -1,0 +1,131 @@
+//! `up`'s action graph from a plan.
+
+use std::collections::BTreeMap;
+
+use crate::apply::pending::foreign_pending;
+use crate::plan::{Action, ActionGraph, BridgePlan, LabSettings, Marker, Plan, Snapshot};
+use crate::pve::Secret;
+
+/// The actions that deploy `plan` (made against `snap`): the group, then each student's
+/// user (joining the group if it was made), pool and ACLs; per node the bridges, one
+/// network reload, then each private bridge's `SDN.Use` for its owner; per VM clone (after
+/// its pool), configure (after the clone and, for NICs, the node's network) and start.
+pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    let lab = plan.lab.clone().unwrap_or_else(|| LabSettings::new(plan.lab_name()));
+    let group = plan.group.as_ref();
+    let group_step = group
+        .filter(|gp| !gp.exists)
+        .map(|gp| g.add(Action::CreateGroup { groupid: gp.groupid.clone(), comment: gp.comment.clone() }, Vec::new()));
+    let waits_group: Vec<usize> = group_step.into_iter().collect();
+    let mut user_steps: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut pool_steps: BTreeMap<&str, usize> = BTreeMap::new();
+    for u in &plan.users {
+        let password = u.password.clone().map(Secret::new);
+        let user_step = if !u.exists {
+            let a = Action::CreateUser {
+                userid: u.userid.clone(),
+                comment: u.comment.clone(),
+                group: group.map(|gp| gp.groupid.clone()),
+                password,
+            };
+            Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
+        } else if u.comment_update || (group.is_some() && !u.in_group) || password.is_some() {
+            let a = Action::UpdateUser {
+                userid: u.userid.clone(),
+                comment: u.comment_update.then(|| u.comment.clone()),
+                join_group: group.filter(|_| !u.in_group).map(|gp| gp.groupid.clone()),
+                password,
+            };
+            Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
+        } else {
+            None
+        };
+        let pool_step = (!u.pool_exists).then(|| {
+            let comment = Marker::new(&[("lab", &lab.name), ("user", &u.userid)]).to_string();
+            g.add(Action::CreatePool { poolid: u.pool.clone(), comment }, Vec::new())
+        });
+        if let Some(s) = user_step {
+            user_steps.insert(&u.userid, s);
+        }
+        if let Some(s) = pool_step {
+            pool_steps.insert(&u.pool, s);
+        }
+        let path = format!("/pool/{}", u.pool);
+        if !u.acl_exists {
+            let after = user_step.into_iter().chain(pool_step).collect();
+            g.add(Action::SetAcl { path: path.clone(), role: lab.role.clone(), ugid: u.userid.clone() }, after);
+        }
+        if let Some(t) = &u.teacher_acl {
+            g.add(Action::SetAcl { path, role: lab.role.clone(), ugid: t.clone() }, pool_step.into_iter().collect());
+        }
+    }
+    let mut nodes: Vec<&str> =
+        plan.bridges.iter().map(|b| b.node.as_str()).chain(plan.vms.iter().map(|v| v.node.as_str())).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut network_steps: BTreeMap<&str, usize> = BTreeMap::new();
+    for node in nodes {
+        let bridges: Vec<&BridgePlan> = plan.bridges.iter().filter(|b| b.node == node).collect();
+        let planned: Vec<&str> = bridges.iter().map(|b| b.iface.as_str()).collect();
+        let foreign = foreign_pending(snap, node, &planned);
+        let ours_pending = snap.pending.contains_key(node) && foreign.is_empty();
+        let changes: Vec<&&BridgePlan> = bridges.iter().filter(|b| !b.exists || b.comment_update).collect();
+        let reload = if changes.is_empty() && !ours_pending {
+            None
+        } else if !foreign.is_empty() && !apply_foreign_network {
+            // Nothing is staged over someone else's pending changes: the reload says why.
+            Some(g.add(Action::ReloadNetwork { node: node.to_string(), foreign }, Vec::new()))
+        } else {
+            let staged = changes
+                .iter()
+                .map(|b| {
+                    let a = if b.exists {
+                        Action::MarkBridge {
+                            node: node.to_string(),
+                            iface: b.iface.clone(),
+                            comment: b.comment.clone(),
+                        }
+                    } else {
+                        Action::CreateBridge {
+                            node: node.to_string(),
+                            iface: b.iface.clone(),
+                            vlan_aware: b.vlan_aware,
+                            comment: b.comment.clone(),
+                        }
+                    };
+                    g.add(a, Vec::new())
+                })
+                .collect();
+            Some(g.add(Action::ReloadNetwork { node: node.to_string(), foreign }, staged))
+        };
+        if let Some(r) = reload {
+            network_steps.insert(node, r);
+        }
+        for b in bridges {
+            let Some(owner) = &b.owner else { continue };
+            let wanted = plan.users.iter().any(|u| u.userid == *owner && u.sdn_acls.contains(&b.iface));
+            if wanted {
+                let after = reload.into_iter().chain(user_steps.get(owner.as_str()).copied()).collect();
+                let a = Action::GrantBridge { node: node.to_string(), iface: b.iface.clone(), user: owner.clone() };
+                g.add(a, after);
+            }
+        }
+    }
+    for vm in &plan.vms {
+        let boxed = || Box::new(vm.clone());
+        let clone =
+            g.add(Action::CloneVm { vm: boxed() }, pool_steps.get(vm.pool.as_str()).copied().into_iter().collect());
+        // NICs name bridges: they wait for the node's network (and any renamed bridge).
+        let network =
+            network_steps.get(vm.node.as_str()).copied().filter(|_| vm.nets.iter().flatten().next().is_some());
+        let only = vm.exists.then(|| vm.update.clone());
+        let configure =
+            g.add(Action::ConfigureVm { vm: boxed(), only }, std::iter::once(clone).chain(network).collect());
+        if vm.start {
+            let network = network_steps.get(vm.node.as_str()).copied();
+            g.add(Action::StartVm { vm: boxed() }, std::iter::once(configure).chain(network).collect());
+        }
+    }
+    g
+}

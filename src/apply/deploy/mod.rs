@@ -1,0 +1,236 @@
+//! `stand up`: a plan becomes an action graph ([`deploy_graph`]), run by the one runner
+//! with what each deploy action does: clones that re-plan a VMID taken meanwhile, bridges
+//! made under the next free name, NICs rewired to it.
+
+mod context;
+mod graph;
+mod network;
+mod progress;
+mod vm;
+
+pub use graph::deploy_graph;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::apply::act::{ActError, Done};
+use crate::apply::options::ApplyOptions;
+use crate::apply::report::{ApplyReport, Credential, Failure};
+use crate::apply::runner::{OnEnd, Outcome, Perform, run_with};
+use crate::plan::{Action, BridgePlan, Plan, Snapshot};
+use crate::pve::{ApiRequest, Pve, PveExt, Secret};
+
+use context::{Ctx, lock, repeatable};
+use network::{create_bridge, made_name};
+use progress::Progress;
+use vm::{clone_hint, clone_vm, configure, start_vm, wait_unlocked};
+
+/// Applies `plan` (made against `snap`) and reports what happened. Never panics on cluster
+/// errors: each failure is in the report, and the other stands go on.
+pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &ApplyOptions) -> ApplyReport {
+    let clock = tokio::time::Instant::now();
+    let graph = deploy_graph(plan, &snap, opts.apply_foreign_network);
+    let mut planned_bridges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for b in &plan.bridges {
+        planned_bridges.entry(b.node.clone()).or_default().push(b.iface.clone());
+    }
+    let ctx = Arc::new(Ctx {
+        pve,
+        opts: opts.clone(),
+        lab: plan.lab_name().to_string(),
+        vmid_hi: plan.lab.as_ref().map(|l| l.vmid_range.1).unwrap_or(999_999),
+        report: Mutex::new(ApplyReport::default()),
+        renamed: Mutex::new(BTreeMap::new()),
+        vmids: Mutex::new(BTreeMap::new()),
+        fresh: Mutex::new(BTreeSet::new()),
+        group_ok: AtomicBool::new(plan.group.as_ref().is_some_and(|g| g.exists)),
+        planned_bridges,
+        bridge_base: plan.lab.as_ref().map(|l| l.bridge_base).unwrap_or(1000),
+        storage_limits: Mutex::new(BTreeMap::new()),
+        snap,
+    });
+    let progress = Progress::new(plan, &graph, opts, clock);
+    let act_ctx = ctx.clone();
+    let act: Perform = Arc::new(move |a| {
+        let ctx = act_ctx.clone();
+        Box::pin(async move { perform_deploy(&ctx, &a).await })
+    });
+    let on_end: OnEnd = {
+        let p = progress.clone();
+        Arc::new(move |step, outcome| p.step_ended(step, outcome))
+    };
+    let run = run_with(&graph, opts.per_node, act, Some(on_end)).await;
+    progress.finish();
+    let mut report = lock(&ctx.report).clone();
+    report.failures = run.failures();
+    // A VM that did not get made because something before it failed is named once.
+    let mut named: BTreeSet<u32> = BTreeSet::new();
+    for (step, outcome) in graph.steps().iter().zip(&run.outcomes) {
+        if let (Outcome::Cancelled, Some(vmid)) = (outcome, step.action.vm())
+            && !report.failures.iter().any(|f| f.object == step.action.object())
+            && named.insert(vmid)
+        {
+            report.failures.push(Failure::new(
+                step.action.object(),
+                "not done: a step it waits for failed (its pool, its node's network, or its clone)",
+                "see the failure it waits for; re-run `stand up`",
+            ));
+        }
+    }
+    let user_failed = |user: &str| report.failures.iter().any(|f| f.object == format!("user {user}"));
+    report.credentials = Credential::of_plan(plan).into_iter().filter(|c| !user_failed(&c.user)).collect();
+    report.seconds = clock.elapsed().as_secs_f64();
+    report
+}
+
+/// Carries out one deploy action (removals go to [`super::act::perform`]).
+async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
+    let pve = &ctx.pve;
+    match action {
+        Action::CreateGroup { groupid, comment } => {
+            ctx.create(|| pve.create_group(groupid, Some(comment)))
+                .await
+                .map_err(|e| ActError::new(e, "check Group.Allocate on /access/groups; re-run `stand up`"))?;
+            ctx.group_ok.store(true, Ordering::SeqCst);
+            Ok(Done::Changed)
+        }
+        Action::CreateUser { userid, comment, group, password } => {
+            let group = group.as_deref().filter(|_| ctx.group_ok.load(Ordering::SeqCst));
+            let password = password.as_ref().map(Secret::expose);
+            ctx.create(|| pve.create_user_in(userid, password, Some(comment), group)).await.map_err(|e| {
+                ActError::new(e, "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`")
+            })?;
+            ctx.count(|r| r.users_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::UpdateUser { userid, comment, join_group, password } => {
+            if let Some(c) = comment {
+                let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", c);
+                ctx.retry(repeatable, |_| pve.exec(req.clone()))
+                    .await
+                    .map_err(|e| ActError::new(e, "re-run `stand up`"))?;
+            }
+            if let Some(g) = join_group.as_deref().filter(|_| ctx.group_ok.load(Ordering::SeqCst)) {
+                ctx.retry(repeatable, |_| pve.join_group(userid, g))
+                    .await
+                    .map_err(|e| ActError::new(e, "check User.Modify; re-run `stand up`"))?;
+            }
+            if let Some(p) = password {
+                ctx.retry(repeatable, |_| pve.set_password(userid, p.expose()))
+                    .await
+                    .map_err(|e| ActError::new(e, "the password was not reset; re-run with --reset-passwords"))?;
+            }
+            Ok(Done::Changed)
+        }
+        Action::CreatePool { poolid, comment } => {
+            ctx.create(|| pve.create_pool(poolid, Some(comment)))
+                .await
+                .map_err(|e| ActError::new(e, "check Pool.Allocate; re-run `stand up`"))?;
+            ctx.count(|r| r.pools_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::SetAcl { path, role, ugid } => set_acl(ctx, path, role, ugid).await,
+        Action::GrantBridge { node, iface, user } => {
+            let path = format!("/sdn/zones/localnetwork/{}", made_name(ctx, node, iface));
+            set_acl(ctx, &path, "PVESDNUser", user).await
+        }
+        Action::CreateBridge { node, iface, vlan_aware, comment } => {
+            let b = BridgePlan {
+                node: node.clone(),
+                iface: iface.clone(),
+                vlan_aware: *vlan_aware,
+                comment: comment.clone(),
+                owner: None,
+                alias: None,
+                exists: false,
+                comment_update: false,
+            };
+            let planned: Vec<&str> =
+                ctx.planned_bridges.get(node).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default();
+            create_bridge(ctx, node, &b, &planned)
+                .await
+                .map_err(|e| ActError::new(e, "check Sys.Modify on /nodes; re-run `stand up`"))?;
+            ctx.count(|r| r.bridges_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::MarkBridge { node, iface, comment } => ctx
+            .retry(repeatable, |_| pve.set_bridge_comment(node, iface, comment))
+            .await
+            .map(|()| Done::Changed)
+            .map_err(|e| ActError::new(e, "check Sys.Modify on /nodes; re-run `stand up`")),
+        Action::ReloadNetwork { node, foreign } => {
+            if !foreign.is_empty() && !ctx.opts.apply_foreign_network {
+                return Err(ActError::new(
+                    format!("{node} has pending network changes stand did not make ({})", foreign.join(", ")),
+                    "review them in the PVE GUI (System → Network: Apply or Revert), or pass --apply-foreign-network",
+                ));
+            }
+            ctx.retry(repeatable, |_| async {
+                let upid = pve.apply_network(node).await?;
+                pve.wait_task(&upid, ctx.opts.wait).await
+            })
+            .await
+            .map_err(|e| {
+                ActError::new(e, "the bridges are staged; check `ifreload -a` on the node, then re-run `stand up`")
+            })?;
+            ctx.count(|r| r.networks_applied += 1);
+            Ok(Done::Changed)
+        }
+        Action::CloneVm { vm } => {
+            if vm.exists {
+                // It may still be under a clone of an earlier run, which may yet fail.
+                match wait_unlocked(ctx, &vm.node, vm.vmid).await {
+                    Ok(true) => return Ok(Done::AlreadyDone),
+                    Ok(false) => {}
+                    Err(e) => return Err(ActError::new(e, "re-run `stand up`")),
+                }
+            }
+            let vmid = clone_vm(ctx, vm).await.map_err(|e| ActError::new(&e, clone_hint(&e)))?;
+            lock(&ctx.vmids).insert(vm.vmid, vmid);
+            lock(&ctx.fresh).insert(vm.vmid);
+            ctx.count(|r| r.vms_created += 1);
+            Ok(Done::Changed)
+        }
+        Action::ConfigureVm { vm, only } => {
+            let vmid = ctx.vmid(vm.vmid);
+            if ctx.is_fresh(vm.vmid) {
+                return configure(ctx, vm, vmid, None)
+                    .await
+                    .map(|()| Done::Changed)
+                    .map_err(|e| ActError::new(e, "the VM exists without its NICs; re-run `stand up` to finish it"));
+            }
+            match only.as_deref() {
+                Some([]) => Ok(Done::AlreadyDone),
+                keys => {
+                    configure(ctx, vm, vmid, keys).await.map_err(|e| ActError::new(e, "re-run `stand up`"))?;
+                    ctx.count(|r| r.vms_updated += 1);
+                    Ok(Done::Changed)
+                }
+            }
+        }
+        Action::StartVm { vm } => {
+            let fresh = ctx.is_fresh(vm.vmid);
+            if !fresh && !vm.needs_start {
+                return Ok(Done::AlreadyDone);
+            }
+            start_vm(ctx, vm, ctx.vmid(vm.vmid), fresh).await.map_err(|e| {
+                ActError::new(e, "check the node's memory and the VM's bridges; `stand up` again starts it")
+            })?;
+            ctx.count(|r| r.vms_started += 1);
+            Ok(Done::Changed)
+        }
+        removal => {
+            let pve = ctx.pve.clone();
+            super::act::perform(&*pve, removal, &ctx.opts).await
+        }
+    }
+}
+
+async fn set_acl(ctx: &Ctx, path: &str, role: &str, userid: &str) -> Result<Done, ActError> {
+    ctx.retry(repeatable, |_| ctx.pve.set_acl(path, role, Some(userid), None, false))
+        .await
+        .map_err(|e| ActError::new(e, "check Permissions.Modify; re-run `stand up`"))?;
+    ctx.count(|r| r.acls_set += 1);
+    Ok(Done::Changed)
+}
