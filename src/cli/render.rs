@@ -97,6 +97,23 @@ pub fn action_lines(graph: &ActionGraph) -> String {
     out
 }
 
+/// What a graph does, counted by kind: `48 clone_vm, 48 configure_vm, 3 reload_network, ...`.
+pub fn action_counts(graph: &ActionGraph) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for step in graph.steps() {
+        let kind = serde_json::to_value(&step.action)
+            .ok()
+            .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!("{} actions: {} (`--output json` lists them with their order)", graph.steps().len(), parts.join(", "))
+}
+
 /// Per node: stands, VMs, bridges of the plan.
 pub fn spread(plan: &Plan) -> Table {
     let mut per_node: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();

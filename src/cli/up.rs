@@ -94,6 +94,9 @@ pub async fn plan(
                 None => crate::out!("{}", render::diff_lines(&diff, verbose)),
             }
             crate::outln!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
+            if !actions.is_empty() {
+                crate::outln!("{}", render::wrap(&format!("up runs {}", render::action_counts(&actions)), 2));
+            }
             crate::outln!("{}", render::spread(&plan));
         }
     }
