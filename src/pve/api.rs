@@ -291,29 +291,15 @@ pub trait PveExt: Pve {
     /// Polls a task with backoff until it stops; a failed task is an error with its exit status.
     /// Transient failures of the poll itself are retried (a status read is always safe).
     async fn wait_task(&self, upid: &Upid, policy: WaitPolicy) -> Result<TaskStatus, PveError> {
-        let start = tokio::time::Instant::now();
-        let mut delay = policy.first;
-        loop {
-            tokio::time::sleep(delay).await;
-            match self.task_status(upid).await {
-                Ok(st) if st.is_stopped() => {
-                    return if st.is_ok() {
-                        Ok(st)
-                    } else {
-                        Err(PveError::TaskFailed {
-                            upid: upid.to_string(),
-                            exitstatus: st.exitstatus.unwrap_or_default(),
-                        })
-                    };
-                }
-                Ok(_) => {}
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(e),
-            }
-            if start.elapsed() > policy.timeout {
-                return Err(PveError::TaskTimeout { upid: upid.to_string(), seconds: policy.timeout.as_secs() });
-            }
-            delay = policy.next(delay);
+        let st = policy
+            .poll(&upid.to_string(), false, || async {
+                self.task_status(upid).await.map(|st| st.is_stopped().then_some(st))
+            })
+            .await?;
+        if st.is_ok() {
+            Ok(st)
+        } else {
+            Err(PveError::TaskFailed { upid: upid.to_string(), exitstatus: st.exitstatus.unwrap_or_default() })
         }
     }
 

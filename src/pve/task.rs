@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::PveError;
 use super::types::numish;
 
 /// `GET /nodes/{node}/tasks/{upid}/status`.
@@ -70,5 +71,35 @@ impl WaitPolicy {
     /// The delay after `delay`: ×1.5, capped at `max`.
     pub fn next(&self, delay: Duration) -> Duration {
         (delay * 3 / 2).min(self.max)
+    }
+
+    /// The one polling loop: asks `check` (right away when `now`, else after the first
+    /// delay) until it answers `Some`, waiting longer each time; a transient failure is
+    /// asked again, any other ends the wait; after `timeout`, [`PveError::TaskTimeout`]
+    /// naming `what`.
+    pub async fn poll<T, F, Fut>(&self, what: &str, now: bool, mut check: F) -> Result<T, PveError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, PveError>>,
+    {
+        let start = tokio::time::Instant::now();
+        let mut delay = self.first;
+        if !now {
+            tokio::time::sleep(delay).await;
+            delay = self.next(delay);
+        }
+        loop {
+            match check().await {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => {}
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+            if start.elapsed() > self.timeout {
+                return Err(PveError::TaskTimeout { upid: what.to_string(), seconds: self.timeout.as_secs() });
+            }
+            tokio::time::sleep(delay).await;
+            delay = self.next(delay);
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use crate::apply::retry::transient;
 use crate::plan::{Owner, VmPlan};
 use crate::pve::{ApiRequest, CloneParams, NetDevice, Params, Pve, PveError, PveExt};
 
@@ -11,25 +10,16 @@ use super::network::made_name;
 
 /// Waits until a VM's config has no lock; `Ok(false)` if the VM does not exist.
 pub(super) async fn wait_unlocked(ctx: &Ctx, node: &str, vmid: u32) -> Result<bool, PveError> {
-    let start = tokio::time::Instant::now();
-    let mut delay = ctx.opts.wait.first;
-    loop {
-        match ctx.pve.vm_config(node, vmid).await {
-            Ok(cfg) if cfg.get("lock").is_none() => return Ok(true),
-            Ok(_) => {}
-            Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => return Ok(false),
-            Err(e) if transient(&e) => {}
-            Err(e) => return Err(e),
-        }
-        if start.elapsed() > ctx.opts.wait.timeout {
-            return Err(PveError::TaskTimeout {
-                upid: format!("lock of VM {vmid}"),
-                seconds: ctx.opts.wait.timeout.as_secs(),
-            });
-        }
-        tokio::time::sleep(delay).await;
-        delay = ctx.opts.wait.next(delay);
-    }
+    ctx.opts
+        .wait
+        .poll(&format!("lock of VM {vmid}"), true, || async {
+            match ctx.pve.vm_config(node, vmid).await {
+                Ok(cfg) => Ok(cfg.get("lock").is_none().then_some(true)),
+                Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => Ok(Some(false)),
+                Err(e) => Err(e),
+            }
+        })
+        .await
 }
 
 fn is_ours(ctx: &Ctx, cfg: &crate::pve::VmConfig, vm: &VmPlan) -> bool {
