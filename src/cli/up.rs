@@ -90,10 +90,23 @@ pub async fn plan(
                     let mut kept = diff.clone();
                     kept.changes.retain(|c| c.kind != ChangeKind::Delete);
                     crate::out!("{}{}", render::diff_lines(&kept, verbose), render::action_lines(graph));
+                    crate::outln!(
+                        "{}",
+                        render::wrap(&format!("lab {}: {}", plan.lab_name(), render::diff_counts(&kept)), 2)
+                    );
+                    if !graph.is_empty() {
+                        let line = format!("up --prune removes with {}", render::action_counts(graph));
+                        crate::outln!("{}", render::wrap(&line, 2));
+                    }
                 }
-                None => crate::out!("{}", render::diff_lines(&diff, verbose)),
+                None => {
+                    crate::out!("{}", render::diff_lines(&diff, verbose));
+                    crate::outln!(
+                        "{}",
+                        render::wrap(&format!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff)), 2)
+                    );
+                }
             }
-            crate::outln!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
             if !actions.is_empty() {
                 crate::outln!("{}", render::wrap(&format!("up runs {}", render::action_counts(&actions)), 2));
             }
@@ -205,7 +218,7 @@ async fn deploy(
     warn(cluster, &plan);
     let text = cluster.output == Output::Text;
     if text {
-        crate::outln!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff));
+        crate::outln!("{}", render::wrap(&format!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff)), 2));
     }
     if args.dry_run {
         if text {
