@@ -18,32 +18,31 @@ fn listing(names: &[&str]) -> String {
     }
 }
 
-/// `lab 'lab4' does not exist (did you mean 'lab3'?); labs: lab1, lab3`.
-pub fn not_found<'a>(what: &str, input: &str, existing: impl IntoIterator<Item = &'a str>) -> String {
-    let list: Vec<&str> = existing.into_iter().collect();
-    let mut msg = format!("{what} '{input}' does not exist");
+/// `head`, then the likely meant one of `list` and the list itself (or `none`).
+fn with_suggestion(head: String, input: &str, list: &[&str], label: &str, none: &str) -> String {
+    let mut msg = head;
     if let Some(m) = did_you_mean(input, list.iter().copied()) {
         msg.push_str(&format!(" (did you mean '{m}'?)"));
     }
     match list.is_empty() {
-        true => msg.push_str(&format!("; there are no {what}s")),
-        false => msg.push_str(&format!("; {what}s: {}", listing(&list))),
+        true => msg.push_str(&format!("; {none}")),
+        false => msg.push_str(&format!("; {label}: {}", listing(list))),
     }
     msg
+}
+
+/// `lab 'lab4' does not exist (did you mean 'lab3'?); labs: lab1, lab3`.
+pub fn not_found<'a>(what: &str, input: &str, existing: impl IntoIterator<Item = &'a str>) -> String {
+    let list: Vec<&str> = existing.into_iter().collect();
+    let head = format!("{what} '{input}' does not exist");
+    with_suggestion(head, input, &list, &format!("{what}s"), &format!("there are no {what}s"))
 }
 
 /// `lab lab3 has no student 'ivanov' (did you mean 'ivanov@pve'?); its students: ...`.
 pub fn not_in_lab<'a>(lab: &str, student: &str, students: impl IntoIterator<Item = &'a str>) -> String {
     let list: Vec<&str> = students.into_iter().collect();
-    let mut msg = format!("lab {lab} has no student '{student}'");
-    if let Some(m) = did_you_mean(student, list.iter().copied()) {
-        msg.push_str(&format!(" (did you mean '{m}'?)"));
-    }
-    match list.is_empty() {
-        true => msg.push_str("; it has no students"),
-        false => msg.push_str(&format!("; its students: {}", listing(&list))),
-    }
-    msg
+    let head = format!("lab {lab} has no student '{student}'");
+    with_suggestion(head, student, &list, "its students", "it has no students")
 }
 
 #[cfg(test)]

@@ -305,29 +305,15 @@ impl Snapshot {
         // Configs of templates and of VMs that may be ours: tagged, in one of our pools, or
         // still being cloned (the description has the marker from the clone call on; the
         // pool comes at the end of the clone, the tags after it).
-        let online: Vec<String> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.clone()).collect();
-        let our_pools: Vec<&str> = snap.pools.iter().filter(|p| p.owner.is_some()).map(|p| p.poolid.as_str()).collect();
-        let wanted: Vec<usize> = (0..snap.vms.len())
-            .filter(|&i| {
-                let vm = &snap.vms[i];
-                let maybe_ours = vm.tags.iter().any(|t| t == STAND_TAG)
-                    || vm.pool.as_deref().is_some_and(|p| our_pools.contains(&p))
-                    || vm.lock.as_deref() == Some("clone");
-                (vm.template || maybe_ours) && online.contains(&vm.node)
-            })
-            .collect();
-        let configs: Vec<(usize, VmConfig)> = futures::stream::iter(wanted.into_iter().map(|i| {
-            let (node, vmid) = (snap.vms[i].node.clone(), snap.vms[i].vmid);
-            async move { pve.vm_config(&node, vmid).await.map(|c| (i, c)) }
-        }))
-        .buffer_unordered(CONFIG_READS_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-        for (i, config) in configs {
-            snap.vms[i].set_config(config);
-        }
+        let our_pools: Vec<String> =
+            snap.pools.iter().filter(|p| p.owner.is_some()).map(|p| p.poolid.clone()).collect();
+        snap.read_configs(pve, |vm| {
+            vm.template
+                || vm.tags.iter().any(|t| t == STAND_TAG)
+                || vm.pool.as_ref().is_some_and(|p| our_pools.contains(p))
+                || vm.lock.as_deref() == Some("clone")
+        })
+        .await?;
         snap.acl = pve.acl().await?;
         Ok(snap)
     }
@@ -335,14 +321,24 @@ impl Snapshot {
     /// Reads the configs not read yet of the guests on `nodes` (online ones), so that
     /// every NIC there is known: `down` keeps a bridge any VM is wired to, whoever's it is.
     pub async fn read_all_configs(&mut self, pve: &(impl PveExt + ?Sized), nodes: &[String]) -> Result<(), PveError> {
+        self.read_configs(pve, |vm| nodes.contains(&vm.node)).await
+    }
+
+    /// Reads, 16 at a time, the configs not read yet of the guests on online nodes that
+    /// `wanted` picks.
+    async fn read_configs(
+        &mut self,
+        pve: &(impl PveExt + ?Sized),
+        wanted: impl Fn(&VmSnap) -> bool,
+    ) -> Result<(), PveError> {
         let online: Vec<&str> = self.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
-        let wanted: Vec<usize> = (0..self.vms.len())
+        let chosen: Vec<usize> = (0..self.vms.len())
             .filter(|&i| {
                 let vm = &self.vms[i];
-                vm.config.is_none() && nodes.contains(&vm.node) && online.contains(&vm.node.as_str())
+                vm.config.is_none() && online.contains(&vm.node.as_str()) && wanted(vm)
             })
             .collect();
-        let configs: Vec<(usize, VmConfig)> = futures::stream::iter(wanted.into_iter().map(|i| {
+        let configs: Vec<(usize, VmConfig)> = futures::stream::iter(chosen.into_iter().map(|i| {
             let (node, vmid) = (self.vms[i].node.clone(), self.vms[i].vmid);
             async move { pve.vm_config(&node, vmid).await.map(|c| (i, c)) }
         }))

@@ -4,16 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use stand::sim::{Fixture, Sim, SimOptions};
-
-use crate::common::{stand, text};
-
-fn served() -> (Sim, tokio::runtime::Runtime, stand::sim::RunningServer) {
-    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let server = rt.block_on(stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
-    (sim, rt, server)
-}
+use crate::common::{served_in_process as served, stand, text, token_env};
 
 /// The API request each removal action makes: `(method, path)`.
 fn requests_of(actions: &serde_json::Value) -> BTreeSet<(String, String)> {
@@ -63,11 +54,7 @@ fn lab(students: &[&str], shared: bool) -> String {
 fn plan_prune_lists_exactly_what_up_prune_removes() {
     let (sim, _rt, server) = served();
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        ("PVE_URL".to_string(), server.url.clone()),
-        ("PVE_TOKEN".to_string(), server.token.clone()),
-        ("PVE_FINGERPRINT".to_string(), server.fingerprint.clone()),
-    ];
+    let env = token_env(&server);
     let script = dir.path().join("prn.rhai");
     std::fs::write(&script, lab(&["anna@pve", "boris@pve", "vera@pve"], true)).unwrap();
     let script = script.to_str().unwrap();
@@ -155,11 +142,7 @@ fn deploy_requests(actions: &serde_json::Value) -> Vec<(String, String)> {
 fn plan_lists_exactly_the_writes_up_makes() {
     let (sim, _rt, server) = served();
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        ("PVE_URL".to_string(), server.url.clone()),
-        ("PVE_TOKEN".to_string(), server.token.clone()),
-        ("PVE_FINGERPRINT".to_string(), server.fingerprint.clone()),
-    ];
+    let env = token_env(&server);
     let lab3 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai");
     let lab3 = lab3.to_str().unwrap();
     let o = stand(dir.path(), &["plan", lab3, "--output", "json"], &env);

@@ -149,3 +149,21 @@ pub fn stand_with_closed(dir: &Path, args: &[&str], closed: Closed) -> Option<i3
     let _ = (a.join(), b.join());
     status.code()
 }
+
+/// The simulator of the default fixture, served over HTTPS from this process (its state can
+/// be read and changed by the test), with the runtime that serves it.
+pub fn served_in_process() -> (stand::sim::Sim, tokio::runtime::Runtime, stand::sim::RunningServer) {
+    let sim = stand::sim::Sim::new(&stand::sim::Fixture::default_cluster(), stand::sim::SimOptions::default());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
+    (sim, rt, server)
+}
+
+/// `PVE_URL`, `PVE_TOKEN` and `PVE_FINGERPRINT` of a served simulator.
+pub fn token_env(server: &stand::sim::RunningServer) -> Vec<(String, String)> {
+    vec![
+        ("PVE_URL".into(), server.url.clone()),
+        ("PVE_TOKEN".into(), server.token.clone()),
+        ("PVE_FINGERPRINT".into(), server.fingerprint.clone()),
+    ]
+}

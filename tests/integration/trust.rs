@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use stand::sim::{Fixture, RunningServer, Sim, SimOptions};
+use stand::sim::Sim;
 
-use crate::common::{stand, text};
+use crate::common::{served_in_process as served, stand, text, token_env};
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
@@ -17,21 +17,6 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
     p
-}
-
-fn served() -> (Sim, tokio::runtime::Runtime, RunningServer) {
-    let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let server = rt.block_on(stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
-    (sim, rt, server)
-}
-
-fn token_env(server: &RunningServer) -> Vec<(String, String)> {
-    vec![
-        ("PVE_URL".into(), server.url.clone()),
-        ("PVE_TOKEN".into(), server.token.clone()),
-        ("PVE_FINGERPRINT".into(), server.fingerprint.clone()),
-    ]
 }
 
 /// A lab that ensures the shared bridge vmbr60 on pve1 and wires one VM per student to it.
