@@ -104,9 +104,5 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
         );
     }
     let progress = report.vms + report.bridges + report.pools + report.users;
-    Ok(match (ok, progress > 0) {
-        (true, _) => exit::OK,
-        (false, true) => exit::PARTIAL,
-        (false, false) => exit::FAILED,
-    })
+    Ok(exit::of_run(ok, progress > 0))
 }

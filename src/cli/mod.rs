@@ -33,6 +33,22 @@ pub mod exit {
     /// Partially converged: some objects are done, others failed (the summary names them;
     /// running the command again continues).
     pub const PARTIAL: u8 = 3;
+
+    /// The exit code of an error that ended a command: bad input (a script, a command line,
+    /// a setting that cannot work) is [`USAGE`], anything else [`FAILED`].
+    pub fn of_error(e: &anyhow::Error) -> u8 {
+        if e.is::<crate::script::ScriptError>() || e.is::<super::Usage>() { USAGE } else { FAILED }
+    }
+
+    /// The exit code of a run that changes the cluster: [`OK`] when it all converged,
+    /// [`PARTIAL`] when some of it is done, [`FAILED`] when none is.
+    pub fn of_run(converged: bool, some_done: bool) -> u8 {
+        match (converged, some_done) {
+            (true, _) => OK,
+            (false, true) => PARTIAL,
+            (false, false) => FAILED,
+        }
+    }
 }
 
 /// A command line that cannot work as given (exit code 2).
@@ -54,15 +70,12 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if let Some(script) = e.downcast_ref::<crate::script::ScriptError>() {
-                crate::errln!("error: {script}");
-                return ExitCode::from(exit::USAGE);
+            // Rendered once, here; a script error shows its file, line and source.
+            match e.downcast_ref::<crate::script::ScriptError>() {
+                Some(script) => crate::errln!("error: {script}"),
+                None => crate::errln!("error: {e:#}"),
             }
-            crate::errln!("error: {e:#}");
-            if e.is::<Usage>() {
-                return ExitCode::from(exit::USAGE);
-            }
-            ExitCode::from(exit::FAILED)
+            ExitCode::from(exit::of_error(&e))
         }
     }
 }

@@ -328,9 +328,5 @@ async fn deploy(
     }
     let progress =
         report.users_created + report.pools_created + report.bridges_created + report.vms_created + report.vms_started;
-    Ok(match (report.ok(), progress > 0 || diff.count(ChangeKind::Keep) > 0) {
-        (true, _) => exit::OK,
-        (false, true) => exit::PARTIAL,
-        (false, false) => exit::FAILED,
-    })
+    Ok(exit::of_run(report.ok(), progress > 0 || diff.count(ChangeKind::Keep) > 0))
 }
