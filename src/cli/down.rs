@@ -85,11 +85,11 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
     let ok = report.failures.is_empty();
     if text {
         crate::outln!(
-            "lab {name}: removed {} VMs, {} bridges, {} pools, {} users{}",
-            report.vms,
-            report.bridges,
-            report.pools,
-            report.users,
+            "lab {name}: removed {}, {}, {}, {}{}",
+            render::count(report.vms, "VM"),
+            render::count(report.bridges, "bridge"),
+            render::count(report.pools, "pool"),
+            render::count(report.users, "user"),
             if report.users_kept > 0 {
                 format!(" ({} kept: other labs use them)", report.users_kept)
             } else {

@@ -139,18 +139,23 @@ pub fn spread(plan: &Plan) -> Table {
     t
 }
 
+/// `1 VM`, `48 VMs`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
 /// What an apply did, in one line.
 pub fn apply_counts(r: &ApplyReport) -> String {
     let mut s = format!(
-        "{} VMs cloned, {} updated, {} started; {} users, {} pools, {} ACLs, {} bridges, {} network reloads in {:.1} s",
-        r.vms_created,
+        "{} cloned, {} updated, {} started; {}, {}, {}, {}, {} in {:.1} s",
+        count(r.vms_created, "VM"),
         r.vms_updated,
         r.vms_started,
-        r.users_created,
-        r.pools_created,
-        r.acls_set,
-        r.bridges_created,
-        r.networks_applied,
+        count(r.users_created, "user"),
+        count(r.pools_created, "pool"),
+        count(r.acls_set, "ACL"),
+        count(r.bridges_created, "bridge"),
+        count(r.networks_applied, "network reload"),
         r.seconds
     );
     for (old, new) in &r.replanned_vmids {

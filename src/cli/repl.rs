@@ -230,8 +230,8 @@ fn handle(cluster: &Cluster, session: &mut Session, input: &str) -> Step {
                     let path = super::credentials::default_path(plan.lab_name());
                     match super::credentials::save(&path, &report.credentials) {
                         Ok(_) => crate::outln!(
-                            "credentials of {} students: {} (mode 0600)",
-                            report.credentials.len(),
+                            "credentials of {}: {} (mode 0600)",
+                            render::count(report.credentials.len(), "student"),
                             path.display()
                         ),
                         Err(e) => fail(format!("error: {e:#}")),

@@ -315,7 +315,11 @@ async fn deploy(
                 crate::outln!("{}", render::spread(&plan));
             }
             if !set.is_empty() {
-                crate::outln!("credentials of {} students: {} (mode 0600)", set.len(), creds_path.display());
+                crate::outln!(
+                    "credentials of {}: {} (mode 0600)",
+                    render::count(set.len(), "student"),
+                    creds_path.display()
+                );
             }
             if !report.ok() {
                 crate::out!("{}", render::failures(&report.failures));

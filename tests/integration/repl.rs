@@ -52,7 +52,7 @@ clone(u, #{ tempalte: 1 })
     assert!(err.contains("template 103"), "a multi-line block ran:\n{err}");
     assert!(out.contains("\"pve2\""), "variables persist between inputs:\n{out}");
     assert!(out.contains("+ vm     1000 pc-r1"), ":plan shows what was recorded:\n{out}");
-    assert!(out.contains("1 VMs cloned"), ":apply applied it:\n{out}");
+    assert!(out.contains("1 VM cloned"), ":apply applied it:\n{out}");
     let creds = std::fs::read_to_string(dir.path().join("repl-credentials.csv")).expect("credentials went to the file");
     let password = creds.lines().nth(1).and_then(|l| l.split(',').nth(1)).unwrap();
     assert!(password.len() >= 12 && !out.contains(password) && !err.contains(password), "no password on screen");
