@@ -19,6 +19,8 @@ mod client_https;
 mod client_wire;
 /// Closed stdout and stderr.
 mod closed_output;
+/// One set of scenarios against the simulator in process, over HTTPS, and a real PVE.
+mod conformance;
 /// `doctor` and `graph`.
 mod doctor_graph;
 /// Seeded fault schedules, each followed by a clean `up` that must converge.
