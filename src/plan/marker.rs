@@ -38,11 +38,6 @@ impl Marker {
         self.0.get(k).map(String::as_str)
     }
 
-    /// Whether the marker names `lab` (as `lab=` or in `labs=`).
-    pub fn has_lab(&self, lab: &str) -> bool {
-        self.get("lab") == Some(lab) || self.labs().iter().any(|l| l == lab)
-    }
-
     /// Every lab the marker names: `lab=` and the `labs=` list.
     pub fn all_labs(&self) -> std::collections::BTreeSet<String> {
         self.labs().into_iter().chain(self.get("lab").map(str::to_string)).collect()
@@ -76,8 +71,8 @@ mod tests {
         let text = format!("Web server of the student.\n{m}\n");
         let back = Marker::parse(&text).unwrap();
         assert_eq!(back, m);
-        assert!(back.has_lab("lab3") && !back.has_lab("lab1"));
+        assert!(back.all_labs().contains("lab3") && !back.all_labs().contains("lab1"));
         assert!(Marker::parse("just a comment").is_none());
-        assert!(Marker::parse("stand: labs=lab1,lab3").unwrap().has_lab("lab1"));
+        assert!(Marker::parse("stand: labs=lab1,lab3").unwrap().all_labs().contains("lab1"));
     }
 }
