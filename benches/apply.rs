@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use stand::apply::{ApplyOptions, Doomed, apply, destroy};
 use stand::plan::{Plan, Snapshot};
-use stand::pve::{Backoff, BridgeParams, CloneParams, Params, Pve, PveClient, PveExt, Retrying, WaitPolicy};
+use stand::pve::{BridgeParams, CloneParams, Params, Pve, PveClient, PveExt, WaitPolicy};
 use stand::script::{RunOptions, run_source};
 use stand::sim::{DEFAULT_FIXTURE, Fixture, LatencyModel, Sim, SimOptions};
 
@@ -27,7 +27,7 @@ fn plan_of(script: &str, snap: Arc<Snapshot>) -> Plan {
 }
 
 fn connect(sim: &Sim) -> Arc<dyn Pve> {
-    Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()))
+    Arc::new(sim.client())
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {

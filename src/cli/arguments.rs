@@ -39,6 +39,10 @@ pub struct Target {
     /// Injected faults of the simulator (--sim), e.g. http5xx=0.05,task_fail=0.02.
     #[arg(help_heading = "Cluster options", long, global = true, default_value = "", value_name = "SPEC")]
     pub sim_faults: String,
+    /// Seed of the simulator's random choices (--sim); the banner prints the one used, so a
+    /// run with faults can be replayed.
+    #[arg(help_heading = "Cluster options", long, global = true, value_name = "N")]
+    pub sim_seed: Option<u64>,
     /// A cluster of ~/.config/stand/clusters.toml (else PVE_URL and PVE_TOKEN).
     #[arg(help_heading = "Cluster options", long, global = true, value_name = "NAME", env = "STAND_CLUSTER")]
     pub cluster: Option<String>,
@@ -326,9 +330,9 @@ pub enum SimCommand {
         /// Injected faults: comma list of kind=probability (http5xx, reset, lock_timeout, task_fail, slow_task).
         #[arg(long, default_value = "")]
         faults: String,
-        /// Seed of the fault injection.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Seed of the simulator's random choices (default: a new one, printed at start).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Append every request received as a JSON line {"method","path","params"}.
         #[arg(long)]
         request_log: Option<PathBuf>,

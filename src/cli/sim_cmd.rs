@@ -32,6 +32,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
                 Latency::None => LatencyModel::none(),
                 Latency::Realistic => LatencyModel::realistic(),
             };
+            let seed = seed.unwrap_or_else(|| rand::random::<u32>().into());
             let sim = Sim::new(&fixture, SimOptions { latency, time_scale, faults, seed });
             if let Some(p) = &root_password {
                 sim.set_password("root@pam", p);
@@ -48,7 +49,7 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
                 server.fingerprint
             );
             tracing::warn!(
-                "SIMULATED Proxmox VE {} serving {} ({} nodes); Ctrl-C stops it",
+                "SIMULATED Proxmox VE {} serving {} ({} nodes, --seed {seed}); Ctrl-C stops it",
                 fixture.version,
                 server.url,
                 fixture.nodes.len()

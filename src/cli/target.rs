@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::Usage;
 use super::arguments::{Output, Target};
 use super::sim_cmd::default_state_path;
-use crate::pve::{Backoff, ClientOptions, Connection, Credentials, Logged, Pve, Retrying};
+use crate::pve::{ClientOptions, Connection, Credentials, Logged, Pve};
 use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
 /// An open cluster.
@@ -70,7 +70,8 @@ impl Cluster {
             return Err(Usage(format!("--sim-time-scale must be a number ≥ 0, got {}", target.sim_time_scale)).into());
         }
         let faults: FaultSpec = target.sim_faults.parse().map_err(|e: String| Usage(format!("--sim-faults: {e}")))?;
-        let seed = rand::random();
+        // A short number, easy to copy from the banner.
+        let seed = target.sim_seed.unwrap_or_else(|| rand::random::<u32>().into());
         let opts = SimOptions { latency: LatencyModel::realistic(), time_scale: target.sim_time_scale, faults, seed };
         let state = target.sim_state.clone().unwrap_or_else(default_state_path);
         let sim = if state.exists() {
@@ -88,7 +89,7 @@ impl Cluster {
         } else {
             Sim::new(&Fixture::load(std::path::Path::new(fixture)).map_err(|e| Usage(format!("{e:#}")))?, opts)
         };
-        let pve = Arc::new(Logged::new(Retrying::new(sim.session("root@pam"), Backoff::default())));
+        let pve = Arc::new(Logged::new(sim.client()));
         Ok(Cluster { pve, sim: Some((sim, state)), output: target.output, connection: None })
     }
 
@@ -100,7 +101,7 @@ impl Cluster {
         {
             let fresh = Sim::load(path, sim.options().clone())
                 .with_context(|| format!("cannot read the simulated cluster at {}", path.display()))?;
-            self.pve = Arc::new(Logged::new(Retrying::new(fresh.session("root@pam"), Backoff::default())));
+            self.pve = Arc::new(Logged::new(fresh.client()));
             self.sim = Some((fresh, path.clone()));
         }
         Ok(())
@@ -128,7 +129,11 @@ impl Cluster {
     /// A line saying where the commands go, for the top of text output.
     pub fn banner(&self) -> String {
         match &self.sim {
-            Some((_, state)) => format!("SIMULATED cluster (state in {}); nothing real is touched", state.display()),
+            Some((sim, state)) => format!(
+                "SIMULATED cluster, --sim-seed {} (state in {}); nothing real is touched",
+                sim.options().seed,
+                state.display()
+            ),
             None => format!("cluster {}", self.pve.endpoint()),
         }
     }

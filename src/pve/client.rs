@@ -1,6 +1,7 @@
-//! [`PveClient`]: the [`Pve`] trait over HTTPS with reqwest + rustls. Form-encoded
-//! parameters, the `{"data": ...}` envelope, API-token or ticket auth (renewed before its
-//! 2-hour lifetime ends), and bounded retries that never blindly repeat a write.
+//! [`PveClient`]: the [`Pve`] trait over a [`Transport`] (HTTPS in production, the
+//! simulator's front in process). Form-encoded parameters, the `{"data": ...}` envelope,
+//! API-token or ticket auth (renewed before its 2-hour lifetime ends), and bounded retries
+//! that never blindly repeat a write.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,10 +12,13 @@ use serde_json::Value;
 
 use super::api::Pve;
 use super::error::{ApiFailure, PveError};
+use super::https::Https;
 use super::request::{ApiRequest, Method};
 use super::retry::{Backoff, retryable};
-use super::tls::{TlsMode, client_config};
+use super::tls::TlsMode;
+use super::transport::{Transport, TransportError, WireRequest, WireResponse, reason_phrase};
 use super::types::TicketInfo;
+use http::header::{self, HeaderName};
 
 /// A secret string: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,10 +117,10 @@ struct Ticket {
     obtained: Instant,
 }
 
-/// A Proxmox VE API client over HTTPS.
+/// A Proxmox VE API client: authentication, the `{"data": ...}` envelope, PVE's error
+/// shapes and retries, over any [`Transport`] (HTTPS, or the simulator in this process).
 pub struct PveClient {
-    http: reqwest::Client,
-    base: String,
+    transport: Arc<dyn Transport>,
     creds: Credentials,
     opts: ClientOptions,
     ticket: tokio::sync::Mutex<Option<Ticket>>,
@@ -125,7 +129,10 @@ pub struct PveClient {
 
 impl fmt::Debug for PveClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PveClient").field("base", &self.base).field("principal", &self.creds.principal()).finish()
+        f.debug_struct("PveClient")
+            .field("endpoint", &self.transport.endpoint())
+            .field("principal", &self.creds.principal())
+            .finish()
     }
 }
 
@@ -141,38 +148,31 @@ pub enum ClientError {
 }
 
 impl PveClient {
-    /// A client for `url` (`https://host:8006`, with or without `/api2/json`).
+    /// A client for `url` (`https://host:8006`, with or without `/api2/json`) over HTTPS.
     pub fn new(url: &str, creds: Credentials, tls: &TlsMode, opts: ClientOptions) -> Result<PveClient, ClientError> {
         let base = url.trim_end_matches('/').trim_end_matches("/api2/json").to_string();
         let parsed = reqwest::Url::parse(&base).map_err(|_| ClientError::Url(url.to_string()))?;
         if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
             return Err(ClientError::Url(url.to_string()));
         }
-        let config = client_config(tls).map_err(ClientError::Tls)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(config)
-            .timeout(opts.timeout)
-            .connect_timeout(opts.connect_timeout)
-            .user_agent(concat!("stand/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
-        Ok(PveClient {
-            http,
-            base,
-            creds,
-            opts,
-            ticket: tokio::sync::Mutex::new(None),
-            insecure: *tls == TlsMode::Insecure,
-        })
+        let transport = Https::new(&base, tls, opts.timeout, opts.connect_timeout)?;
+        let mut client = Self::over(Arc::new(transport), creds, opts);
+        client.insecure = *tls == TlsMode::Insecure;
+        Ok(client)
+    }
+
+    /// A client over `transport` (the simulator's in-process front, or a test's).
+    pub fn over(transport: Arc<dyn Transport>, creds: Credentials, opts: ClientOptions) -> PveClient {
+        PveClient { transport, creds, opts, ticket: tokio::sync::Mutex::new(None), insecure: false }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff { attempts: self.opts.attempts, first: self.opts.backoff, max: Duration::from_secs(10) }
     }
 
     /// Whether TLS verification is off (`--insecure`).
     pub fn is_insecure(&self) -> bool {
         self.insecure
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/api2/json{path}", self.base)
     }
 
     /// A valid ticket: logs in, or renews one that is getting old.
@@ -185,16 +185,22 @@ impl PveClient {
         }
         // Renewal sends the current ticket as the password, like the PVE GUI does.
         let pass = slot.as_ref().map(|t| t.ticket.clone()).unwrap_or_else(|| password.clone());
-        let form = [("username", user), ("password", pass.expose())];
-        let req = ApiRequest::post("/access/ticket");
-        let resp = self.http.post(self.url("/access/ticket")).form(&form).send().await;
-        let body = self.read(&req, resp).await;
-        let body = match body {
+        let login = |password: &Secret| {
+            let mut req = ApiRequest::post("/access/ticket");
+            req.params.insert("username".into(), user.to_string());
+            req.params.insert("password".into(), password.expose().to_string());
+            req
+        };
+        // A login changes nothing, so it is repeated whenever the failure was transient.
+        let backoff = self.backoff();
+        let log_in = |password: Secret| {
+            let req = login(&password);
+            async move { backoff.run(PveError::is_transient, |_| self.exchange(&req, Vec::new())).await }
+        };
+        let body = match log_in(pass).await {
             Err(e) if slot.is_some() && e.status() == Some(401) => {
                 // An expired ticket cannot renew itself: log in again with the password.
-                let form = [("username", user), ("password", password.expose())];
-                let resp = self.http.post(self.url("/access/ticket")).form(&form).send().await;
-                self.read(&req, resp).await?
+                log_in(password.clone()).await?
             }
             other => other?,
         };
@@ -205,104 +211,115 @@ impl PveClient {
         Ok(t)
     }
 
-    async fn send_once(&self, req: &ApiRequest) -> Result<Value, PveError> {
-        let url = self.url(&req.path);
-        let mut builder = match req.method {
-            Method::Get => self.http.get(&url).query(&req.params),
-            Method::Delete => self.http.delete(&url).query(&req.params),
-            Method::Post => self.http.post(&url).form(&req.params),
-            Method::Put => self.http.put(&url).form(&req.params),
-        };
-        match &self.creds {
+    /// The headers that authenticate `req`.
+    async fn auth_headers(&self, req: &ApiRequest) -> Result<Vec<(HeaderName, String)>, PveError> {
+        Ok(match &self.creds {
             Credentials::Token { id, secret } => {
-                builder =
-                    builder.header(reqwest::header::AUTHORIZATION, format!("PVEAPIToken={id}={}", secret.expose()));
+                vec![(header::AUTHORIZATION, format!("PVEAPIToken={id}={}", secret.expose()))]
             }
             Credentials::Password { user, password } => {
                 let t = self.ticket(user, password).await?;
-                builder = builder.header(
-                    reqwest::header::COOKIE,
-                    format!("PVEAuthCookie={}", urlencoding::encode(t.ticket.expose())),
-                );
+                let mut headers =
+                    vec![(header::COOKIE, format!("PVEAuthCookie={}", urlencoding::encode(t.ticket.expose())))];
                 if !req.method.is_read() {
-                    builder = builder.header("CSRFPreventionToken", t.csrf.expose());
+                    headers.push((HeaderName::from_static("csrfpreventiontoken"), t.csrf.expose().to_string()));
                 }
+                headers
             }
-        }
-        let resp = builder.send().await;
-        self.read(req, resp).await
+        })
     }
 
-    async fn read(&self, req: &ApiRequest, resp: Result<reqwest::Response, reqwest::Error>) -> Result<Value, PveError> {
-        let resp = resp.map_err(|e| transport_error(req, &e))?;
-        let status = resp.status();
-        let reason = resp
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
-            .or_else(|| status.canonical_reason().map(str::to_string))
-            .unwrap_or_default();
-        let bytes = resp.bytes().await.map_err(|e| transport_error(req, &e))?;
-        let body: Value =
-            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        if status.is_success() {
-            if body.is_null() && !bytes.is_empty() {
-                return Err(PveError::Decode { path: req.path.clone(), message: "the answer is not JSON".into() });
-            }
-            return Ok(body);
-        }
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .map(|m| m.trim_end().to_string())
-            .filter(|m| !m.is_empty())
-            .unwrap_or(reason);
-        let errors = body
-            .get("errors")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Err(PveError::Api {
+    async fn send_once(&self, req: &ApiRequest) -> Result<Value, PveError> {
+        let headers = self.auth_headers(req).await?;
+        self.exchange(req, headers).await
+    }
+
+    /// One exchange: encodes `req`, sends it with `headers`, decodes the answer.
+    async fn exchange(&self, req: &ApiRequest, headers: Vec<(HeaderName, String)>) -> Result<Value, PveError> {
+        let wire = encode(req, headers).map_err(|message| PveError::Transport {
             method: req.method.to_string(),
             path: req.path.clone(),
-            failure: ApiFailure { status: status.as_u16(), message, errors },
-        })
+            message,
+            maybe_applied: false,
+        })?;
+        let resp = self.transport.send(wire).await.map_err(|e| match e {
+            TransportError::Untrusted(_) => PveError::Tls(e.to_string()),
+            TransportError::Failed { message, maybe_sent } => PveError::Transport {
+                method: req.method.to_string(),
+                path: req.path.clone(),
+                message,
+                maybe_applied: maybe_sent,
+            },
+        })?;
+        decode(req, resp)
     }
 }
 
-fn transport_error(req: &ApiRequest, e: &reqwest::Error) -> PveError {
-    let mut chain = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        chain.push(err.to_string());
-        cur = err.source();
+/// `req` as an HTTP request: parameters in the query (GET, DELETE) or a form body.
+fn encode(req: &ApiRequest, headers: Vec<(HeaderName, String)>) -> Result<WireRequest, String> {
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&req.params).finish();
+    let in_query = matches!(req.method, Method::Get | Method::Delete);
+    let mut uri = format!("/api2/json{}", req.path);
+    if in_query && !encoded.is_empty() {
+        uri.push('?');
+        uri.push_str(&encoded);
     }
-    let text = chain.join(": ");
-    if text.contains("certificate") || text.contains("UnknownIssuer") || text.contains("fingerprint") {
-        let detail = chain.last().cloned().unwrap_or_default();
-        return PveError::Tls(format!("TLS: the server's certificate is not trusted ({detail})"));
+    let mut builder = http::Request::builder().method(req.method.as_str()).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(name, value);
     }
-    PveError::Transport {
+    let body = if in_query {
+        Vec::new()
+    } else {
+        builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        encoded.into_bytes()
+    };
+    builder.body(body).map_err(|e| format!("cannot build the request: {e}"))
+}
+
+/// The `data` envelope of a success, or PVE's error (message, per-parameter `errors`).
+fn decode(req: &ApiRequest, resp: WireResponse) -> Result<Value, PveError> {
+    let status = resp.status();
+    let reason = reason_phrase(&resp);
+    let bytes = resp.into_body();
+    let body: Value =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    if status.is_success() {
+        if body.is_null() && !bytes.is_empty() {
+            return Err(PveError::Decode { path: req.path.clone(), message: "the answer is not JSON".into() });
+        }
+        return Ok(body);
+    }
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .map(|m| m.trim_end().to_string())
+        .filter(|m| !m.is_empty())
+        .unwrap_or(reason);
+    let errors = body
+        .get("errors")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(PveError::Api {
         method: req.method.to_string(),
         path: req.path.clone(),
-        message: if e.is_timeout() { "timed out waiting for the answer".into() } else { text },
-        maybe_applied: !(e.is_connect() || e.is_builder()),
-    }
+        failure: ApiFailure { status: status.as_u16(), message, errors },
+    })
 }
 
 #[async_trait]
 impl Pve for PveClient {
     async fn call(&self, req: ApiRequest) -> Result<Value, PveError> {
-        let backoff = Backoff { attempts: self.opts.attempts, first: self.opts.backoff, max: Duration::from_secs(10) };
-        backoff.run(|e| retryable(req.method, e), |_| self.send_once(&req)).await
+        self.backoff().run(|e| retryable(req.method, e), |_| self.send_once(&req)).await
     }
 
     fn endpoint(&self) -> String {
-        self.base.clone()
+        self.transport.endpoint()
     }
 }
 

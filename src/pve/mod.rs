@@ -1,18 +1,20 @@
 //! The Proxmox VE API as `stand` sees it: requests built without I/O, the [`Pve`] trait
-//! that both the HTTPS client and the simulator implement, typed endpoints on top of it,
-//! UPIDs and task waiting.
+//! and its one client over a [`Transport`] (HTTPS, or the simulator in process), typed
+//! endpoints on top of it, UPIDs and task waiting.
 
 mod api;
 mod client;
 mod connect;
 
 mod error;
+mod https;
 mod log;
 mod netdev;
 mod request;
 mod retry;
 mod task;
 mod tls;
+mod transport;
 mod types;
 mod upid;
 
@@ -24,8 +26,9 @@ pub use error::{ApiFailure, PveError};
 pub use log::Logged;
 pub use netdev::{NetDevice, NetDeviceError, NicModel};
 pub use request::{ApiRequest, Method, Params};
-pub use retry::{Backoff, Retrying, retryable, seed_jitter};
+pub use retry::{Backoff, retryable, seed_jitter};
 pub use task::{TaskStatus, WaitPolicy};
 pub use tls::{TlsMode, cert_fingerprint, client_config, normalize_fingerprint};
+pub use transport::{Transport, TransportError, WireRequest, WireResponse, reason_phrase};
 pub use types::*;
 pub use upid::{Upid, UpidParseError, exitstatus_from_log_line};

@@ -1,17 +1,14 @@
-//! Retrying transient failures with exponential backoff and jitter, and a [`Pve`] layer
-//! that retries each call by the client's policy.
+//! Retrying transient failures with exponential backoff and jitter.
 
 use std::future::Future;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use std::cell::RefCell;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
-use super::{ApiRequest, Method, Pve, PveError};
+use super::{Method, PveError};
 
 thread_local! {
     static JITTER: RefCell<Option<StdRng>> = const { RefCell::new(None) };
@@ -77,29 +74,4 @@ impl Backoff {
 /// certainly did not happen.
 pub fn retryable(method: Method, e: &PveError) -> bool {
     if method.is_read() { e.is_transient() } else { e.write_not_applied() }
-}
-
-/// A [`Pve`] that repeats each call by [`retryable`], as [`super::PveClient`] does inside.
-/// Wraps the in-process simulator so it is used exactly as a remote cluster would be.
-pub struct Retrying<P> {
-    inner: P,
-    backoff: Backoff,
-}
-
-impl<P: Pve> Retrying<P> {
-    /// Wraps `inner`.
-    pub fn new(inner: P, backoff: Backoff) -> Self {
-        Retrying { inner, backoff }
-    }
-}
-
-#[async_trait]
-impl<P: Pve> Pve for Retrying<P> {
-    async fn call(&self, req: ApiRequest) -> Result<Value, PveError> {
-        self.backoff.run(|e| retryable(req.method, e), |_| self.inner.call(req.clone())).await
-    }
-
-    fn endpoint(&self) -> String {
-        self.inner.endpoint()
-    }
 }

@@ -7,17 +7,19 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::access::Identity;
+use super::context::Ctx;
+use super::faults::{Dice, inject_lock_timeout, request_key};
 use super::fixture::Fixture;
 use super::handlers;
 use super::model::{FaultSpec, LatencyModel, SimStats};
 use super::schema;
-use super::state::{Effect, SimState, Task};
-use crate::pve::{ApiFailure, Method, Params, Upid};
+use super::state::SimState;
+use crate::pve::{ApiFailure, Method, Params};
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
@@ -28,7 +30,8 @@ pub struct SimOptions {
     pub time_scale: f64,
     /// Injected faults.
     pub faults: FaultSpec,
-    /// Seed of every random choice (faults, secrets are separate).
+    /// Seed of every random choice (faults, process ids, `vmgenid`); secrets (tickets,
+    /// token values) come from the OS, so a printed seed gives away no login.
     pub seed: u64,
 }
 
@@ -38,22 +41,12 @@ impl Default for SimOptions {
     }
 }
 
-/// What a transport-level fault does to one request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportFault {
-    /// Answer 5xx without applying.
-    Busy(u16),
-    /// Drop the connection before applying.
-    ResetBefore,
-    /// Apply, then drop the connection.
-    ResetAfter,
-}
-
 pub(super) struct Inner {
     pub(super) state: Mutex<SimState>,
     pub(super) opts: SimOptions,
     faults: Mutex<FaultSpec>,
     pub(super) rng: Mutex<StdRng>,
+    pub(super) dice: Dice,
     pub(super) stats: Mutex<SimStats>,
     start: tokio::time::Instant,
     base_ms: u64,
@@ -93,112 +86,6 @@ impl Reply {
     }
 }
 
-/// When a task runs, how it ends and what it does.
-pub(super) struct TaskSpec {
-    /// Sim ms it starts (not before now).
-    pub start: u64,
-    /// How long it runs, sim ms.
-    pub duration: u64,
-    /// `OK` or the error text.
-    pub exit: String,
-    /// What happens at the end.
-    pub effect: Effect,
-    /// Log lines before the end line.
-    pub log: Vec<String>,
-}
-
-impl TaskSpec {
-    /// A task from now for `duration` with `exit` and `effect`, no log.
-    pub fn now(now: u64, duration: u64, exit: String, effect: Effect) -> Self {
-        TaskSpec { start: now, duration, exit, effect, log: Vec::new() }
-    }
-}
-
-/// What a handler gets: the state, who asks, path variables, parameters, the time.
-pub(super) struct Ctx<'a> {
-    pub st: &'a mut SimState,
-    pub who: Identity,
-    pub vars: BTreeMap<String, String>,
-    pub params: &'a Params,
-    pub now: u64,
-    pub opts: &'a SimOptions,
-    /// The faults in force now (see [`Sim::set_faults`]).
-    pub faults: FaultSpec,
-    pub rng: &'a mut StdRng,
-    pub stats: &'a mut SimStats,
-}
-
-impl Ctx<'_> {
-    /// A path variable (the router guarantees it exists).
-    pub fn var(&self, k: &str) -> &str {
-        self.vars.get(k).map(String::as_str).unwrap_or_default()
-    }
-
-    /// A parameter.
-    pub fn param(&self, k: &str) -> Option<&str> {
-        self.params.get(k).map(String::as_str)
-    }
-
-    /// A boolean parameter (schema-checked already).
-    pub fn flag(&self, k: &str) -> Option<bool> {
-        self.param(k).map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-    }
-
-    /// The `vmid` path variable.
-    pub fn vmid(&self) -> u32 {
-        self.var("vmid").parse().unwrap_or(0)
-    }
-
-    /// A model duration scaled to sim ms.
-    pub fn scaled(&self, model_ms: u64) -> u64 {
-        (model_ms as f64 * self.opts.time_scale).round() as u64
-    }
-
-    /// Rolls a per-task fault: `(fails, slow factor)`.
-    pub fn roll_task_faults(&mut self) -> (bool, u64) {
-        let f = &self.faults;
-        let fail = f.task_fail > 0.0 && self.rng.gen_bool(f.task_fail);
-        let slow = f.slow_task > 0.0 && self.rng.gen_bool(f.slow_task);
-        if fail {
-            self.stats.task_fails += 1;
-        }
-        if slow {
-            self.stats.slow_tasks += 1;
-        }
-        (fail, if slow { self.rng.gen_range(5..=10) } else { 1 })
-    }
-
-    /// Starts a worker task that runs from `start` (sim ms) for `duration`, ending with `exit`.
-    pub fn start_task(&mut self, node: &str, kind: &str, id: &str, spec: TaskSpec) -> String {
-        let TaskSpec { start, duration, exit, effect, log } = spec;
-        self.st.next_pid += 1 + self.rng.gen_range(0..7);
-        let upid = Upid {
-            node: node.to_string(),
-            pid: self.st.next_pid,
-            pstart: 0x0100_0000 + self.now / 10,
-            starttime: self.st.unix(self.now),
-            task_type: kind.to_string(),
-            id: id.to_string(),
-            user: self.who.auth_id(),
-        }
-        .to_string();
-        self.st.tasks.push(Task {
-            upid: upid.clone(),
-            node: node.to_string(),
-            kind: kind.to_string(),
-            id: id.to_string(),
-            user: self.who.auth_id(),
-            start_ms: self.now,
-            end_ms: start.max(self.now) + duration,
-            exit,
-            log,
-            effect,
-            done: false,
-        });
-        upid
-    }
-}
-
 impl Sim {
     /// A simulator of `fixture`.
     pub fn new(fixture: &Fixture, opts: SimOptions) -> Sim {
@@ -223,6 +110,7 @@ impl Sim {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 faults: Mutex::new(opts.faults.clone()),
+                dice: Dice::new(opts.seed),
                 opts,
                 rng: Mutex::new(rng),
                 stats: Mutex::new(SimStats::default()),
@@ -268,6 +156,11 @@ impl Sim {
     /// Changes the injected faults from now on (a fault campaign ends with a clean run).
     pub fn set_faults(&self, faults: FaultSpec) {
         *lock(&self.inner.faults) = faults;
+    }
+
+    /// The faults in force now.
+    pub(super) fn faults(&self) -> FaultSpec {
+        lock(&self.inner.faults).clone()
     }
 
     /// Counters of requests and injected faults.
@@ -316,25 +209,6 @@ impl Sim {
         Duration::from_micros((ms * 1000.0) as u64)
     }
 
-    /// Rolls the transport faults for one request.
-    pub fn roll_transport_fault(&self) -> Option<TransportFault> {
-        let f = lock(&self.inner.faults).clone();
-        if f.http5xx == 0.0 && f.reset == 0.0 {
-            return None;
-        }
-        let mut rng = lock(&self.inner.rng);
-        let mut stats = lock(&self.inner.stats);
-        if f.http5xx > 0.0 && rng.gen_bool(f.http5xx) {
-            stats.http5xx += 1;
-            return Some(TransportFault::Busy([500, 502, 503, 596][rng.gen_range(0..4)]));
-        }
-        if f.reset > 0.0 && rng.gen_bool(f.reset) {
-            stats.resets += 1;
-            return Some(if rng.gen_bool(0.5) { TransportFault::ResetAfter } else { TransportFault::ResetBefore });
-        }
-        None
-    }
-
     /// Serves one API call for `who` (`None`: unauthenticated). `path` is below `/api2/json`.
     pub fn handle(
         &self,
@@ -346,7 +220,8 @@ impl Sim {
         {
             let mut s = lock(&self.inner.stats);
             s.requests += 1;
-            if !method.is_read() {
+            // A login changes nothing on the cluster.
+            if !method.is_read() && path != "/access/ticket" {
                 s.writes += 1;
             } else if path.contains("/tasks/") {
                 s.polls += 1;
@@ -385,7 +260,9 @@ impl Sim {
             params,
             now,
             opts: &self.inner.opts,
-            faults: lock(&self.inner.faults).clone(),
+            faults: self.faults(),
+            dice: &self.inner.dice,
+            key: request_key(method, path, params),
             rng: &mut rng,
             stats: &mut stats,
         };
@@ -432,22 +309,6 @@ impl Sim {
     }
 }
 
-fn inject_lock_timeout(ctx: &mut Ctx<'_>, template: &str) -> Result<(), ApiFailure> {
-    let p = ctx.faults.lock_timeout;
-    if p == 0.0 || !ctx.rng.gen_bool(p) {
-        return Ok(());
-    }
-    let file = if template.starts_with("/nodes/{node}/qemu/{vmid}") {
-        format!("/var/lock/qemu-server/lock-{}.conf", ctx.var("vmid"))
-    } else if template.starts_with("/nodes/{node}/network") {
-        "/etc/network/.pve-interfaces.lock".to_string()
-    } else {
-        return Ok(());
-    };
-    ctx.stats.lock_timeouts += 1;
-    Err(ApiFailure::internal(format!("can't lock file '{file}' - got timeout")))
-}
-
 /// Finishes every task whose end is due, in end order, applying its effect.
 pub(super) fn advance(st: &mut SimState, now: u64) {
     st.now_ms = st.now_ms.max(now);
@@ -466,7 +327,7 @@ pub(super) fn advance(st: &mut SimState, now: u64) {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

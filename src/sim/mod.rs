@@ -3,8 +3,11 @@
 //! benchmarks, `--sim`, and served over HTTPS by `stand sim serve`.
 
 mod access;
+mod context;
 mod core;
+mod faults;
 mod fixture;
+mod front;
 mod handlers;
 mod model;
 mod schema;
@@ -13,8 +16,10 @@ mod session;
 mod state;
 
 pub use access::{BUILTIN_ROLES, Identity};
-pub use core::{Reply, Sim, SimOptions, TransportFault, write_private};
+pub use core::{Reply, Sim, SimOptions, write_private};
+pub use faults::TransportFault;
 pub use fixture::{DEFAULT_FIXTURE, Fixture, FixtureError};
+pub use front::{Dropped, InProcess, answer};
 pub use model::{FaultSpec, LatencyModel, SimStats};
 pub use server::{RunningServer, ServeError, serve};
 pub use session::SimSession;

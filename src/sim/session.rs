@@ -1,14 +1,22 @@
-//! The simulator as a [`Pve`] in the same process: same pipeline as over HTTPS (latency,
-//! faults, request log), no sockets. What `--sim` and most tests use.
+//! Two ways into a [`Sim`] from this process:
+//!
+//! - [`Sim::client`]: the one [`PveClient`] over the [`InProcess`] front. What `--sim`,
+//!   the benchmarks and the fault tests use: login, latency, faults and retries exactly as
+//!   over HTTPS.
+//! - [`SimSession`]: straight to the handlers as a given user, with no transport, latency
+//!   or faults. For tests to arrange a cluster and to look at it.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::access::Identity;
-use super::core::{Sim, TransportFault};
-use crate::pve::{ApiFailure, ApiRequest, Pve, PveError};
+use super::core::Sim;
+use super::front::InProcess;
+use crate::pve::{ApiRequest, ClientOptions, Credentials, Pve, PveClient, PveError, Secret};
 
-/// An authenticated connection to a [`Sim`].
+/// A direct, authenticated handle on a [`Sim`].
 #[derive(Clone)]
 pub struct SimSession {
     sim: Sim,
@@ -16,12 +24,29 @@ pub struct SimSession {
 }
 
 impl Sim {
-    /// A session as `userid` (no password needed in-process).
+    /// The client `stand` uses, logged in as `root@pam` over the in-process front. It holds
+    /// a ticket made here as its password: logging in with it is PVE's ticket renewal, and
+    /// nothing is written into the cluster.
+    pub fn client(&self) -> PveClient {
+        self.client_with(ClientOptions::default())
+    }
+
+    /// [`Sim::client`] with other timeouts and retries.
+    pub fn client_with(&self, opts: ClientOptions) -> PveClient {
+        let password = {
+            let st = self.state();
+            st.make_ticket("root@pam", st.unix(self.now_ms()))
+        };
+        let creds = Credentials::Password { user: "root@pam".into(), password: Secret::new(password) };
+        PveClient::over(Arc::new(InProcess::new(self.clone())), creds, opts)
+    }
+
+    /// A direct handle as `userid` (no password needed in-process).
     pub fn session(&self, userid: &str) -> SimSession {
         SimSession { sim: self.clone(), who: Identity::user(userid) }
     }
 
-    /// A session as an API token of `userid`.
+    /// A direct handle as an API token of `userid`.
     pub fn token_session(&self, userid: &str, tokenid: &str) -> SimSession {
         SimSession { sim: self.clone(), who: Identity { userid: userid.into(), token: Some(tokenid.into()) } }
     }
@@ -34,44 +59,13 @@ impl SimSession {
     }
 }
 
-fn api_error(req: &ApiRequest, failure: ApiFailure) -> PveError {
-    PveError::Api { method: req.method.to_string(), path: req.path.clone(), failure }
-}
-
-fn reset(req: &ApiRequest) -> PveError {
-    PveError::Transport {
-        method: req.method.to_string(),
-        path: req.path.clone(),
-        message: "connection reset by peer".into(),
-        maybe_applied: req.method != crate::pve::Method::Get,
-    }
-}
-
 #[async_trait]
 impl Pve for SimSession {
     async fn call(&self, req: ApiRequest) -> Result<Value, PveError> {
-        let latency = self.sim.request_latency();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency / 2).await;
-        }
-        self.sim.log_request(req.method, &format!("/api2/json{}", req.path), &req.params);
-        let fault = self.sim.roll_transport_fault();
-        match fault {
-            Some(TransportFault::Busy(status)) => {
-                let msg = if status == 596 { "Broken pipe" } else { "proxy handler failed: node busy" };
-                return Err(api_error(&req, ApiFailure::new(status, msg)));
-            }
-            Some(TransportFault::ResetBefore) => return Err(reset(&req)),
-            _ => {}
-        }
-        let result = self.sim.handle(Some(&self.who), req.method, &req.path, &req.params);
-        if !latency.is_zero() {
-            tokio::time::sleep(latency / 2).await;
-        }
-        if fault == Some(TransportFault::ResetAfter) {
-            return Err(reset(&req));
-        }
-        result.map(|r| r.into_body()).map_err(|f| api_error(&req, f))
+        self.sim
+            .handle(Some(&self.who), req.method, &req.path, &req.params)
+            .map(|r| r.into_body())
+            .map_err(|failure| PveError::Api { method: req.method.to_string(), path: req.path.clone(), failure })
     }
 
     fn endpoint(&self) -> String {

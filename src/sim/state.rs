@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::fixture::{Fixture, VmFixture};
@@ -479,7 +481,9 @@ impl SimState {
         if template {
             config.insert("template".into(), "1".into());
         }
-        config.insert("vmgenid".into(), uuid::Uuid::new_v4().to_string());
+        // A fixture VM's generation id follows from its VMID, like everything the seed decides.
+        let genid: [u8; 16] = StdRng::seed_from_u64(f.vmid.into()).r#gen();
+        config.insert("vmgenid".into(), uuid::Builder::from_random_bytes(genid).into_uuid().to_string());
         self.vms.insert(
             f.vmid,
             Vm {

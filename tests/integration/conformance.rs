@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use stand::pve::{
-    BridgeParams, ClientOptions, CloneParams, Credentials, Params, Pve, PveClient, PveError, PveExt, Retrying, Secret,
-    TlsMode, WaitPolicy,
+    BridgeParams, ClientOptions, CloneParams, Credentials, Params, Pve, PveClient, PveError, PveExt, Secret, TlsMode,
+    WaitPolicy,
 };
 use stand::sim::{Fixture, Sim, SimOptions};
 
@@ -113,7 +113,7 @@ async fn scenarios(arm: &Arm) {
 #[tokio::test]
 async fn the_simulator_in_process() {
     let sim = Sim::new(&Fixture::default_cluster(), SimOptions::default());
-    let pve: Arc<dyn Pve> = Arc::new(Retrying::new(sim.session("root@pam"), Default::default()));
+    let pve: Arc<dyn Pve> = Arc::new(sim.client());
     scenarios(&Arm { pve, node: "pve1".into(), template: 103, network: true }).await;
 }
 

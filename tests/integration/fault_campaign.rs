@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use stand::apply::{ApplyOptions, apply};
 use stand::plan::{Plan, Snapshot};
-use stand::pve::{Backoff, Pve, Retrying, WaitPolicy};
+use stand::pve::{Pve, WaitPolicy};
 use stand::script::{RunOptions, run_source};
 use stand::sim::{DEFAULT_FIXTURE, FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
@@ -144,7 +144,7 @@ async fn schedule(seed: u64, totals: &Totals) -> Result<(), String> {
     let sim =
         Sim::new(&fixture(), SimOptions { latency: LatencyModel::realistic(), faults: spec, seed, time_scale: 1.0 });
     let before = foreign(&sim);
-    let pve: Arc<dyn Pve> = Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()));
+    let pve: Arc<dyn Pve> = Arc::new(sim.client());
 
     // A node goes offline for a while in a third of the schedules.
     let outage = rng.gen_bool(0.33).then(|| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use stand::apply::{ApplyOptions, Doomed, apply, destroy};
 use stand::plan::{ChangeKind, Diff, Snapshot};
-use stand::pve::{Backoff, Pve, PveExt, Retrying, WaitPolicy};
+use stand::pve::{Pve, PveExt, WaitPolicy};
 use stand::script::{RunOptions, run_file, run_source};
 use stand::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
@@ -23,7 +23,7 @@ fn opts() -> ApplyOptions {
 
 /// The cluster as `stand` reaches it: every call retried by the client's policy.
 fn connect(sim: &Sim) -> Arc<dyn Pve> {
-    Arc::new(Retrying::new(sim.session("root@pam"), Backoff::default()))
+    Arc::new(sim.client())
 }
 
 async fn snapshot(pve: &Arc<dyn Pve>) -> Arc<Snapshot> {

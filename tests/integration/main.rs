@@ -35,6 +35,8 @@ mod plan_examples;
 mod reliability;
 /// The REPL through a pipe and a pty.
 mod repl;
+/// `--sim` runs replayed by their seed.
+mod replay;
 /// The simulator against PVE's documented behaviour.
 mod sim_semantics;
 /// What a newcomer and third-party clients found (the trust issue).

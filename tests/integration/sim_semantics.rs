@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use stand::pve::{BridgeParams, CloneParams, Params, Pve, PveError, PveExt, WaitPolicy};
+use stand::pve::{BridgeParams, ClientOptions, CloneParams, Params, Pve, PveError, PveExt, WaitPolicy};
 use stand::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
 fn realistic(seed: u64) -> Sim {
@@ -314,11 +314,10 @@ async fn snapshots_can_be_taken_rolled_back_and_deleted() {
 async fn seeded_faults_are_deterministic() {
     async fn run(seed: u64) -> Vec<String> {
         let faults: FaultSpec = "http5xx=0.2,reset=0.1,lock_timeout=0.2".parse().unwrap();
-        let sim = Sim::new(
-            &Fixture::default_cluster(),
-            SimOptions { latency: LatencyModel::none(), time_scale: 1.0, faults, seed },
-        );
-        let pve = sim.session("root@pam");
+        let sim = Sim::new(&Fixture::default_cluster(), SimOptions { seed, ..SimOptions::default() });
+        let pve = sim.client_with(ClientOptions { attempts: 1, ..ClientOptions::default() });
+        pve.version().await.unwrap(); // logged in before the faults begin
+        sim.set_faults(faults);
         let mut out = Vec::new();
         for i in 0..40 {
             let r = pve.set_vm_config("pve1", 103, params(&[("description", &format!("n{i}"))])).await;
@@ -337,9 +336,10 @@ async fn seeded_faults_are_deterministic() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reset_after_the_write_still_applied_it() {
-    let faults: FaultSpec = "reset=1".parse().unwrap();
-    let sim = Sim::new(&Fixture::default_cluster(), SimOptions { faults, seed: 3, ..SimOptions::default() });
-    let pve = sim.session("root@pam");
+    let sim = Sim::new(&Fixture::default_cluster(), SimOptions { seed: 3, ..SimOptions::default() });
+    let pve = sim.client_with(ClientOptions { attempts: 1, ..ClientOptions::default() });
+    pve.version().await.unwrap(); // logged in before the faults begin
+    sim.set_faults("reset=1".parse().unwrap());
     let mut applied = 0;
     for i in 0..20 {
         let _ = pve.create_pool(&format!("p{i}"), None).await.unwrap_err();

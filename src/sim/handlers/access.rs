@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::pve::ApiFailure;
 use crate::sim::access::{BUILTIN_ROLES, hash_password, hash_secret, normalize_path};
-use crate::sim::core::{Ctx, Reply};
+use crate::sim::context::Ctx;
+use crate::sim::core::Reply;
 use crate::sim::state::{Acl, Group, Token, User};
 
 const REALMS: &[&str] = &["pam", "pve"];

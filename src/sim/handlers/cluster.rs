@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::pve::ApiFailure;
-use crate::sim::core::{Ctx, Reply};
+use crate::sim::context::Ctx;
+use crate::sim::core::Reply;
 use crate::sim::state::{SimState, disk_size};
 
 const BASE_MEM: u64 = 2 << 30;

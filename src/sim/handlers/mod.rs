@@ -7,7 +7,8 @@ mod pools;
 mod qemu;
 mod tasks;
 
-use super::core::{Ctx, Reply};
+use super::context::Ctx;
+use super::core::Reply;
 use super::state::{Effect, SimState, Task};
 use crate::pve::{ApiFailure, Method};
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::pve::ApiFailure;
-use crate::sim::core::{Ctx, Reply, TaskSpec};
+use crate::sim::context::{Ctx, TaskSpec};
+use crate::sim::core::Reply;
 use crate::sim::state::{Effect, Iface};
 
 fn render(ifaces: &BTreeMap<String, Iface>) -> String {

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::cluster::vm_resource;
 use crate::pve::ApiFailure;
-use crate::sim::core::{Ctx, Reply};
+use crate::sim::context::Ctx;
+use crate::sim::core::Reply;
 
 fn members(ctx: &Ctx<'_>, id: &str) -> Vec<Value> {
     let Some(p) = ctx.st.pools.get(id) else { return Vec::new() };

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use rand::Rng;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::cluster::vm_resource;
 use crate::pve::{ApiFailure, NetDevice};
-use crate::sim::core::{Ctx, Reply, TaskSpec};
+use crate::sim::context::{Ctx, TaskSpec};
+use crate::sim::core::Reply;
 use crate::sim::state::{Effect, SimState, Snapshot, Vm, disk_size, is_disk_key};
 
 fn missing(node: &str, vmid: u32) -> ApiFailure {
@@ -283,7 +285,7 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     // The new config: the source's, new MACs on every NIC, new volumes, `lock: clone`.
     let mut config = src.config.clone();
     config.remove("template");
-    config.insert("vmgenid".into(), uuid::Uuid::new_v4().to_string());
+    config.insert("vmgenid".into(), uuid::Builder::from_random_bytes(ctx.rng.r#gen()).into_uuid().to_string());
     config.insert(
         "name".into(),
         ctx.param("name")

@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::pve::{ApiFailure, Upid};
-use crate::sim::core::{Ctx, Reply};
+use crate::sim::context::Ctx;
+use crate::sim::core::Reply;
 use crate::sim::state::Task;
 
 fn find<'a>(ctx: &'a Ctx<'_>) -> Result<&'a Task, ApiFailure> {
