@@ -2,6 +2,7 @@
 //! and what to tell the instructor when it fails for good.
 
 use super::options::ApplyOptions;
+use super::report::Cause;
 use super::retry::transient;
 use crate::plan::Action;
 use crate::pve::{ApiRequest, Pve, PveError, PveExt};
@@ -15,9 +16,11 @@ pub enum Done {
     AlreadyDone,
 }
 
-/// A step that failed for good: the message and what to do.
+/// A step that failed for good: why, the message and what to do.
 #[derive(Clone, Debug)]
 pub struct ActError {
+    /// What went wrong, as data.
+    pub cause: Cause,
     /// What went wrong (PVE's message or `stand`'s).
     pub message: String,
     /// What to do about it.
@@ -25,11 +28,34 @@ pub struct ActError {
 }
 
 impl ActError {
-    /// A failure with `e`'s message and what to do.
-    pub fn new(e: impl std::fmt::Display, hint: impl Into<String>) -> Self {
-        ActError { message: e.to_string(), hint: hint.into() }
+    /// A failure for `e` (a [`PveError`], or `stand`'s own message) and what to do.
+    pub fn new(e: impl Reason, hint: impl Into<String>) -> Self {
+        ActError { cause: e.cause(), message: e.to_string(), hint: hint.into() }
     }
 }
+
+/// What an [`ActError`] can come from: an API error, or `stand`'s own finding.
+pub trait Reason: std::fmt::Display {
+    /// The failure as data.
+    fn cause(&self) -> Cause {
+        Cause::Stand
+    }
+}
+
+impl Reason for PveError {
+    fn cause(&self) -> Cause {
+        Cause::from(self)
+    }
+}
+
+impl Reason for &PveError {
+    fn cause(&self) -> Cause {
+        Cause::from(*self)
+    }
+}
+
+impl Reason for String {}
+impl Reason for &str {}
 
 /// A delete that found nothing to delete.
 fn gone(e: &PveError) -> bool {

@@ -17,5 +17,5 @@ pub use deploy::{apply, deploy_graph};
 pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy, destroy_actions};
 pub use options::ApplyOptions;
 pub use pending::foreign_pending;
-pub use report::{ApplyReport, Credential, Failure};
+pub use report::{ApplyReport, Cause, Credential, Failure};
 pub use runner::{OnEnd, Outcome, Perform, RunReport, run, run_with};

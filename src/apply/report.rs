@@ -2,21 +2,67 @@
 
 use serde::Serialize;
 
-/// One failed object.
+use crate::plan::ObjectRef;
+use crate::pve::PveError;
+
+/// One failed object: which, why (as data and as PVE's or `stand`'s message), what to do.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
-    /// `vm 3001 web-s1`, `bridge pve2/vmbr1001`, `user s1@pve`.
-    pub object: String,
-    /// PVE's message.
+    /// The object (`{"kind":"vm","vmid":3001,"name":"web-s1"}`; shown as `vm 3001 web-s1`).
+    pub object: ObjectRef,
+    /// What went wrong, as data.
+    pub cause: Cause,
+    /// The message.
     pub message: String,
     /// What to do.
     pub hint: String,
 }
 
 impl Failure {
-    /// A failure of `object` with PVE's (or stand's) `message` and what to do.
-    pub fn new(object: impl Into<String>, message: impl std::fmt::Display, hint: &str) -> Failure {
-        Failure { object: object.into(), message: message.to_string(), hint: hint.to_string() }
+    /// A failure of `object` for `cause`, with its message and what to do.
+    pub fn new(object: ObjectRef, cause: Cause, message: impl std::fmt::Display, hint: &str) -> Failure {
+        Failure { object, cause, message: message.to_string(), hint: hint.to_string() }
+    }
+}
+
+/// Why an action failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause {
+    /// Proxmox VE answered the call with an error status.
+    Refused {
+        /// The HTTP status (`403`, `500`, `595` ...).
+        status: u16,
+        /// The call.
+        method: String,
+        /// Its path below `/api2/json`.
+        path: String,
+    },
+    /// The call got no answer (refused connection, reset, timeout, untrusted certificate).
+    Unreachable,
+    /// A task ended with an error, or did not end in time.
+    Task {
+        /// The task.
+        upid: String,
+    },
+    /// `stand` found the problem itself (a check before the call, an unexpected answer).
+    Stand,
+    /// Not done: a step it waits for failed.
+    Skipped,
+}
+
+impl From<&PveError> for Cause {
+    fn from(e: &PveError) -> Self {
+        match e {
+            PveError::Api { method, path, failure } => {
+                Cause::Refused { status: failure.status, method: method.clone(), path: path.clone() }
+            }
+            PveError::Transport { .. } | PveError::Tls(_) => Cause::Unreachable,
+            PveError::TaskFailed { upid, .. } | PveError::TaskTimeout { upid, .. } => {
+                Cause::Task { upid: upid.clone() }
+            }
+            PveError::Decode { .. } => Cause::Stand,
+        }
     }
 }
 

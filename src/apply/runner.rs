@@ -106,7 +106,7 @@ pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end
                 match act(step.action.clone()).await {
                     Ok(Done::Changed) => Outcome::Done,
                     Ok(Done::AlreadyDone) => Outcome::AlreadyDone,
-                    Err(e) => Outcome::Failed(Failure::new(step.action.object(), &e.message, &e.hint)),
+                    Err(e) => Outcome::Failed(Failure::new(step.action.object(), e.cause, &e.message, &e.hint)),
                 }
             };
             if let Some(f) = &on_end {

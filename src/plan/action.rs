@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::object::ObjectRef;
 use serde::Serialize;
 
 use super::model::VmPlan;
@@ -162,26 +163,33 @@ pub enum Action {
 }
 
 impl Action {
-    /// The object it acts on, as reports name it (`vm 3001`, `bridge pve1/vmbr1000`).
-    pub fn object(&self) -> String {
+    /// The object it acts on.
+    pub fn object(&self) -> ObjectRef {
+        let bridge = |node: &str, iface: &str| ObjectRef::Bridge { node: node.into(), iface: iface.into() };
+        let user = |userid: &str| ObjectRef::User { userid: userid.into() };
         match self {
-            Action::CreateGroup { groupid, .. } => format!("group {groupid}"),
-            Action::CreateUser { userid, .. } | Action::UpdateUser { userid, .. } => format!("user {userid}"),
-            Action::CreatePool { poolid, .. } => format!("pool {poolid}"),
-            Action::SetAcl { path, ugid, .. } => format!("acl {path} {ugid}"),
-            Action::CreateBridge { node, iface, .. } | Action::MarkBridge { node, iface, .. } => {
-                format!("bridge {node}/{iface}")
+            Action::CreateGroup { groupid, .. } | Action::DeleteGroup { groupid } => {
+                ObjectRef::Group { groupid: groupid.clone() }
             }
-            Action::GrantBridge { iface, user, .. } => format!("acl /sdn/zones/localnetwork/{iface} {user}"),
+            Action::CreateUser { userid, .. }
+            | Action::UpdateUser { userid, .. }
+            | Action::DeleteUser { userid }
+            | Action::ReleaseUser { userid, .. } => user(userid),
+            Action::CreatePool { poolid, .. } | Action::DeletePool { poolid } => {
+                ObjectRef::Pool { poolid: poolid.clone() }
+            }
+            Action::SetAcl { path, ugid, .. } => ObjectRef::Acl { path: path.clone(), ugid: ugid.clone() },
+            Action::CreateBridge { node, iface, .. }
+            | Action::MarkBridge { node, iface, .. }
+            | Action::DeleteBridge { node, iface } => bridge(node, iface),
+            Action::GrantBridge { iface, user, .. } => {
+                ObjectRef::Acl { path: format!("/sdn/zones/localnetwork/{iface}"), ugid: user.clone() }
+            }
             Action::CloneVm { vm } | Action::ConfigureVm { vm, .. } | Action::StartVm { vm } => {
-                format!("vm {} {}", vm.vmid, vm.name)
+                ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) }
             }
-            Action::DestroyVm { vmid, .. } => format!("vm {vmid}"),
-            Action::DeleteBridge { node, iface } => format!("bridge {node}/{iface}"),
-            Action::ReloadNetwork { node, .. } => format!("network {node}"),
-            Action::DeletePool { poolid } => format!("pool {poolid}"),
-            Action::DeleteUser { userid } | Action::ReleaseUser { userid, .. } => format!("user {userid}"),
-            Action::DeleteGroup { groupid } => format!("group {groupid}"),
+            Action::DestroyVm { vmid, .. } => ObjectRef::Vm { vmid: *vmid, name: None },
+            Action::ReloadNetwork { node, .. } => ObjectRef::Network { node: node.clone() },
         }
     }
 

@@ -7,8 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stand::apply::{ApplyOptions, apply};
-use stand::plan::{Marker, Snapshot};
+use stand::apply::{ApplyOptions, Cause, apply};
+use stand::plan::{Marker, ObjectRef, Snapshot};
 use stand::pve::{ApiRequest, Pve, PveExt, WaitPolicy};
 use stand::script::{RunOptions, run_source};
 use stand::sim::{Fixture, LatencyModel, RunningServer, Sim, SimOptions, SimState};
@@ -260,7 +260,12 @@ async fn pending_bridges_of_another_stand_run_are_applied_but_someone_elses_are_
     .unwrap()
     .plan;
     let report = apply(root.clone(), &plan, snap, &opts).await;
-    let failure = report.failures.iter().find(|f| f.object == "network pve2").expect("the node's network is refused");
+    let failure = report
+        .failures
+        .iter()
+        .find(|f| f.object == ObjectRef::Network { node: "pve2".into() })
+        .expect("the node's network is refused");
+    assert_eq!(failure.cause, Cause::Stand, "stand refused it before any call");
     assert!(failure.message.contains("vmbr77") && failure.hint.contains("--apply-foreign-network"), "{failure:?}");
     assert!(!sim.state().net["pve2"].active.contains_key("vmbr77"), "their change is still theirs");
 }

@@ -18,8 +18,12 @@ fn outcome(seed: &str) -> (serde_json::Value, String) {
     );
     let mut report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let report = report["report"].take();
-    let failures: Vec<String> =
-        report["failures"].as_array().unwrap().iter().map(|f| f["object"].as_str().unwrap().to_string()).collect();
+    let failures: Vec<String> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{} {}", f["object"], f["cause"]["kind"]))
+        .collect();
     let status = stand(dir.path(), &["status", "lab3", "--sim", "--output", "json"], &[]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let running: Vec<String> = status["stands"]

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::apply::act::{ActError, Done};
 use crate::apply::options::ApplyOptions;
-use crate::apply::report::{ApplyReport, Credential, Failure};
+use crate::apply::report::{ApplyReport, Cause, Credential, Failure};
 use crate::apply::runner::{OnEnd, Outcome, Perform, run_with};
-use crate::plan::{Action, BridgePlan, Plan, Snapshot};
+use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot};
 use crate::pve::{ApiRequest, Pve, PveExt, Secret};
 
 use context::{Ctx, lock, repeatable};
@@ -73,12 +73,14 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         {
             report.failures.push(Failure::new(
                 step.action.object(),
+                Cause::Skipped,
                 "not done: a step it waits for failed (its pool, its node's network, or its clone)",
                 "see the failure it waits for; re-run `stand up`",
             ));
         }
     }
-    let user_failed = |user: &str| report.failures.iter().any(|f| f.object == format!("user {user}"));
+    let user_failed =
+        |user: &str| report.failures.iter().any(|f| f.object == ObjectRef::User { userid: user.to_string() });
     report.credentials = Credential::of_plan(plan).into_iter().filter(|c| !user_failed(&c.user)).collect();
     report.seconds = clock.elapsed().as_secs_f64();
     report

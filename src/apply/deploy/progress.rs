@@ -71,7 +71,7 @@ impl Progress {
             let Some(s) = stands.get_mut(user) else { return };
             s.left = s.left.saturating_sub(1);
             if matches!(outcome, Outcome::Failed(_) | Outcome::Cancelled) {
-                s.failed.push(step.action.object());
+                s.failed.push(step.action.object().to_string());
             }
             (s.left == 0).then(|| (s.total, s.failed.clone()))
         };
