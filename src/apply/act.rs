@@ -3,7 +3,7 @@
 
 use super::options::ApplyOptions;
 use super::report::Cause;
-use super::retry::transient;
+use super::retry::{repeatable, transient};
 use crate::plan::Action;
 use crate::pve::{ApiRequest, Pve, PveError, PveExt};
 
@@ -105,26 +105,7 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         Action::DeleteBridge { node, iface } => {
             deleted(retries.run(transient, |_| pve.delete_iface(node, iface)).await, "re-run `stand down`")
         }
-        Action::ReloadNetwork { node, foreign } => {
-            // Someone else's unapplied changes on the node are theirs to apply.
-            if !foreign.is_empty() && !opts.apply_foreign_network {
-                return Err(ActError::new(
-                    format!(
-                        "the bridges are removed but not applied: {node} has pending changes stand did not make ({})",
-                        foreign.join(", ")
-                    ),
-                    "apply or revert them in the PVE GUI (System → Network), then re-run `stand down`",
-                ));
-            }
-            retries
-                .run(transient, |_| async {
-                    let upid = pve.apply_network(node).await?;
-                    pve.wait_task(&upid, opts.wait).await
-                })
-                .await
-                .map(|_| Done::Changed)
-                .map_err(|e| ActError::new(e, "apply the node's network in the PVE GUI"))
-        }
+        Action::ReloadNetwork { node, foreign } => reload_network(pve, node, foreign, opts, "stand down").await,
         Action::DeletePool { poolid } => deleted(
             retries.run(transient, |_| pve.delete_pool(poolid)).await,
             "remove what is left in the pool, then re-run `stand down`",
@@ -153,4 +134,35 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         }
         other => Err(ActError::new(format!("{} is not a removal", other.object()), "report this as a bug of stand")),
     }
+}
+
+/// Applies what is staged in a node's network (`PUT /nodes/{node}/network`, `ifreload`),
+/// unless changes `stand` did not make are pending there too: those are someone else's to
+/// apply or revert. Reloading again is harmless, so it is repeated on any failure that may
+/// pass.
+pub async fn reload_network(
+    pve: &dyn Pve,
+    node: &str,
+    foreign: &[String],
+    opts: &ApplyOptions,
+    rerun: &str,
+) -> Result<Done, ActError> {
+    if !foreign.is_empty() && !opts.apply_foreign_network {
+        return Err(ActError::new(
+            format!("{node} has pending network changes stand did not make ({})", foreign.join(", ")),
+            format!(
+                "review them in the PVE GUI (System → Network: Apply or Revert), or pass --apply-foreign-network to `{rerun}`"
+            ),
+        ));
+    }
+    opts.retries()
+        .run(repeatable, |_| async {
+            let upid = pve.apply_network(node).await?;
+            pve.wait_task(&upid, opts.wait).await
+        })
+        .await
+        .map(|_| Done::Changed)
+        .map_err(|e| {
+            ActError::new(e, format!("the bridges are staged; check `ifreload -a` on the node, then re-run `{rerun}`"))
+        })
 }

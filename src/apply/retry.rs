@@ -7,6 +7,12 @@ pub fn transient(e: &PveError) -> bool {
     e.is_transient()
 }
 
+/// A failure after which an idempotent call may simply be made again: a transient one,
+/// or no answer at all.
+pub fn repeatable(e: &PveError) -> bool {
+    transient(e) || matches!(e, PveError::Transport { .. })
+}
+
 /// An "already exists" answer to a create that may have been applied before.
 pub fn already_exists(e: &PveError) -> bool {
     let text = match e {

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::apply::options::ApplyOptions;
 use crate::apply::report::ApplyReport;
-use crate::apply::retry::{already_exists, transient};
+use crate::apply::retry::{already_exists, repeatable};
 use crate::plan::Snapshot;
 use crate::pve::{Pve, PveError};
 
@@ -87,9 +87,4 @@ impl Ctx {
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A write that may be repeated: transient, or its answer was lost (the caller re-checks).
-pub(super) fn repeatable(e: &PveError) -> bool {
-    transient(e) || matches!(e, PveError::Transport { .. })
 }

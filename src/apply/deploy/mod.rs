@@ -14,14 +14,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::apply::act::{ActError, Done};
+use crate::apply::act::{ActError, Done, reload_network};
 use crate::apply::options::ApplyOptions;
 use crate::apply::report::{ApplyReport, Cause, Credential, Failure};
 use crate::apply::runner::{OnEnd, Outcome, Perform, run_with};
 use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot};
 use crate::pve::{ApiRequest, Pve, PveExt, Secret};
 
-use context::{Ctx, lock, repeatable};
+use crate::apply::retry::repeatable;
+use context::{Ctx, lock};
 use network::{create_bridge, made_name};
 use progress::Progress;
 use vm::{clone_hint, clone_vm, configure, start_vm, wait_unlocked};
@@ -162,20 +163,7 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
             .map(|()| Done::Changed)
             .map_err(|e| ActError::new(e, "check Sys.Modify on /nodes; re-run `stand up`")),
         Action::ReloadNetwork { node, foreign } => {
-            if !foreign.is_empty() && !ctx.opts.apply_foreign_network {
-                return Err(ActError::new(
-                    format!("{node} has pending network changes stand did not make ({})", foreign.join(", ")),
-                    "review them in the PVE GUI (System → Network: Apply or Revert), or pass --apply-foreign-network",
-                ));
-            }
-            ctx.retry(repeatable, |_| async {
-                let upid = pve.apply_network(node).await?;
-                pve.wait_task(&upid, ctx.opts.wait).await
-            })
-            .await
-            .map_err(|e| {
-                ActError::new(e, "the bridges are staged; check `ifreload -a` on the node, then re-run `stand up`")
-            })?;
+            reload_network(pve.as_ref(), node, foreign, &ctx.opts, "stand up").await?;
             ctx.count(|r| r.networks_applied += 1);
             Ok(Done::Changed)
         }

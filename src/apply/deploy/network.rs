@@ -4,7 +4,8 @@ use crate::apply::retry::already_exists;
 use crate::plan::BridgePlan;
 use crate::pve::{BridgeParams, PveError, PveExt};
 
-use super::context::{Ctx, repeatable};
+use super::context::Ctx;
+use crate::apply::retry::repeatable;
 
 /// Creates one bridge; when its name was taken meanwhile by something not ours, creates it
 /// under the next free name. Returns the name made.

@@ -5,8 +5,9 @@ use std::time::Duration;
 use crate::plan::{Owner, VmPlan};
 use crate::pve::{ApiRequest, CloneParams, NetDevice, Params, Pve, PveError, PveExt};
 
-use super::context::{Ctx, repeatable};
+use super::context::Ctx;
 use super::network::made_name;
+use crate::apply::retry::repeatable;
 
 /// Waits until a VM's config has no lock; `Ok(false)` if the VM does not exist.
 pub(super) async fn wait_unlocked(ctx: &Ctx, node: &str, vmid: u32) -> Result<bool, PveError> {
