@@ -1,0 +1,67 @@
+//! The lab's settings: `lab(#{ ... })`.
+
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
+
+use super::{ApiContext, Res, fail, plan_err};
+use crate::plan::LabSettings;
+
+fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabSettings> {
+    const KEYS: &[&str] = &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher", "overcommit"];
+    let mut s = cur.clone();
+    for (k, v) in m {
+        match k.as_str() {
+            "name" => s.name = v.to_string(),
+            "vmid_range" => {
+                let a = v.clone().try_cast::<Array>().filter(|a| a.len() == 2 && a.iter().all(Dynamic::is_int));
+                let Some(a) = a else { return fail(ctx, "lab: `vmid_range` must be [first, last]") };
+                s.vmid_range = (
+                    a[0].as_int().unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+                    a[1].as_int().unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+                );
+            }
+            "bridge_base" => match v.as_int() {
+                Ok(n) if (1..=9000).contains(&n) => s.bridge_base = n as u32,
+                _ => return fail(ctx, "lab: `bridge_base` must be an integer within 1..9000"),
+            },
+            "password_length" => s.password_length = v.as_int().unwrap_or(0).max(0) as usize,
+            "role" => s.role = v.to_string(),
+            "teacher" => s.teacher = Some(v.to_string()),
+            "overcommit" => match (v.as_float(), v.as_int()) {
+                (Ok(f), _) => s.overcommit = f,
+                (_, Ok(i)) => s.overcommit = i as f64,
+                _ => {
+                    return fail(ctx, format!("lab: `overcommit` must be a number such as 1.5, got {}", v.type_name()));
+                }
+            },
+            other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
+        }
+    }
+    Ok(s)
+}
+
+const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user`, `alias` or `clone`.
+///
+/// Keys: `name` (default: the script's file name; it marks everything the lab makes),
+/// `vmid_range` (`[first, last]`, default `[1000, 999999]`), `bridge_base` (first private
+/// bridge number, 1000), `password_length` (8..64, 12), `role` (the students' role on their
+/// pool, `PVEVMAdmin`), `teacher` (an existing user who gets that role on every stand's pool),
+/// `overcommit` (memory running guests may take, as a multiple of a node's RAM, 1.0).
+///
+/// ```rhai
+/// lab(#{ vmid_range: [3000, 3999], teacher: "teacher@pve", overcommit: 1.5 });
+/// ```"#;
+
+/// Registers `lab`.
+pub(super) fn register(engine: &mut Engine, api: &Arc<ApiContext>) {
+    let a = api.clone();
+    FuncRegistration::new("lab")
+        .with_params_info(["settings: Map", "()"])
+        .with_comments([DOC_LAB])
+        .register_into_engine(engine, move |ctx: NativeCallContext, m: Map| -> Res<()> {
+            let mut p = a.planner();
+            let s = lab_settings(&ctx, p.settings(), &m)?;
+            p.set_settings(s).or_else(|e| plan_err(&ctx, "lab", e))
+        });
+}
