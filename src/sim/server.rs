@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, Response};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
 
 use super::core::Sim;
 use super::front::{Dropped, answer};
@@ -101,11 +102,12 @@ pub async fn serve(sim: Sim, addr: SocketAddr) -> Result<RunningServer, ServeErr
 
 /// One exchange over HTTPS: the body read, answered by the front; a dropped answer closes
 /// the connection.
-async fn over_https(sim: Sim, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, std::io::Error> {
+async fn over_https(sim: Sim, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(Body::new(body), 16 << 20).await.unwrap_or_default();
+    // pveproxy's limit on a request body is far lower; 16 MiB keeps a bad client bounded.
+    let bytes = Limited::new(body, 16 << 20).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     match answer(&sim, Request::from_parts(parts, bytes.to_vec())).await {
-        Ok(resp) => Ok(resp.map(Body::from)),
+        Ok(resp) => Ok(resp.map(|b| Full::new(Bytes::from(b)))),
         Err(Dropped) => Err(std::io::Error::other("injected connection reset")),
     }
 }
