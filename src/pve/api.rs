@@ -187,6 +187,13 @@ pub trait PveExt: Pve {
         self.task(ApiRequest::post(format!("{}/status/{action}", vm_path(node, vmid)))).await
     }
 
+    /// `POST /nodes/{node}/qemu/{vmid}/status/shutdown`: asks the guest to power off (ACPI or
+    /// the guest agent); after `timeout` seconds PVE stops it when `force`, else the task fails.
+    async fn shutdown_vm(&self, node: &str, vmid: u32, timeout: u64, force: bool) -> Result<Upid, PveError> {
+        let path = format!("{}/status/shutdown", vm_path(node, vmid));
+        self.task(ApiRequest::post(path).param("timeout", timeout).opt("forceStop", force.then_some(1))).await
+    }
+
     /// `POST /nodes/{node}/qemu/{vmid}/migrate`: moves the VM to `target` (a stopped VM
     /// offline; a running one only with `online`).
     async fn migrate_vm(&self, node: &str, vmid: u32, target: &str, online: bool) -> Result<Upid, PveError> {
@@ -211,8 +218,10 @@ pub trait PveExt: Pve {
     }
 
     /// `POST /nodes/{node}/qemu/{vmid}/snapshot/{name}/rollback`.
-    async fn rollback(&self, node: &str, vmid: u32, name: &str) -> Result<Upid, PveError> {
-        self.task(ApiRequest::post(format!("{}/snapshot/{}/rollback", vm_path(node, vmid), segment(name)))).await
+    /// With `start`, PVE starts the VM at the end of the same task.
+    async fn rollback(&self, node: &str, vmid: u32, name: &str, start: bool) -> Result<Upid, PveError> {
+        let path = format!("{}/snapshot/{}/rollback", vm_path(node, vmid), segment(name));
+        self.task(ApiRequest::post(path).opt("start", start.then_some(1))).await
     }
 
     /// `DELETE /nodes/{node}/qemu/{vmid}/snapshot/{name}`.

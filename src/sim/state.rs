@@ -286,6 +286,20 @@ pub enum Effect {
         /// The node it moves to.
         target: String,
     },
+    /// A snapshot ends: the lock goes; a failed one leaves no snapshot behind.
+    Snapshot {
+        /// The VM.
+        vmid: u32,
+        /// The snapshot.
+        name: String,
+    },
+    /// A rollback ends: the lock goes; with `start`, the VM runs.
+    Rollback {
+        /// The VM.
+        vmid: u32,
+        /// Started after rolling back (the `start` parameter).
+        start: bool,
+    },
     /// Drop a lock a task held.
     Unlock {
         /// The VM.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use stand::pve::{BridgeParams, ClientOptions, CloneParams, Params, Pve, PveError, PveExt, WaitPolicy};
+use stand::pve::{ApiRequest, BridgeParams, ClientOptions, CloneParams, Params, Pve, PveError, PveExt, WaitPolicy};
 use stand::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
 fn realistic(seed: u64) -> Sim {
@@ -299,7 +299,7 @@ async fn snapshots_can_be_taken_rolled_back_and_deleted() {
     let t = pve.snapshot("pve1", 950, "clean").await.unwrap();
     pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
     pve.set_vm_config("pve1", 950, params(&[("memory", "4096")])).await.unwrap();
-    let t = pve.rollback("pve1", 950, "clean").await.unwrap();
+    let t = pve.rollback("pve1", 950, "clean", false).await.unwrap();
     pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
     assert_eq!(pve.vm_config("pve1", 950).await.unwrap().memory_mib(), Some(1024));
     let names: Vec<String> =
@@ -489,4 +489,73 @@ async fn shapes_that_third_party_clients_rely_on() {
         }
         other => panic!("{other}"),
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_the_config_and_starts_the_vm_when_asked() {
+    let sim = Sim::default_instant();
+    let pve = sim.session("root@pam");
+    let up = pve.clone_vm("pve1", 103, &linked(951, "r", "pve1")).await.unwrap();
+    pve.wait_task(&up, WaitPolicy::default()).await.unwrap();
+    let t = pve.snapshot("pve1", 951, "start").await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    pve.set_vm_config("pve1", 951, params(&[("cores", "4")])).await.unwrap();
+    let t = pve.vm_power("pve1", 951, "start").await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+
+    // Rolling back a running VM stops it; without `start` it stays off.
+    let t = pve.rollback("pve1", 951, "start", false).await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    assert_eq!(pve.vm_status("pve1", 951).await.unwrap().status, "stopped");
+    assert_eq!(pve.vm_config("pve1", 951).await.unwrap().get("cores").as_deref(), Some("1"));
+    // With `start` it runs again at the end of the same task.
+    let t = pve.rollback("pve1", 951, "start", true).await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    assert_eq!(pve.vm_status("pve1", 951).await.unwrap().status, "running");
+    assert_eq!(pve.vm_config("pve1", 951).await.unwrap().get("lock"), None);
+
+    // A VM with snapshots cannot become a template (qemu-server `template`).
+    let t = pve.vm_power("pve1", 951, "stop").await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    let e = pve.call(ApiRequest::post("/nodes/pve1/qemu/951/template")).await.unwrap_err();
+    assert_eq!(e.failure().unwrap().message, "unable to create template, because VM contains snapshots");
+}
+
+#[tokio::test(start_paused = true)]
+async fn storage_without_snapshots_refuses_and_names_the_feature() {
+    let sim = Sim::default_instant();
+    let pve = sim.session("root@pam");
+    let up = pve.clone_vm("pve1", 103, &linked(952, "raw", "pve1")).await.unwrap();
+    pve.wait_task(&up, WaitPolicy::default()).await.unwrap();
+    sim.state()
+        .vms
+        .get_mut(&952)
+        .unwrap()
+        .config
+        .insert("scsi0".into(), "nfs-shared:952/vm-952-disk-0.raw,size=8G".into());
+    let e = pve.snapshot("pve1", 952, "start").await.unwrap_err();
+    assert_eq!(e.failure().unwrap().message, "snapshot feature is not available");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_the_guest_and_falls_back_to_stop_only_when_forced() {
+    let sim = realistic(1);
+    let pve = sim.session("root@pam");
+    let up = pve.clone_vm("pve1", 103, &linked(953, "acpi", "pve1")).await.unwrap();
+    pve.wait_task(&up, WaitPolicy::default()).await.unwrap();
+    let e = pve.call(ApiRequest::post("/nodes/pve1/qemu/953/status/reboot")).await.unwrap_err();
+    assert_eq!(e.failure().unwrap().message, "VM 953 not running");
+    pve.set_vm_config("pve1", 953, params(&[("acpi", "0")])).await.unwrap();
+    let t = pve.vm_power("pve1", 953, "start").await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    // The guest ignores ACPI: without forceStop the task fails after the timeout.
+    let t = pve.shutdown_vm("pve1", 953, 5, false).await.unwrap();
+    let e = pve.wait_task(&t, WaitPolicy::default()).await.unwrap_err();
+    assert!(e.to_string().contains("VM quit/powerdown failed - got timeout"), "{e}");
+    assert_eq!(pve.vm_status("pve1", 953).await.unwrap().status, "running");
+    let t = pve.shutdown_vm("pve1", 953, 5, true).await.unwrap();
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    assert_eq!(pve.vm_status("pve1", 953).await.unwrap().status, "stopped");
+    let log = pve.task_log(&t).await.unwrap();
+    assert!(log.iter().any(|l| l.contains("terminating now with SIGTERM")), "{log:?}");
 }

@@ -38,6 +38,7 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Post, "/nodes/{node}/qemu/{vmid}/status/start") => qemu::power(ctx, "start"),
         (Post, "/nodes/{node}/qemu/{vmid}/status/stop") => qemu::power(ctx, "stop"),
         (Post, "/nodes/{node}/qemu/{vmid}/status/shutdown") => qemu::power(ctx, "shutdown"),
+        (Post, "/nodes/{node}/qemu/{vmid}/status/reboot") => qemu::power(ctx, "reboot"),
         (Delete, "/nodes/{node}/qemu/{vmid}") => qemu::destroy(ctx),
         (Get, "/nodes/{node}/qemu/{vmid}/snapshot") => qemu::snapshots(ctx),
         (Post, "/nodes/{node}/qemu/{vmid}/snapshot") => qemu::snapshot(ctx),
@@ -132,6 +133,16 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
         Effect::Unlock { vmid } => {
             if let Some(vm) = st.vms.get_mut(vmid) {
                 vm.config.remove("lock");
+            }
+        }
+        Effect::Snapshot { vmid, name } => qemu::finish_snapshot(st, *vmid, name, ok),
+        Effect::Rollback { vmid, start } => {
+            if let Some(vm) = st.vms.get_mut(vmid) {
+                vm.config.remove("lock");
+                if ok && *start {
+                    vm.running = true;
+                    vm.started_ms = task.end_ms;
+                }
             }
         }
     }

@@ -408,6 +408,10 @@ pub(super) fn template(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if vm.running {
         return Err(ApiFailure::internal("you can't convert a VM to template if VM is running"));
     }
+    // qemu-server API2/Qemu.pm `template`: snapshots are checked first.
+    if !vm.snapshots.is_empty() {
+        return Err(ApiFailure::internal("unable to create template, because VM contains snapshots"));
+    }
     if vm.is_template() {
         return Err(ApiFailure::internal("you can't convert a template to a template"));
     }
@@ -517,6 +521,11 @@ pub(super) fn status(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     Ok(out.into())
 }
 
+/// `POST .../status/{start,stop,shutdown,reboot}` (qemu-server API2/Qemu.pm `vm_start`,
+/// `vm_stop`, `vm_shutdown`, `vm_reboot`; QemuServer.pm `_do_vm_stop`). A shutdown asks the
+/// guest (ACPI `system_powerdown`); a guest with `acpi: 0` never reacts, so after `timeout`
+/// seconds (default 60) the task fails with "got timeout", or with `forceStop` the VM is
+/// killed. A reboot needs a running VM.
 pub(super) fn power(ctx: &mut Ctx<'_>, action: &str) -> Result<Reply, ApiFailure> {
     let (node, vmid) = (ctx.var("node").to_string(), ctx.vmid());
     ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.PowerMgmt"])?;
@@ -524,15 +533,35 @@ pub(super) fn power(ctx: &mut Ctx<'_>, action: &str) -> Result<Reply, ApiFailure
     if vm.is_template() && action == "start" {
         return Err(ApiFailure::internal("you can't start a vm if it's a template"));
     }
+    if action == "reboot" && !vm.running {
+        return Err(ApiFailure::internal(format!("VM {vmid} not running")));
+    }
     check_lock(&vm, false)?;
     let lat = ctx.opts.latency.clone();
     let (fail, slow) = ctx.roll_task_faults();
-    let (kind, model_ms, running) = match action {
-        "start" => ("qmstart", lat.start_ms, true),
-        "stop" => ("qmstop", lat.stop_ms, false),
-        _ => ("qmshutdown", lat.shutdown_ms, false),
-    };
     let mut exit = "OK".to_string();
+    let mut log = Vec::new();
+    let (kind, model_ms, running) = match action {
+        "start" => ("qmstart", if vm.running { 0 } else { lat.start_ms }, true),
+        "stop" => ("qmstop", if vm.running { lat.stop_ms } else { 0 }, false),
+        "reboot" => ("qmreboot", lat.shutdown_ms + lat.start_ms, true),
+        _ => {
+            let timeout_ms = ctx.param("timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60) * 1000;
+            let ignores_acpi = vm.config.get("acpi").is_some_and(|a| a == "0");
+            let ms = if !vm.running {
+                0
+            } else if !ignores_acpi && lat.shutdown_ms <= timeout_ms {
+                lat.shutdown_ms
+            } else if ctx.flag("forceStop").unwrap_or(false) {
+                log.push("VM still running - terminating now with SIGTERM".to_string());
+                timeout_ms + lat.stop_ms
+            } else {
+                exit = "VM quit/powerdown failed - got timeout".to_string();
+                timeout_ms
+            };
+            ("qmshutdown", ms, false)
+        }
+    };
     if action == "start" {
         if vm.running {
             exit = format!("VM {vmid} already running");
@@ -549,13 +578,10 @@ pub(super) fn power(ctx: &mut Ctx<'_>, action: &str) -> Result<Reply, ApiFailure
     if fail && exit == "OK" {
         exit = format!("{action} failed: QEMU exited with code 1");
     }
-    let dur = ctx.scaled(lat.task_overhead_ms + if vm.running == running { 0 } else { model_ms }) * slow;
-    let upid = ctx.start_task(
-        &node,
-        kind,
-        &vmid.to_string(),
-        TaskSpec::now(ctx.now, dur, exit, Effect::Power { vmid, running }),
-    );
+    let dur = ctx.scaled(lat.task_overhead_ms + model_ms) * slow;
+    let mut spec = TaskSpec::now(ctx.now, dur, exit, Effect::Power { vmid, running });
+    spec.log = log;
+    let upid = ctx.start_task(&node, kind, &vmid.to_string(), spec);
     Ok(json!(upid).into())
 }
 
@@ -638,6 +664,10 @@ pub(super) fn snapshot(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if vm.snapshots.contains_key(&name) {
         return Err(ApiFailure::internal(format!("snapshot name '{name}' already used")));
     }
+    // AbstractConfig::snapshot_prepare: every volume's storage must support snapshots.
+    if !can_snapshot(ctx.st, vm) {
+        return Err(ApiFailure::internal("snapshot feature is not available"));
+    }
     let snaptime = ctx.st.unix(ctx.now);
     if let Some(vm) = ctx.st.vms.get_mut(&vmid) {
         let mut config = vm.config.clone();
@@ -645,22 +675,35 @@ pub(super) fn snapshot(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         let parent = vm.config.get("parent").cloned();
         vm.snapshots.insert(name.clone(), Snapshot { config, snaptime, description, parent });
         vm.config.insert("parent".into(), name.clone());
+        vm.config.insert("lock".into(), "snapshot".into());
     }
+    let (fail, slow) = ctx.roll_task_faults();
+    let exit = if fail { "snapshot create failed: starting cleanup".to_string() } else { "OK".to_string() };
+    let dur = ctx.scaled(ctx.opts.latency.snapshot_ms) * slow;
     let upid = ctx.start_task(
         &node,
         "qmsnapshot",
         &vmid.to_string(),
-        TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None),
+        TaskSpec::now(ctx.now, dur, exit, Effect::Snapshot { vmid, name }),
     );
     Ok(json!(upid).into())
 }
 
+/// `POST .../snapshot/{snapname}/rollback` (qemu-server API2/Qemu.pm `rollback`,
+/// AbstractConfig::snapshot_rollback): `VM.Snapshot` or `VM.Snapshot.Rollback`, and
+/// `VM.PowerMgmt` with `start`. A running VM is stopped first; the snapshot's config comes
+/// back under `lock: rollback`; with `start` the VM starts at the end of the task.
 pub(super) fn rollback(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let (node, vmid) = (ctx.var("node").to_string(), ctx.vmid());
-    ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.Snapshot.Rollback"])?;
+    ctx.st.check_any(&ctx.who, &format!("/vms/{vmid}"), &["VM.Snapshot", "VM.Snapshot.Rollback"])?;
+    let start = ctx.flag("start").unwrap_or(false);
+    if start {
+        ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.PowerMgmt"])?;
+    }
     let name = ctx.var("snapname").to_string();
     let vm = vm_on_node(ctx)?;
     check_lock(vm, false)?;
+    let was_running = vm.running;
     let snap = vm
         .snapshots
         .get(&name)
@@ -669,15 +712,51 @@ pub(super) fn rollback(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if let Some(vm) = ctx.st.vms.get_mut(&vmid) {
         vm.config = snap.config;
         vm.config.insert("parent".into(), name);
+        vm.config.insert("lock".into(), "rollback".into());
         vm.running = false;
     }
+    let lat = ctx.opts.latency.clone();
+    let (fail, slow) = ctx.roll_task_faults();
+    let exit = if fail {
+        "rollback failed: command 'qemu-img snapshot' failed: exit code 1".to_string()
+    } else {
+        "OK".to_string()
+    };
+    let model = lat.snapshot_ms + if was_running { lat.stop_ms } else { 0 } + if start { lat.start_ms } else { 0 };
+    let dur = ctx.scaled(lat.task_overhead_ms + model) * slow;
     let upid = ctx.start_task(
         &node,
         "qmrollback",
         &vmid.to_string(),
-        TaskSpec::now(ctx.now, ctx.scaled(ctx.opts.latency.snapshot_ms), "OK".into(), Effect::None),
+        TaskSpec::now(ctx.now, dur, exit, Effect::Rollback { vmid, start }),
     );
     Ok(json!(upid).into())
+}
+
+/// Whether every volume of `vm` is on a storage that can snapshot it (pve-storage
+/// `volume_has_feature`): not thick LVM, not a raw file.
+fn can_snapshot(st: &SimState, vm: &Vm) -> bool {
+    vm.disks().iter().all(|(_, d)| {
+        let sid = d.split(':').next().unwrap_or_default();
+        let volume = d.split(',').next().unwrap_or_default();
+        match st.storages.get(sid) {
+            Some(s) if s.kind == "lvm" => false,
+            Some(s) if matches!(s.kind.as_str(), "dir" | "nfs" | "cifs") => !volume.ends_with(".raw"),
+            _ => true,
+        }
+    })
+}
+
+/// The end of a `qmsnapshot` task: the lock goes; a failed snapshot is removed again.
+pub(super) fn finish_snapshot(st: &mut SimState, vmid: u32, name: &str, ok: bool) {
+    let Some(vm) = st.vms.get_mut(&vmid) else { return };
+    vm.config.remove("lock");
+    if !ok && let Some(snap) = vm.snapshots.remove(name) {
+        match snap.parent {
+            Some(p) => vm.config.insert("parent".into(), p),
+            None => vm.config.remove("parent"),
+        };
+    }
 }
 
 pub(super) fn delete_snapshot(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
