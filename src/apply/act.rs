@@ -132,6 +132,10 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         Action::DeleteGroup { groupid } => {
             deleted(retries.run(transient, |_| pve.delete_group(groupid)).await, "re-run `stand down`")
         }
+        Action::SnapshotVm { .. }
+        | Action::RollbackVm { .. }
+        | Action::DeleteSnapshot { .. }
+        | Action::PowerVm { .. } => super::course::perform(pve, action, opts).await,
         other => Err(ActError::new(format!("{} is not a removal", other.object()), "report this as a bug of stand")),
     }
 }

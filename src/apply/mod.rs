@@ -1,9 +1,11 @@
 //! Changing the cluster: the one runner of action graphs (`runner`), what each action does
-//! (`act` for removals, `deploy` for `up`), `up`'s graph from a plan (`deploy::graph`), what
+//! (`act` for removals, `course` for snapshots, rollbacks and power, `deploy` for `up`),
+//! `up`'s graph from a plan (`deploy::graph`), what
 //! `down` and `--prune` remove (`destroy`), with per-node and per-storage limits, retries of
 //! what is safe to repeat, and a report.
 
 mod act;
+mod course;
 mod deploy;
 mod destroy;
 mod options;

@@ -160,6 +160,78 @@ pub enum Action {
         /// Group id.
         groupid: String,
     },
+    /// Take snapshot `name` of a VM (disks and config, no RAM).
+    SnapshotVm {
+        /// The VM.
+        vm: VmRef,
+        /// Snapshot name.
+        name: String,
+        /// Its description.
+        description: String,
+    },
+    /// Roll a VM back to snapshot `name` (PVE stops a running VM first); with `start`, PVE
+    /// starts it again at the end of the same task.
+    RollbackVm {
+        /// The VM.
+        vm: VmRef,
+        /// Snapshot name.
+        name: String,
+        /// Running afterwards (it ran before).
+        start: bool,
+    },
+    /// Delete snapshot `name` of a VM.
+    DeleteSnapshot {
+        /// The VM.
+        vm: VmRef,
+        /// Snapshot name.
+        name: String,
+    },
+    /// Power a VM on, off, down through its guest, or reboot it.
+    PowerVm {
+        /// The VM.
+        vm: VmRef,
+        /// What to do.
+        op: PowerOp,
+    },
+}
+
+/// A VM an action concerns, as the cluster has it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VmRef {
+    /// Node.
+    pub node: String,
+    /// VMID.
+    pub vmid: u32,
+    /// Name.
+    pub name: String,
+}
+
+/// What [`Action::PowerVm`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PowerOp {
+    /// Start (nothing to do when it runs).
+    Start,
+    /// Stop at once (pull the plug).
+    Stop,
+    /// Ask the guest to power off (ACPI); after `timeout` seconds, stop it.
+    Shutdown {
+        /// Seconds the guest gets.
+        timeout: u64,
+    },
+    /// Reboot a running VM (a stopped one is started).
+    Reboot,
+}
+
+impl fmt::Display for PowerOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PowerOp::Start => f.write_str("start"),
+            PowerOp::Stop => f.write_str("stop"),
+            PowerOp::Shutdown { timeout } => write!(f, "shutdown (stop after {timeout} s)"),
+            PowerOp::Reboot => f.write_str("reboot"),
+        }
+    }
 }
 
 impl Action {
@@ -189,6 +261,10 @@ impl Action {
                 ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) }
             }
             Action::DestroyVm { vmid, .. } => ObjectRef::Vm { vmid: *vmid, name: None },
+            Action::SnapshotVm { vm, .. }
+            | Action::RollbackVm { vm, .. }
+            | Action::DeleteSnapshot { vm, .. }
+            | Action::PowerVm { vm, .. } => ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) },
             Action::ReloadNetwork { node, .. } => ObjectRef::Network { node: node.clone() },
         }
     }
@@ -201,6 +277,12 @@ impl Action {
             Action::DestroyVm { node, .. } => Some(format!("node/{node}")),
             Action::CloneVm { vm } => Some(format!("node/{}", vm.node)),
             Action::StartVm { vm } => Some(format!("start/{}", vm.node)),
+            // Disk work on the node: snapshots, rollbacks (which may start the VM too).
+            Action::SnapshotVm { vm, .. } | Action::RollbackVm { vm, .. } | Action::DeleteSnapshot { vm, .. } => {
+                Some(format!("node/{}", vm.node))
+            }
+            // Starts are staggered: a class starting at once must not overload a node.
+            Action::PowerVm { vm, op: PowerOp::Start | PowerOp::Reboot } => Some(format!("start/{}", vm.node)),
             _ => None,
         }
     }
@@ -253,6 +335,12 @@ impl fmt::Display for Action {
             Action::DeleteUser { userid } => write!(f, "- user   {userid}"),
             Action::ReleaseUser { userid, .. } => write!(f, "~ user   {userid} (kept: other labs have it)"),
             Action::DeleteGroup { groupid } => write!(f, "- group  {groupid}"),
+            Action::SnapshotVm { vm, name, .. } => write!(f, "+ snap   {} {}: {name}", vm.vmid, vm.name),
+            Action::RollbackVm { vm, name, start } => {
+                write!(f, "~ reset  {} {}: back to {name}{}", vm.vmid, vm.name, if *start { ", start" } else { "" })
+            }
+            Action::DeleteSnapshot { vm, name } => write!(f, "- snap   {} {}: {name}", vm.vmid, vm.name),
+            Action::PowerVm { vm, op } => write!(f, "~ power  {} {}: {op}", vm.vmid, vm.name),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! front) and the diff against the cluster.
 
 mod action;
+pub mod course;
 mod diff;
 mod marker;
 mod model;
@@ -13,7 +14,7 @@ mod planner;
 mod snapshot;
 mod translit;
 
-pub use action::{Action, ActionGraph, Step};
+pub use action::{Action, ActionGraph, PowerOp, Step, VmRef};
 pub use diff::{Change, ChangeKind, Diff};
 pub use marker::{Marker, STAND_TAG, lab_tag};
 pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};

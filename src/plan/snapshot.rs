@@ -385,7 +385,7 @@ impl Snapshot {
     }
 
     /// The VMs of lab `lab`.
-    pub fn lab_vms<'a>(&'a self, lab: &'a str) -> impl Iterator<Item = &'a VmSnap> + 'a {
+    pub fn lab_vms<'a, 'l>(&'a self, lab: &'l str) -> impl Iterator<Item = &'a VmSnap> + use<'a, 'l> {
         self.vms.iter().filter(move |v| v.owner().is_some_and(|o| o.has_lab(lab)))
     }
 

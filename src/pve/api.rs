@@ -207,9 +207,10 @@ pub trait PveExt: Pve {
         self.task(req).await
     }
 
-    /// `POST /nodes/{node}/qemu/{vmid}/snapshot`.
-    async fn snapshot(&self, node: &str, vmid: u32, name: &str) -> Result<Upid, PveError> {
-        self.task(ApiRequest::post(format!("{}/snapshot", vm_path(node, vmid))).param("snapname", name)).await
+    /// `POST /nodes/{node}/qemu/{vmid}/snapshot` (disks and config, no RAM).
+    async fn snapshot(&self, node: &str, vmid: u32, name: &str, description: &str) -> Result<Upid, PveError> {
+        let req = ApiRequest::post(format!("{}/snapshot", vm_path(node, vmid))).param("snapname", name);
+        self.task(req.opt("description", (!description.is_empty()).then_some(description))).await
     }
 
     /// `GET /nodes/{node}/qemu/{vmid}/snapshot`.

@@ -296,7 +296,7 @@ async fn snapshots_can_be_taken_rolled_back_and_deleted() {
     let pve = sim.session("root@pam");
     let up = pve.clone_vm("pve1", 103, &linked(950, "s", "pve1")).await.unwrap();
     pve.wait_task(&up, WaitPolicy::default()).await.unwrap();
-    let t = pve.snapshot("pve1", 950, "clean").await.unwrap();
+    let t = pve.snapshot("pve1", 950, "clean", "").await.unwrap();
     pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
     pve.set_vm_config("pve1", 950, params(&[("memory", "4096")])).await.unwrap();
     let t = pve.rollback("pve1", 950, "clean", false).await.unwrap();
@@ -497,7 +497,7 @@ async fn rollback_restores_the_config_and_starts_the_vm_when_asked() {
     let pve = sim.session("root@pam");
     let up = pve.clone_vm("pve1", 103, &linked(951, "r", "pve1")).await.unwrap();
     pve.wait_task(&up, WaitPolicy::default()).await.unwrap();
-    let t = pve.snapshot("pve1", 951, "start").await.unwrap();
+    let t = pve.snapshot("pve1", 951, "start", "").await.unwrap();
     pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
     pve.set_vm_config("pve1", 951, params(&[("cores", "4")])).await.unwrap();
     let t = pve.vm_power("pve1", 951, "start").await.unwrap();
@@ -533,7 +533,7 @@ async fn storage_without_snapshots_refuses_and_names_the_feature() {
         .unwrap()
         .config
         .insert("scsi0".into(), "nfs-shared:952/vm-952-disk-0.raw,size=8G".into());
-    let e = pve.snapshot("pve1", 952, "start").await.unwrap_err();
+    let e = pve.snapshot("pve1", 952, "start", "").await.unwrap_err();
     assert_eq!(e.failure().unwrap().message, "snapshot feature is not available");
 }
 

@@ -1,0 +1,97 @@
+//! What the actions of a running course do against the API: snapshots, rollbacks and power.
+//! Each converges when run again: a snapshot that exists, a VM that already runs, a
+//! snapshot already deleted are done.
+
+use super::act::{ActError, Done};
+use super::options::ApplyOptions;
+use super::retry::repeatable;
+use crate::plan::{Action, PowerOp, VmRef};
+use crate::pve::{Pve, PveError, PveExt};
+
+/// A create that finds its snapshot there (an earlier attempt took it).
+fn already_taken(e: &PveError) -> bool {
+    e.failure().is_some_and(|f| f.message.contains("already used"))
+}
+
+/// A start that finds the VM running.
+fn already_running(e: &PveError) -> bool {
+    matches!(e, PveError::TaskFailed { exitstatus, .. } if exitstatus.contains("already running"))
+}
+
+/// A delete that finds nothing to delete.
+fn gone(e: &PveError) -> bool {
+    e.failure().is_some_and(|f| f.message.contains("does not exist"))
+}
+
+/// Carries out a snapshot, rollback or power action.
+pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Result<Done, ActError> {
+    let retries = opts.retries();
+    let wait = opts.wait;
+    match action {
+        Action::SnapshotVm { vm, name, description } => retries
+            .run(repeatable, |_| async {
+                match pve.snapshot(&vm.node, vm.vmid, name, description).await {
+                    Ok(upid) => pve.wait_task(&upid, wait).await.map(|_| Done::Changed),
+                    Err(e) if already_taken(&e) => Ok(Done::AlreadyDone),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| ActError::new(e, snapshot_hint(vm))),
+        Action::RollbackVm { vm, name, start } => retries
+            .run(repeatable, |_| async {
+                let upid = pve.rollback(&vm.node, vm.vmid, name, *start).await?;
+                pve.wait_task(&upid, wait).await.map(|_| Done::Changed)
+            })
+            .await
+            .map_err(|e| ActError::new(e, "the VM is as it was before the reset; run `stand reset` again for it")),
+        Action::DeleteSnapshot { vm, name } => retries
+            .run(repeatable, |_| async {
+                match pve.delete_snapshot(&vm.node, vm.vmid, name).await {
+                    Ok(upid) => pve.wait_task(&upid, wait).await.map(|_| Done::Changed),
+                    Err(e) if gone(&e) => Ok(Done::AlreadyDone),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| ActError::new(e, "run the same command again, or delete it in the PVE GUI")),
+        Action::PowerVm { vm, op } => power(pve, vm, *op, opts).await,
+        other => {
+            Err(ActError::new(format!("{} is not a course action", other.object()), "report this as a bug of stand"))
+        }
+    }
+}
+
+async fn power(pve: &dyn Pve, vm: &VmRef, op: PowerOp, opts: &ApplyOptions) -> Result<Done, ActError> {
+    let wait = opts.wait;
+    let r = opts
+        .retries()
+        .run(repeatable, |_| async {
+            let upid = match op {
+                PowerOp::Start => pve.vm_power(&vm.node, vm.vmid, "start").await?,
+                PowerOp::Stop => pve.vm_power(&vm.node, vm.vmid, "stop").await?,
+                PowerOp::Reboot => pve.vm_power(&vm.node, vm.vmid, "reboot").await?,
+                PowerOp::Shutdown { timeout } => pve.shutdown_vm(&vm.node, vm.vmid, timeout, true).await?,
+            };
+            match pve.wait_task(&upid, wait).await {
+                Ok(_) => Ok(Done::Changed),
+                Err(e) if op == PowerOp::Start && already_running(&e) => Ok(Done::AlreadyDone),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+    r.map_err(|e| {
+        let hint = match op {
+            PowerOp::Start | PowerOp::Reboot => "check the node's memory and the VM's bridges; run the command again",
+            PowerOp::Stop | PowerOp::Shutdown { .. } => "run the command again, or stop the VM in the PVE GUI",
+        };
+        ActError::new(e, hint)
+    })
+}
+
+fn snapshot_hint(vm: &VmRef) -> String {
+    format!(
+        "is {}'s storage able to take snapshots (not thick LVM, not raw files)? `stand doctor` checks it; run the command again",
+        vm.name
+    )
+}

@@ -1,0 +1,240 @@
+//! The operations of a running course as action graphs, built from the snapshot without
+//! I/O: which VMs a command means (a lab, some of its students, some VMs by name) and what
+//! to do with each. `stand reset`, `power` and `snapshot` run these graphs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::action::{Action, ActionGraph, PowerOp, VmRef};
+use super::owner::Owner;
+use super::snapshot::{Snapshot, VmSnap};
+
+/// The snapshots each VM has, by VMID (read at the I/O edge).
+pub type SnapshotLists = BTreeMap<u32, Vec<String>>;
+
+/// Which VMs of a lab a command means.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    /// The lab.
+    pub lab: &'a str,
+    /// Only these students (all when empty).
+    pub only: &'a [String],
+    /// Only VMs of these names: the script's (`gw`) or the cluster's (`gw-ivanov`); all
+    /// when empty.
+    pub vms: &'a [String],
+}
+
+impl Scope<'_> {
+    /// The lab's VMs in scope, in VMID order. Other labs' VMs, and VMs of no lab, are never
+    /// among them.
+    pub fn select<'s>(&self, snap: &'s Snapshot) -> Vec<&'s VmSnap> {
+        let mut out: Vec<&VmSnap> = snap
+            .lab_vms(self.lab)
+            .filter(|v| match v.owner() {
+                Some(Owner::Vm { user, name, .. }) => {
+                    (self.only.is_empty() || self.only.contains(user))
+                        && (self.vms.is_empty() || self.vms.iter().any(|n| n == name || *n == v.name))
+                }
+                _ => false,
+            })
+            .collect();
+        out.sort_by_key(|v| v.vmid);
+        out
+    }
+
+    /// The names `--vm` may use: every VM name of the lab, as the script and the cluster
+    /// call it (for did-you-mean).
+    pub fn vm_names(snap: &Snapshot, lab: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for v in snap.lab_vms(lab) {
+            if let Some(Owner::Vm { name, .. }) = v.owner() {
+                names.insert(name.clone());
+            }
+            names.insert(v.name.clone());
+        }
+        names
+    }
+}
+
+/// The students whose VMs are among `vms`.
+pub fn stands(vms: &[&VmSnap]) -> BTreeSet<String> {
+    vms.iter()
+        .filter_map(|v| match v.owner() {
+            Some(Owner::Vm { user, .. }) => Some(user.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn vm_ref(v: &VmSnap) -> VmRef {
+    VmRef { node: v.node.clone(), vmid: v.vmid, name: v.name.clone() }
+}
+
+fn running(v: &VmSnap) -> bool {
+    v.status == "running"
+}
+
+/// Reset: each VM back to snapshot `to`, started again when it ran (PVE stops a running VM
+/// before it rolls back, and starts it in the same task). VMs without `to` are returned
+/// instead: nothing is reset then.
+pub fn reset<'s>(vms: &[&'s VmSnap], to: &str, lists: &SnapshotLists) -> Result<ActionGraph, Vec<&'s VmSnap>> {
+    let missing: Vec<&VmSnap> =
+        vms.iter().copied().filter(|v| !lists.get(&v.vmid).is_some_and(|l| l.iter().any(|s| s == to))).collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    let mut g = ActionGraph::default();
+    for v in vms {
+        g.add(Action::RollbackVm { vm: vm_ref(v), name: to.to_string(), start: running(v) }, vec![]);
+    }
+    Ok(g)
+}
+
+/// Power: `start` the stopped VMs, `stop` or `shutdown` the running ones, `reboot` the
+/// running ones and start the stopped ones. A VM already as asked has no step.
+pub fn power(vms: &[&VmSnap], op: PowerOp) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    for v in vms {
+        let step = match (op, running(v)) {
+            (PowerOp::Start, false) | (PowerOp::Reboot, false) => Some(PowerOp::Start),
+            (PowerOp::Stop, true) | (PowerOp::Shutdown { .. }, true) | (PowerOp::Reboot, true) => Some(op),
+            _ => None,
+        };
+        if let Some(op) = step {
+            g.add(Action::PowerVm { vm: vm_ref(v), op }, vec![]);
+        }
+    }
+    g
+}
+
+/// Snapshot `name` of each VM that does not have it yet.
+pub fn snapshot(vms: &[&VmSnap], name: &str, description: &str, lists: &SnapshotLists) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    for v in vms {
+        if !lists.get(&v.vmid).is_some_and(|l| l.iter().any(|s| s == name)) {
+            let (name, description) = (name.to_string(), description.to_string());
+            g.add(Action::SnapshotVm { vm: vm_ref(v), name, description }, vec![]);
+        }
+    }
+    g
+}
+
+/// Delete snapshot `name` of each VM that has it.
+pub fn delete_snapshot(vms: &[&VmSnap], name: &str, lists: &SnapshotLists) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    for v in vms {
+        if lists.get(&v.vmid).is_some_and(|l| l.iter().any(|s| s == name)) {
+            g.add(Action::DeleteSnapshot { vm: vm_ref(v), name: name.to_string() }, vec![]);
+        }
+    }
+    g
+}
+
+/// Whether `name` can name a snapshot (pve-common `pve-configid`, qemu-server: a letter,
+/// then letters, digits, `-` or `_`; at most 40; `current` and `pending` are PVE's own).
+pub fn valid_snapshot_name(name: &str) -> Result<(), String> {
+    let ok = name.len() >= 2
+        && name.len() <= 40
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(format!(
+            "snapshot name '{name}' is not allowed: a letter, then letters, digits, '-' or '_' (2 to 40 characters)"
+        ));
+    }
+    if matches!(name.to_ascii_lowercase().as_str(), "current" | "pending" | "vzdump") {
+        return Err(format!("snapshot name '{name}' is reserved by Proxmox VE"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pve::VmConfig;
+
+    fn vm(vmid: u32, lab: &str, user: &str, name: &str, status: &str) -> VmSnap {
+        let mut v = VmSnap {
+            vmid,
+            node: "pve1".into(),
+            name: format!("{name}-{}", user.split('@').next().unwrap_or_default()),
+            template: false,
+            maxmem: 1 << 30,
+            status: status.into(),
+            tags: Vec::new(),
+            pool: None,
+            lock: None,
+            uptime: 0,
+            config: None,
+            owner: None,
+        };
+        let marker = format!("stand: lab={lab} name={name} user={user}");
+        v.set_config(VmConfig(serde_json::from_value(serde_json::json!({ "description": marker })).unwrap()));
+        v
+    }
+
+    fn cluster() -> Snapshot {
+        Snapshot {
+            vms: vec![
+                vm(3000, "lab3", "ivanov@pve", "gw", "running"),
+                vm(3001, "lab3", "ivanov@pve", "web", "stopped"),
+                vm(3002, "lab3", "petrova@pve", "gw", "running"),
+                vm(4000, "lab4", "ivanov@pve", "gw", "running"),
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn scope_picks_students_and_vm_names_of_one_lab_only() {
+        let snap = cluster();
+        let ids = |s: Scope| s.select(&snap).iter().map(|v| v.vmid).collect::<Vec<_>>();
+        assert_eq!(ids(Scope { lab: "lab3", only: &[], vms: &[] }), [3000, 3001, 3002]);
+        assert_eq!(ids(Scope { lab: "lab3", only: &["ivanov@pve".into()], vms: &[] }), [3000, 3001]);
+        assert_eq!(ids(Scope { lab: "lab3", only: &[], vms: &["gw".into()] }), [3000, 3002]);
+        assert_eq!(ids(Scope { lab: "lab3", only: &[], vms: &["web-ivanov".into()] }), [3001]);
+    }
+
+    #[test]
+    fn reset_starts_again_only_what_ran_and_refuses_vms_without_the_snapshot() {
+        let snap = cluster();
+        let vms = Scope { lab: "lab3", only: &[], vms: &[] }.select(&snap);
+        let mut lists: SnapshotLists = [3000, 3001, 3002].iter().map(|id| (*id, vec!["start".to_string()])).collect();
+        let g = reset(&vms, "start", &lists).unwrap();
+        let starts: Vec<bool> = g
+            .steps()
+            .iter()
+            .map(|s| match &s.action {
+                Action::RollbackVm { start, .. } => *start,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(starts, [true, false, true]);
+        lists.remove(&3001);
+        let missing = reset(&vms, "start", &lists).unwrap_err();
+        assert_eq!(missing.iter().map(|v| v.vmid).collect::<Vec<_>>(), [3001]);
+    }
+
+    #[test]
+    fn power_only_touches_vms_not_already_as_asked() {
+        let snap = cluster();
+        let vms = Scope { lab: "lab3", only: &[], vms: &[] }.select(&snap);
+        assert_eq!(power(&vms, PowerOp::Start).steps().len(), 1);
+        assert_eq!(power(&vms, PowerOp::Shutdown { timeout: 60 }).steps().len(), 2);
+        let reboot = power(&vms, PowerOp::Reboot);
+        assert!(
+            matches!(&reboot.steps()[1].action, Action::PowerVm { op: PowerOp::Start, vm } if vm.vmid == 3001),
+            "a stopped VM is started, not rebooted"
+        );
+    }
+
+    #[test]
+    fn snapshot_names_follow_pve() {
+        assert!(valid_snapshot_name("start").is_ok());
+        assert!(valid_snapshot_name("before-ospf_2").is_ok());
+        assert!(valid_snapshot_name("1st").is_err());
+        assert!(valid_snapshot_name("a").is_err());
+        assert!(valid_snapshot_name("до-экзамена").is_err());
+        assert!(valid_snapshot_name(&"a".repeat(41)).is_err());
+        assert!(valid_snapshot_name("current").unwrap_err().contains("reserved"));
+    }
+}
