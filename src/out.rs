@@ -32,6 +32,12 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::out::stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// `eprint!` that never panics (see [`crate::out`]).
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::out::stderr(format_args!($($arg)*)) };
+}
+
 /// `eprintln!` that never panics (see [`crate::out`]).
 #[macro_export]
 macro_rules! errln {

@@ -18,6 +18,16 @@ fn already_running(e: &PveError) -> bool {
     matches!(e, PveError::TaskFailed { exitstatus, .. } if exitstatus.contains("already running"))
 }
 
+/// A call refused because a task of an earlier attempt still holds the VM's lock (its
+/// answer was lost): that attempt is under way.
+fn locked_by_earlier(e: &PveError) -> bool {
+    e.failure().is_some_and(|f| {
+        ["(snapshot)", "(rollback)", "(snapshot-delete)"]
+            .iter()
+            .any(|l| f.message.contains("is locked") && f.message.contains(l))
+    })
+}
+
 /// A delete that finds nothing to delete.
 fn gone(e: &PveError) -> bool {
     e.failure().is_some_and(|f| f.message.contains("does not exist"))
@@ -33,6 +43,12 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
                 match pve.snapshot(&vm.node, vm.vmid, name, description).await {
                     Ok(upid) => pve.wait_task(&upid, wait).await.map(|_| Done::Changed),
                     Err(e) if already_taken(&e) => Ok(Done::AlreadyDone),
+                    Err(e) if locked_by_earlier(&e) => {
+                        // An earlier attempt's task runs: its end decides.
+                        pve.wait_unlocked(&vm.node, vm.vmid, wait).await?;
+                        let taken = pve.snapshots(&vm.node, vm.vmid).await?.iter().any(|s| s["name"] == name.as_str());
+                        if taken { Ok(Done::Changed) } else { Err(e) }
+                    }
                     Err(e) => Err(e),
                 }
             })
@@ -40,8 +56,14 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
             .map_err(|e| ActError::new(e, snapshot_hint(vm))),
         Action::RollbackVm { vm, name, start } => retries
             .run(repeatable, |_| async {
-                let upid = pve.rollback(&vm.node, vm.vmid, name, *start).await?;
-                pve.wait_task(&upid, wait).await.map(|_| Done::Changed)
+                match pve.rollback(&vm.node, vm.vmid, name, *start).await {
+                    Ok(upid) => pve.wait_task(&upid, wait).await.map(|_| Done::Changed),
+                    // An earlier attempt's rollback runs; it ends as the VM will be.
+                    Err(e) if locked_by_earlier(&e) => {
+                        pve.wait_unlocked(&vm.node, vm.vmid, wait).await.map(|_| Done::Changed)
+                    }
+                    Err(e) => Err(e),
+                }
             })
             .await
             .map_err(|e| ActError::new(e, "the VM is as it was before the reset; run `stand reset` again for it")),
@@ -50,6 +72,9 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
                 match pve.delete_snapshot(&vm.node, vm.vmid, name).await {
                     Ok(upid) => pve.wait_task(&upid, wait).await.map(|_| Done::Changed),
                     Err(e) if gone(&e) => Ok(Done::AlreadyDone),
+                    Err(e) if locked_by_earlier(&e) => {
+                        pve.wait_unlocked(&vm.node, vm.vmid, wait).await.map(|_| Done::Changed)
+                    }
                     Err(e) => Err(e),
                 }
             })

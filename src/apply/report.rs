@@ -116,6 +116,8 @@ pub struct ApplyReport {
     pub vms_updated: usize,
     /// VMs started.
     pub vms_started: usize,
+    /// Baseline snapshots taken (before the first start).
+    pub snapshots_taken: usize,
     /// VMIDs that were taken meanwhile and re-planned (old → new).
     pub replanned_vmids: Vec<(u32, u32)>,
     /// Bridges whose name was taken meanwhile and were made under another (`node/old → new`).

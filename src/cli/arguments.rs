@@ -54,6 +54,35 @@ pub struct Target {
     pub output: Output,
 }
 
+/// Which VMs of a lab a course command means.
+#[derive(Clone, Debug, clap::Args)]
+pub struct VmScope {
+    /// The lab script (LAB.rhai) or the lab's name.
+    pub lab: String,
+    /// Only these students' stands.
+    #[arg(long, num_args = 1.., value_name = "USER")]
+    pub only: Vec<String>,
+    /// Only these VMs: the script's name (gw) or the cluster's (gw-ivanov).
+    #[arg(long = "vm", num_args = 1.., value_name = "NAME")]
+    pub vms: Vec<String>,
+    /// Show the actions; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `stand power` operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PowerArg {
+    /// Start stopped VMs.
+    On,
+    /// Stop running VMs at once.
+    Off,
+    /// Ask guests to power off; stop them after --timeout.
+    Shutdown,
+    /// Reboot running VMs, start stopped ones.
+    Reboot,
+}
+
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -181,6 +210,64 @@ pub enum Command {
         /// Show what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Roll students' VMs back to a snapshot and start again those that ran.
+    #[command(
+        long_about = "Rolls each chosen VM back to a snapshot (`start`, which `up` takes of every VM it makes,\n\
+        or --to NAME) and starts again the VMs that were running. Only the lab's VMs are touched, and\n\
+        of those only the students and VMs chosen. Asks first on a terminal when more than one stand\n\
+        is affected (--yes does not ask).\n\n\
+        Examples:\n  stand reset lab3 --only ivanov@pve\n  stand reset lab3 --vm gw --to before-ospf --yes"
+    )]
+    Reset {
+        /// Which VMs.
+        #[command(flatten)]
+        scope: VmScope,
+        /// The snapshot to go back to.
+        #[arg(long, value_name = "SNAPSHOT", default_value = "start")]
+        to: String,
+        /// Do not ask, whatever is affected.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Power a lab's VMs on, off, down through the guest, or reboot them.
+    #[command(long_about = "Powers the chosen VMs of a lab, a few per node at a time (--per-node): `on` starts\n\
+        stopped VMs, `off` stops running ones at once, `shutdown` asks each guest to power off and\n\
+        stops it after --timeout seconds, `reboot` reboots running VMs and starts stopped ones.\n\n\
+        Examples:\n  stand power on lab3\n  stand power shutdown lab3 --only ivanov@pve --timeout 60")]
+    Power {
+        /// What to do.
+        #[arg(value_enum)]
+        op: PowerArg,
+        /// Which VMs.
+        #[command(flatten)]
+        scope: VmScope,
+        /// Seconds a guest gets to shut down before it is stopped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        timeout: u64,
+        /// VMs started at once per node.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        per_node: usize,
+    },
+    /// Take, list or delete a snapshot of a lab's VMs.
+    #[command(long_about = "Takes snapshot NAME of the chosen VMs (disks and config), lists their snapshots\n\
+        (--list), or deletes snapshot NAME (--delete). Names: a letter, then letters, digits, '-'\n\
+        or '_', up to 40 characters.\n\n\
+        Examples:\n  stand snapshot lab3 before-ospf\n  stand snapshot lab3 --list --only ivanov@pve\n  \
+        stand snapshot lab3 before-ospf --delete")]
+    Snapshot {
+        /// Which VMs.
+        #[command(flatten)]
+        scope: VmScope,
+        /// The snapshot.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the VMs' snapshots.
+        #[arg(long, conflicts_with_all = ["delete", "name"])]
+        list: bool,
+        /// Delete snapshot NAME.
+        #[arg(long)]
+        delete: bool,
     },
     /// Read-only preflight checks of the cluster (and of a lab, if given), each with its fix.
     #[command(long_about = "Read-only preflight checks, one row each (ok / warn / FAIL) with the fix:\n\

@@ -17,7 +17,7 @@ use crate::script::{RunOptions, run_file};
 
 /// The lab `arg` names: a script may name its lab itself (`lab(#{ name: .. })`), else the
 /// file's name; a plain argument is the name.
-fn lab_of(arg: &str, snap: &Snapshot) -> String {
+pub fn lab_of(arg: &str, snap: &Snapshot) -> String {
     match Path::new(arg) {
         p if p.is_file() && p.extension().is_some_and(|e| e == "rhai") => {
             run_file(p, Arc::new(snap.clone()), &RunOptions::default())

@@ -2,6 +2,7 @@
 
 mod arguments;
 mod cluster_cmd;
+mod course;
 mod credentials;
 mod doctor;
 mod down;
@@ -121,6 +122,13 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         }
         Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
         Command::Down { lab, only, dry_run } => down::down(&cluster, lab, only, *dry_run).await,
+        Command::Reset { scope, to, yes } => course::reset(&cluster, scope, to, *yes).await,
+        Command::Power { op, scope, timeout, per_node } => {
+            course::power(&cluster, scope, *op, *timeout, *per_node).await
+        }
+        Command::Snapshot { scope, name, list, delete } => {
+            course::snapshots(&cluster, scope, name.as_deref(), *list, *delete).await
+        }
         Command::Status { lab, watch } => status::watch(&mut cluster, lab.as_deref(), *watch).await,
         Command::Doctor { lab, users } => {
             let input = lab.clone().map(|lab| arguments::LabInput {
@@ -149,7 +157,16 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
     };
     // The simulator keeps what happened, even when the command failed halfway. Commands
     // that only read leave the saved state alone (another `--sim` command may be writing).
-    if matches!(command, Command::Up { .. } | Command::Run { .. } | Command::Down { .. } | Command::Repl { .. }) {
+    if matches!(
+        command,
+        Command::Up { .. }
+            | Command::Run { .. }
+            | Command::Down { .. }
+            | Command::Repl { .. }
+            | Command::Reset { .. }
+            | Command::Power { .. }
+            | Command::Snapshot { list: false, .. }
+    ) {
         cluster.close()?;
     }
     code

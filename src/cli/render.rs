@@ -147,10 +147,11 @@ pub fn count(n: usize, what: &str) -> String {
 /// What an apply did, in one line.
 pub fn apply_counts(r: &ApplyReport) -> String {
     let mut s = format!(
-        "{} cloned, {} updated, {} started; {}, {}, {}, {}, {} in {:.1} s",
+        "{} cloned, {} updated, {} started, {}; {}, {}, {}, {}, {} in {:.1} s",
         count(r.vms_created, "VM"),
         r.vms_updated,
         r.vms_started,
+        count(r.snapshots_taken, "snapshot"),
         count(r.users_created, "user"),
         count(r.pools_created, "pool"),
         count(r.acls_set, "ACL"),

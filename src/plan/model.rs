@@ -22,10 +22,17 @@ pub struct LabSettings {
     /// itself does not refuse to start a VM beyond its RAM; KSM and ballooning share it).
     #[serde(default = "one")]
     pub overcommit: f64,
+    /// The snapshot `up` takes of each VM it makes, before its first start (`None`: none).
+    #[serde(default = "start")]
+    pub baseline: Option<String>,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+fn start() -> Option<String> {
+    Some("start".into())
 }
 
 impl LabSettings {
@@ -39,6 +46,7 @@ impl LabSettings {
             role: "PVEVMAdmin".into(),
             teacher: None,
             overcommit: 1.0,
+            baseline: start(),
         }
     }
 }
@@ -174,6 +182,10 @@ pub struct VmPlan {
     /// The `clone` call that asked for it.
     #[serde(skip)]
     pub span: Option<Span>,
+    /// The baseline snapshot `up` takes before the first start (new VMs on storage that
+    /// can snapshot, when the lab keeps one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// The lab's group of students (`<lab>-students`), for the GUI and for shared rights.

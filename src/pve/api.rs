@@ -298,6 +298,20 @@ pub trait PveExt: Pve {
         Ok(v.iter().filter_map(|l| l.get("t").and_then(Value::as_str).map(str::to_string)).collect())
     }
 
+    /// Polls a VM's config until it has no lock (a task holding it ended); `Ok(false)` when
+    /// the VM does not exist.
+    async fn wait_unlocked(&self, node: &str, vmid: u32, policy: WaitPolicy) -> Result<bool, PveError> {
+        policy
+            .poll(&format!("lock of VM {vmid}"), true, || async {
+                match self.vm_config(node, vmid).await {
+                    Ok(cfg) => Ok(cfg.get("lock").is_none().then_some(true)),
+                    Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => Ok(Some(false)),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+    }
+
     /// Polls a task with backoff until it stops; a failed task is an error with its exit status.
     /// Transient failures of the poll itself are retried (a status read is always safe).
     async fn wait_task(&self, upid: &Upid, policy: WaitPolicy) -> Result<TaskStatus, PveError> {

@@ -69,8 +69,9 @@ static FORMATS: LazyLock<BTreeMap<&'static str, Regex>> = LazyLock::new(|| {
     add("pve-roleid-list", list(r"[A-Za-z0-9\.\-_]+"));
     add("pve-tokenid-list", list(&format!(r"{userid}![A-Za-z][A-Za-z0-9\.\-_]+")));
     add("pve-storage-id", r"^[a-z][a-z0-9\-_.]*[a-z0-9]$".into());
-    add("pve-configid", r"^[a-z][a-z0-9_]+$".into());
-    add("pve-configid-list", list(r"[a-z][a-z0-9_]+"));
+    // pve-common JSONSchema.pm `$CONFIGID_RE` (with '-' since 6b0c18d, 2020; case-insensitive).
+    add("pve-configid", r"(?i)^[a-z][a-z0-9_-]+$".into());
+    add("pve-configid-list", list(r"(?i:[a-z][a-z0-9_-]+)"));
     add("pve-iface", r"^[a-zA-Z][a-zA-Z0-9_.\-]*$".into());
     add("pve-iface-list", list(r"[a-zA-Z][a-zA-Z0-9_.\-]*"));
     add("pve-bridge-id", r"^[-_.\w\d]+$".into());

@@ -130,6 +130,7 @@ fn deploy_requests(actions: &serde_json::Value) -> Vec<(String, String)> {
                 }
                 "configure_vm" => ("PUT".into(), format!("/nodes/{}/qemu/{}/config", s(vm, "node"), vm["vmid"])),
                 "start_vm" => ("POST".into(), format!("/nodes/{}/qemu/{}/status/start", s(vm, "node"), vm["vmid"])),
+                "snapshot_vm" => ("POST".into(), format!("/nodes/{}/qemu/{}/snapshot", s(vm, "node"), vm["vmid"])),
                 other => panic!("unexpected action {other}"),
             }
         })

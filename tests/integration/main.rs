@@ -21,6 +21,8 @@ mod client_wire;
 mod closed_output;
 /// One set of scenarios against the simulator in process, over HTTPS, and a real PVE.
 mod conformance;
+/// A course after `up`: baseline, reset, power, snapshots.
+mod course;
 /// `doctor` and `graph`.
 mod doctor_graph;
 /// Seeded fault schedules, each followed by a clean `up` that must converge.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::apply::pending::foreign_pending;
-use crate::plan::{Action, ActionGraph, BridgePlan, LabSettings, Marker, Plan, Snapshot};
+use crate::plan::{Action, ActionGraph, BridgePlan, LabSettings, Marker, Plan, Snapshot, VmRef};
 use crate::pve::Secret;
 
 /// The actions that deploy `plan` (made against `snap`): the group, then each student's
@@ -122,9 +122,20 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
         let only = vm.exists.then(|| vm.update.clone());
         let configure =
             g.add(Action::ConfigureVm { vm: boxed(), only }, std::iter::once(clone).chain(network).collect());
+        // The baseline comes before the first start; a start does not wait for it to
+        // succeed (the student gets the VM, the report names the missing snapshot).
+        let baseline = match (&vm.baseline, vm.exists) {
+            (Some(name), false) => {
+                let vm_ref = VmRef { node: vm.node.clone(), vmid: vm.vmid, name: vm.name.clone() };
+                let description = format!("stand: the stand as deployed (lab {})", plan.lab_name());
+                Some(g.add(Action::SnapshotVm { vm: vm_ref, name: name.clone(), description }, vec![configure]))
+            }
+            _ => None,
+        };
         if vm.start {
             let network = network_steps.get(vm.node.as_str()).copied();
-            g.add(Action::StartVm { vm: boxed() }, std::iter::once(configure).chain(network).collect());
+            let after = std::iter::once(configure).chain(network).collect();
+            g.add_edges(Action::StartVm { vm: boxed() }, after, Vec::new(), baseline.into_iter().collect());
         }
     }
     g

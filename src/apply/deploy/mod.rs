@@ -18,7 +18,7 @@ use crate::apply::act::{ActError, Done, reload_network};
 use crate::apply::options::ApplyOptions;
 use crate::apply::report::{ApplyReport, Cause, Credential, Failure};
 use crate::apply::runner::{OnEnd, Outcome, Perform, run_with};
-use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot};
+use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot, VmRef};
 use crate::pve::{ApiRequest, Pve, PveExt, Secret};
 
 use crate::apply::retry::repeatable;
@@ -209,6 +209,14 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
             })?;
             ctx.count(|r| r.vms_started += 1);
             Ok(Done::Changed)
+        }
+        Action::SnapshotVm { vm, name, description } => {
+            // The baseline of a VM cloned under another VMID than planned goes to that one.
+            let vm = VmRef { vmid: ctx.vmid(vm.vmid), ..vm.clone() };
+            let action = Action::SnapshotVm { vm, name: name.clone(), description: description.clone() };
+            let done = super::act::perform(&*ctx.pve, &action, &ctx.opts).await?;
+            ctx.count(|r| r.snapshots_taken += 1);
+            Ok(done)
         }
         removal => {
             let pve = ctx.pve.clone();

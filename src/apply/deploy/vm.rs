@@ -11,16 +11,7 @@ use crate::apply::retry::repeatable;
 
 /// Waits until a VM's config has no lock; `Ok(false)` if the VM does not exist.
 pub(super) async fn wait_unlocked(ctx: &Ctx, node: &str, vmid: u32) -> Result<bool, PveError> {
-    ctx.opts
-        .wait
-        .poll(&format!("lock of VM {vmid}"), true, || async {
-            match ctx.pve.vm_config(node, vmid).await {
-                Ok(cfg) => Ok(cfg.get("lock").is_none().then_some(true)),
-                Err(e) if e.failure().is_some_and(|f| f.message.contains("does not exist")) => Ok(Some(false)),
-                Err(e) => Err(e),
-            }
-        })
-        .await
+    ctx.pve.wait_unlocked(node, vmid, ctx.opts.wait).await
 }
 
 fn is_ours(ctx: &Ctx, cfg: &crate::pve::VmConfig, vm: &VmPlan) -> bool {

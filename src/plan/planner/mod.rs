@@ -128,6 +128,8 @@ pub struct Planner {
     overcommit_override: Option<f64>,
     stands_on: BTreeMap<String, usize>,
     reset_passwords: bool,
+    /// New VMs on storage that cannot take the lab's baseline snapshot.
+    no_baseline: Vec<String>,
 }
 
 impl Planner {
@@ -158,6 +160,7 @@ impl Planner {
             overcommit_override: None,
             stands_on: BTreeMap::new(),
             reset_passwords: false,
+            no_baseline: Vec::new(),
         })
     }
 
@@ -229,7 +232,18 @@ impl Planner {
     /// The finished plan, checked as a whole: what will run fits the nodes' memory. An
     /// error comes with the script position of the object that caused it.
     pub fn finish(&self) -> Result<Plan, (PlanError, Option<Span>)> {
-        let warnings = self.check_memory()?;
+        let mut warnings = self.check_memory()?;
+        if let (Some(name), false) = (&self.settings.baseline, self.no_baseline.is_empty()) {
+            let mut vms = self.no_baseline.clone();
+            let more = vms.len().saturating_sub(5);
+            vms.truncate(5);
+            warnings.push(format!(
+                "no '{name}' snapshot for {} VM(s) ({}{}): their storage cannot take snapshots (thick LVM or raw files), so `stand reset` cannot restore them; clone them to a storage that can (`storage` in clone), or set lab(#{{ snapshot: false }})",
+                vms.len() + more,
+                vms.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ));
+        }
         Ok(Plan { warnings, ..self.plan() })
     }
 

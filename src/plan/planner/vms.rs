@@ -268,8 +268,36 @@ impl Planner {
             drop_nets,
             needs_start,
             span: spec.span.clone(),
+            baseline: None,
         };
+        let mut vm = vm;
+        if existing.is_none()
+            && let Some(name) = &self.settings.baseline
+        {
+            match self.snapshot_capable(&tpl, spec.storage.as_deref()) {
+                true => vm.baseline = Some(name.clone()),
+                false => self.no_baseline.push(vm.name.clone()),
+            }
+        }
         self.vms.push(vm.clone());
         Ok(vm)
+    }
+}
+
+impl Planner {
+    /// Whether a clone of `tpl` (onto `storage`, else the template's) can take snapshots:
+    /// pve-storage's `volume_has_feature` has none on thick LVM, nor for raw files.
+    fn snapshot_capable(&self, tpl: &VmSnap, storage: Option<&str>) -> bool {
+        let storages = match storage {
+            Some(s) => vec![s.to_string()],
+            None => tpl.disk_storages(),
+        };
+        let thick = storages.iter().any(|s| self.snap.storage(s).is_some_and(|st| st.kind == "lvm"));
+        let raw = storage.is_none()
+            && tpl.config.as_ref().is_some_and(|c| {
+                c.0.values()
+                    .any(|v| v.as_str().is_some_and(|d| d.split(',').next().is_some_and(|vol| vol.ends_with(".raw"))))
+            });
+        !thick && !raw
     }
 }

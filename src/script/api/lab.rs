@@ -8,7 +8,8 @@ use super::{ApiContext, Res, fail, plan_err};
 use crate::plan::LabSettings;
 
 fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabSettings> {
-    const KEYS: &[&str] = &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher", "overcommit"];
+    const KEYS: &[&str] =
+        &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher", "overcommit", "snapshot"];
     let mut s = cur.clone();
     for (k, v) in m {
         match k.as_str() {
@@ -35,6 +36,18 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
                     return fail(ctx, format!("lab: `overcommit` must be a number such as 1.5, got {}", v.type_name()));
                 }
             },
+            "snapshot" => {
+                s.baseline = match (v.as_bool(), v.clone().into_immutable_string()) {
+                    (Ok(true), _) => Some("start".into()),
+                    (Ok(false), _) => None,
+                    (_, Ok(name)) => {
+                        crate::plan::course::valid_snapshot_name(&name)
+                            .or_else(|e| fail(ctx, format!("lab: `snapshot`: {e}")))?;
+                        Some(name.to_string())
+                    }
+                    _ => return fail(ctx, "lab: `snapshot` must be true, false or a snapshot name such as \"start\""),
+                }
+            }
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
         }
     }
@@ -47,7 +60,9 @@ const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user
 /// `vmid_range` (`[first, last]`, default `[1000, 999999]`), `bridge_base` (first private
 /// bridge number, 1000), `password_length` (8..64, 12), `role` (the students' role on their
 /// pool, `PVEVMAdmin`), `teacher` (an existing user who gets that role on every stand's pool),
-/// `overcommit` (memory running guests may take, as a multiple of a node's RAM, 1.0).
+/// `overcommit` (memory running guests may take, as a multiple of a node's RAM, 1.0),
+/// `snapshot` (the snapshot `up` takes of each VM it makes, before the first start, that
+/// `stand reset` goes back to: `"start"` by default, another name, or `false` for none).
 ///
 /// ```rhai
 /// lab(#{ vmid_range: [3000, 3999], teacher: "teacher@pve", overcommit: 1.5 });
