@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stand::apply::{ApplyOptions, Doomed, apply, destroy};
-use stand::plan::{Plan, Snapshot};
+use stand::plan::course::Scope;
+use stand::plan::{Plan, Snapshot, VmSnap};
 use stand::pve::{BridgeParams, CloneParams, Params, Pve, PveClient, PveExt, WaitPolicy};
 use stand::script::{RunOptions, run_source};
 use stand::sim::{DEFAULT_FIXTURE, Fixture, LatencyModel, Sim, SimOptions};
@@ -57,8 +58,15 @@ fn lower_bound(plan: &Plan, snap: &Snapshot, lat: &LatencyModel) -> f64 {
     }
     // Before a clone: user, pool, the clone POST, half the task overhead.
     let lead = 3 * lat.request_ms + lat.task_overhead_ms / 2;
-    // After the last volume: the rest of the clone task, the config PUT, the start task.
-    let tail = lat.task_overhead_ms / 2 + lat.request_ms + lat.request_ms + lat.task_overhead_ms + lat.start_ms;
+    // After the last volume: the rest of the clone task, the config PUT, the baseline
+    // snapshot, the start task.
+    let tail = lat.task_overhead_ms / 2
+        + lat.request_ms
+        + lat.request_ms
+        + lat.snapshot_ms
+        + lat.request_ms
+        + lat.task_overhead_ms
+        + lat.start_ms;
     let busiest = per_lock.values().copied().max().unwrap_or(0);
     let chain = lead + lat.linked_lock_ms + tail;
     let network = lat.request_ms * 2 + lat.network_reload_ms + lat.request_ms + lat.task_overhead_ms + lat.start_ms;
@@ -113,9 +121,84 @@ async fn sequential(pve: &dyn Pve, plan: &Plan, wait: WaitPolicy) {
         }
         config.insert("tags".into(), v.tags.join(";"));
         pve.set_vm_config(&v.node, v.vmid, config).await.expect("config");
+        // lazy_teacher's `start` snapshot of each VM.
+        let upid = pve.snapshot(&v.node, v.vmid, "start", "").await.expect("snapshot");
+        pve.wait_task(&upid, wait).await.expect("snapshot task");
         let upid = pve.vm_power(&v.node, v.vmid, "start").await.expect("start");
         pve.wait_task(&upid, wait).await.expect("start task");
     }
+}
+
+/// lazy_teacher's reset: per VM, stop, wait, roll back, wait, start, wait.
+async fn sequential_reset(pve: &dyn Pve, vms: &[&VmSnap], wait: WaitPolicy) {
+    for v in vms {
+        let upid = pve.vm_power(&v.node, v.vmid, "stop").await.expect("stop");
+        pve.wait_task(&upid, wait).await.expect("stop task");
+        let upid = pve.rollback(&v.node, v.vmid, "start", false).await.expect("rollback");
+        pve.wait_task(&upid, wait).await.expect("rollback task");
+        let upid = pve.vm_power(&v.node, v.vmid, "start").await.expect("start");
+        pve.wait_task(&upid, wait).await.expect("start task");
+    }
+}
+
+/// `stand reset` of a whole class of running VMs against lazy_teacher's sequential reset.
+/// The bound: the model runs every rollback at once, so one rollback chain (POST, stop,
+/// rollback, start in one task) is its floor; with at most `per_node` at once on a node
+/// (the staggered starts), the busiest node needs ⌈its VMs / per_node⌉ of those chains.
+fn reset_vs_bound_and_sequential(users: usize, vms: usize) {
+    let rt = paused_runtime();
+    rt.block_on(async {
+        let lat = LatencyModel::realistic();
+        let new_sim =
+            || Sim::new(&Fixture::default_cluster(), SimOptions { latency: lat.clone(), ..SimOptions::default() });
+        let deployed = |sim: Sim| async move {
+            let pve = connect(&sim);
+            let snap = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+            let plan = plan_of(&class_script(users, vms, 512), snap.clone());
+            assert!(apply(pve.clone(), &plan, snap, &options()).await.ok());
+            let snap = Snapshot::take(&pve).await.expect("snapshot");
+            (pve, snap)
+        };
+        let (pve, snap) = deployed(new_sim()).await;
+        let chosen = Scope { lab: "bench", only: &[], vms: &[] }.select(&snap);
+        let lists = chosen.iter().map(|v| (v.vmid, vec!["start".to_string()])).collect();
+        let graph = stand::plan::course::reset(&chosen, "start", &lists).expect("every VM has its baseline");
+        let opts = options();
+        let start = tokio::time::Instant::now();
+        let run = stand::apply::run(pve.clone(), &graph, &opts).await;
+        let makespan = start.elapsed().as_secs_f64();
+        assert!(run.failures().is_empty(), "{:#?}", run.failures());
+
+        let (seq_pve, seq_snap) = deployed(new_sim()).await;
+        let seq_vms = Scope { lab: "bench", only: &[], vms: &[] }.select(&seq_snap);
+        let start = tokio::time::Instant::now();
+        sequential_reset(seq_pve.as_ref(), &seq_vms, opts.wait).await;
+        let seq = start.elapsed().as_secs_f64();
+
+        let chain =
+            (lat.request_ms + lat.task_overhead_ms + lat.stop_ms + lat.snapshot_ms + lat.start_ms) as f64 / 1000.0;
+        let busiest =
+            ["pve1", "pve2", "pve3"].iter().map(|n| chosen.iter().filter(|v| v.node == *n).count()).max().unwrap_or(0);
+        let waves = busiest.div_ceil(opts.per_node) as f64;
+        println!(
+            "## stand reset of {users} stands × {vms} VMs ({} running VMs, realistic latency, paused clock)",
+            chosen.len()
+        );
+        println!("makespan            {:>8.1} s", makespan);
+        println!(
+            "lower bound         {:>8.1} s   makespan / bound      = {:.2}   (all at once)",
+            chain,
+            makespan / chain
+        );
+        println!(
+            "bound, {} per node  {:>8.1} s   makespan / bound      = {:.2}   (staggered starts)",
+            opts.per_node,
+            chain * waves,
+            makespan / (chain * waves)
+        );
+        println!("lazy_teacher        {:>8.1} s   sequential / stand    = {:.1}×", seq, seq / makespan);
+        println!();
+    });
 }
 
 /// The default cluster with a copy of every template on each node's `local-lvm`, so each
@@ -290,6 +373,7 @@ fn main() {
     let default = Fixture::default_cluster();
     let shared = "default 3-node fixture: templates on shared NFS";
     makespan_vs_bound_and_sequential(30, 4, 512, &default, shared);
+    reset_vs_bound_and_sequential(30, 4);
     if full {
         makespan_vs_bound_and_sequential(100, 6, 256, &default, shared);
         let local = Fixture::parse(&fixture_with_local_templates(), "local templates").expect("fixture");

@@ -271,15 +271,18 @@ impl Action {
 
     /// The per-node limit it counts against, if any: clones and removals of VMs share one
     /// (`node/pve1`), starts have their own (`start/pve1`), so a VM cloned early starts
-    /// while later clones still queue; a config write is quick and unlimited.
+    /// while later clones still queue, and so do snapshots (`snapshot/pve1`); a config
+    /// write is quick and unlimited.
     pub fn node_limit(&self) -> Option<String> {
         match self {
             Action::DestroyVm { node, .. } => Some(format!("node/{node}")),
             Action::CloneVm { vm } => Some(format!("node/{}", vm.node)),
             Action::StartVm { vm } => Some(format!("start/{}", vm.node)),
-            // Disk work on the node: snapshots, rollbacks (which may start the VM too).
+            // Snapshot work on a node has its own limit, so a baseline never delays clones;
+            // a rollback that starts the VM is a start (staggered).
+            Action::RollbackVm { vm, start: true, .. } => Some(format!("start/{}", vm.node)),
             Action::SnapshotVm { vm, .. } | Action::RollbackVm { vm, .. } | Action::DeleteSnapshot { vm, .. } => {
-                Some(format!("node/{}", vm.node))
+                Some(format!("snapshot/{}", vm.node))
             }
             // Starts are staggered: a class starting at once must not overload a node.
             Action::PowerVm { vm, op: PowerOp::Start | PowerOp::Reboot } => Some(format!("start/{}", vm.node)),
