@@ -3,7 +3,7 @@
 
 use super::options::ApplyOptions;
 use super::report::Cause;
-use super::retry::{repeatable, transient};
+use super::retry::{gone, repeatable, transient};
 use crate::plan::Action;
 use crate::pve::{ApiRequest, Pve, PveError, PveExt};
 
@@ -56,11 +56,6 @@ impl Reason for &PveError {
 
 impl Reason for String {}
 impl Reason for &str {}
-
-/// A delete that found nothing to delete.
-fn gone(e: &PveError) -> bool {
-    e.failure().is_some_and(|f| f.message.contains("does not exist") || f.message.contains("no such"))
-}
 
 /// A delete: done, or already done when the object is gone.
 fn deleted(r: Result<(), PveError>, hint: &'static str) -> Result<Done, ActError> {

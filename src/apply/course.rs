@@ -4,7 +4,7 @@
 
 use super::act::{ActError, Done};
 use super::options::ApplyOptions;
-use super::retry::repeatable;
+use super::retry::{gone, repeatable};
 use crate::plan::{Action, PowerOp, VmRef};
 use crate::pve::{Pve, PveError, PveExt};
 
@@ -26,11 +26,6 @@ fn locked_by_earlier(e: &PveError) -> bool {
             .iter()
             .any(|l| f.message.contains("is locked") && f.message.contains(l))
     })
-}
-
-/// A delete that finds nothing to delete.
-fn gone(e: &PveError) -> bool {
-    e.failure().is_some_and(|f| f.message.contains("does not exist"))
 }
 
 /// Carries out a snapshot, rollback or power action.

@@ -13,6 +13,11 @@ pub fn repeatable(e: &PveError) -> bool {
     transient(e) || matches!(e, PveError::Transport { .. })
 }
 
+/// A delete that found nothing to delete (it is done).
+pub fn gone(e: &PveError) -> bool {
+    e.failure().is_some_and(|f| f.message.contains("does not exist") || f.message.contains("no such"))
+}
+
 /// An "already exists" answer to a create that may have been applied before.
 pub fn already_exists(e: &PveError) -> bool {
     let text = match e {

@@ -157,15 +157,9 @@ mod tests {
             vmid,
             node: "pve1".into(),
             name: format!("{name}-{}", user.split('@').next().unwrap_or_default()),
-            template: false,
             maxmem: 1 << 30,
             status: status.into(),
-            tags: Vec::new(),
-            pool: None,
-            lock: None,
-            uptime: 0,
-            config: None,
-            owner: None,
+            ..VmSnap::default()
         };
         let marker = format!("stand: lab={lab} name={name} user={user}");
         v.set_config(VmConfig(serde_json::from_value(serde_json::json!({ "description": marker })).unwrap()));

@@ -42,7 +42,7 @@ pub struct StorageSnap {
 }
 
 /// A guest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct VmSnap {
     /// VMID.
     pub vmid: u32,

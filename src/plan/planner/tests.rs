@@ -21,12 +21,7 @@ fn cluster(busy_pve1_gib: u64) -> Arc<Snapshot> {
             template,
             maxmem,
             status: status.into(),
-            tags: Vec::new(),
-            pool: None,
-            lock: None,
-            uptime: 0,
-            config: None,
-            owner: None,
+            ..VmSnap::default()
         };
         v.set_config(VmConfig(serde_json::from_value(config).unwrap()));
         v
