@@ -130,7 +130,9 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         Action::SnapshotVm { .. }
         | Action::RollbackVm { .. }
         | Action::DeleteSnapshot { .. }
-        | Action::PowerVm { .. } => super::course::perform(pve, action, opts).await,
+        | Action::PowerVm { .. }
+        | Action::CutUplinks { .. }
+        | Action::RestoreUplinks { .. } => super::course::perform(pve, action, opts).await,
         other => Err(ActError::new(format!("{} is not a removal", other.object()), "report this as a bug of stand")),
     }
 }

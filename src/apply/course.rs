@@ -5,8 +5,8 @@
 use super::act::{ActError, Done};
 use super::options::ApplyOptions;
 use super::retry::{gone, repeatable};
-use crate::plan::{Action, PowerOp, VmRef};
-use crate::pve::{Pve, PveError, PveExt};
+use crate::plan::{Action, Marker, PowerOp, VmRef};
+use crate::pve::{NetDevice, Params, Pve, PveError, PveExt};
 
 /// A create that finds its snapshot there (an earlier attempt took it).
 fn already_taken(e: &PveError) -> bool {
@@ -76,6 +76,8 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
             .await
             .map_err(|e| ActError::new(e, "run the same command again, or delete it in the PVE GUI")),
         Action::PowerVm { vm, op } => power(pve, vm, *op, opts).await,
+        Action::CutUplinks { vm, nics } => links(pve, vm, nics, true, opts).await,
+        Action::RestoreUplinks { vm, nics } => links(pve, vm, nics, false, opts).await,
         other => {
             Err(ActError::new(format!("{} is not a course action", other.object()), "report this as a bug of stand"))
         }
@@ -107,6 +109,65 @@ async fn power(pve: &dyn Pve, vm: &VmRef, op: PowerOp, opts: &ApplyOptions) -> R
         };
         ActError::new(e, hint)
     })
+}
+
+/// The config was changed by someone else between our read and our write (`digest`).
+fn modified(e: &PveError) -> bool {
+    e.failure().is_some_and(|f| f.message.contains("detected modified configuration"))
+}
+
+/// Cuts (`down`) or reconnects NICs. The VM's config is read afresh and written with its
+/// digest, the NICs and the marker's `cut=` list in one write: a run killed at any point
+/// leaves each VM either untouched or cut and marked, so `uplinks on` restores exactly
+/// what was cut. A NIC the marker does not name is never reconnected.
+async fn links(pve: &dyn Pve, vm: &VmRef, nics: &[String], down: bool, opts: &ApplyOptions) -> Result<Done, ActError> {
+    let r = opts
+        .retries()
+        .run(
+            |e| repeatable(e) || modified(e),
+            |_| async {
+                let config = pve.vm_config(&vm.node, vm.vmid).await?;
+                let description = config.get("description").unwrap_or_default();
+                let Some(mut marker) = Marker::parse(&description) else { return Ok(None) };
+                let mut cut = marker.list("cut");
+                let mut params = Params::new();
+                for nic in nics {
+                    let Some(mut dev) = config.get(nic).and_then(|v| v.parse::<NetDevice>().ok()) else { continue };
+                    if down && !dev.link_down {
+                        dev.link_down = true;
+                        params.insert(nic.clone(), dev.to_string());
+                        cut.push(nic.clone());
+                    } else if !down && cut.contains(nic) {
+                        if dev.link_down {
+                            dev.link_down = false;
+                            params.insert(nic.clone(), dev.to_string());
+                        }
+                        cut.retain(|c| c != nic);
+                    }
+                }
+                cut.sort();
+                cut.dedup();
+                if cut == marker.list("cut") && params.is_empty() {
+                    return Ok(Some(Done::AlreadyDone));
+                }
+                marker.set("cut", &cut.join(","));
+                params.insert("description".into(), marker.replace_in(&description));
+                if let Some(digest) = config.get("digest") {
+                    params.insert("digest".into(), digest);
+                }
+                pve.set_vm_config(&vm.node, vm.vmid, params).await.map(|_| Some(Done::Changed))
+            },
+        )
+        .await;
+    let hint = match down {
+        true => "run `stand uplinks off` again; the NICs already cut stay cut",
+        false => "run `stand uplinks on` again; it reconnects only what `off` cut",
+    };
+    match r {
+        Ok(Some(done)) => Ok(done),
+        Ok(None) => Err(ActError::new(format!("{} no longer carries the lab's marker", vm.name), "it was not touched")),
+        Err(e) => Err(ActError::new(e, hint)),
+    }
 }
 
 fn snapshot_hint(vm: &VmRef) -> String {

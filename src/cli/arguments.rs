@@ -83,6 +83,15 @@ pub enum PowerArg {
     Reboot,
 }
 
+/// `stand uplinks` operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UplinksArg {
+    /// Disconnect every NIC on a shared bridge (link_down=1), remembering which.
+    Off,
+    /// Reconnect exactly the NICs `off` disconnected.
+    On,
+}
+
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -248,6 +257,20 @@ pub enum Command {
         /// VMs started at once per node.
         #[arg(long, value_name = "N", default_value_t = 4)]
         per_node: usize,
+    },
+    /// Cut or restore a lab's access to shared networks (an exam without the internet).
+    #[command(long_about = "`off` disconnects (link_down=1) every connected NIC of the chosen VMs that sits on a\n\
+        shared bridge (vmbr0, a bridge from ensure_bridge, any bridge that is not a student's private\n\
+        one) and writes which ones into each VM's marker in the same config change. `on` reconnects\n\
+        exactly those, never a NIC that was down before. Re-running `up` meanwhile keeps them cut.\n\n\
+        Examples:\n  stand uplinks off lab3\n  stand uplinks on lab3 --only ivanov@pve")]
+    Uplinks {
+        /// What to do.
+        #[arg(value_enum)]
+        op: UplinksArg,
+        /// Which VMs.
+        #[command(flatten)]
+        scope: VmScope,
     },
     /// Take, list or delete a snapshot of a lab's VMs.
     #[command(long_about = "Takes snapshot NAME of the chosen VMs (disks and config), lists their snapshots\n\

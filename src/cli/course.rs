@@ -7,7 +7,7 @@ use anyhow::Context;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::arguments::{Output, PowerArg, VmScope};
+use super::arguments::{Output, PowerArg, UplinksArg, VmScope};
 use super::down::{check_exists, lab_of};
 use super::suggest::not_found;
 use super::target::Cluster;
@@ -173,6 +173,12 @@ pub async fn power(
     if per_node == 0 {
         return Err(Usage("--per-node must be at least 1".into()).into());
     }
+    let operation = match op {
+        PowerArg::On => "power_on",
+        PowerArg::Off => "power_off",
+        PowerArg::Shutdown => "power_shutdown",
+        PowerArg::Reboot => "power_reboot",
+    };
     let op = match op {
         PowerArg::On => PowerOp::Start,
         PowerArg::Off => PowerOp::Stop,
@@ -183,7 +189,7 @@ pub async fn power(
     let (lab, vms) = chosen(&snap, scope)?;
     let refs: Vec<&VmSnap> = vms.iter().collect();
     let graph = course::power(&refs, op);
-    let out = Outcome { cluster, lab: &lab, operation: "power", graph: &graph };
+    let out = Outcome { cluster, lab: &lab, operation, graph: &graph };
     if graph.is_empty() {
         return Ok(out.nothing(&format!("all {} already as asked", render::count(refs.len(), "VM"))));
     }
@@ -199,6 +205,46 @@ pub async fn power(
         PowerOp::Reboot => "rebooted or started",
     };
     let summary = format!("{} {verb}", render::count(run.done(&graph, |_| true), "VM"));
+    Ok(out.report(&run, &summary))
+}
+
+/// `stand uplinks off|on LAB [--only USER..] [--vm NAME..]`.
+pub async fn uplinks(cluster: &Cluster, scope: &VmScope, op: UplinksArg) -> anyhow::Result<u8> {
+    let snap = snapshot(cluster).await?;
+    let (lab, vms) = chosen(&snap, scope)?;
+    let refs: Vec<&VmSnap> = vms.iter().collect();
+    let (graph, operation) = match op {
+        UplinksArg::Off => (course::uplinks_off(&refs, &snap), "uplinks_off"),
+        UplinksArg::On => (course::uplinks_on(&refs), "uplinks_on"),
+    };
+    let out = Outcome { cluster, lab: &lab, operation, graph: &graph };
+    if graph.is_empty() {
+        return Ok(out.nothing(match op {
+            UplinksArg::Off => "no connected NIC on a shared bridge; nothing to cut",
+            UplinksArg::On => "no NIC was cut by `stand uplinks off`; nothing to reconnect",
+        }));
+    }
+    if scope.dry_run {
+        return Ok(out.dry_run());
+    }
+    let run = run(cluster.pve.clone(), &graph, &timing(cluster)).await;
+    let nics: usize = graph
+        .steps()
+        .iter()
+        .zip(&run.outcomes)
+        .filter(|(_, o)| matches!(o, crate::apply::Outcome::Done))
+        .map(|(s, _)| match &s.action {
+            crate::plan::Action::CutUplinks { nics, .. } | crate::plan::Action::RestoreUplinks { nics, .. } => {
+                nics.len()
+            }
+            _ => 0,
+        })
+        .sum();
+    let vms = render::count(run.done(&graph, |_| true), "VM");
+    let summary = match op {
+        UplinksArg::Off => format!("{} of {vms} disconnected from shared networks", render::count(nics, "NIC")),
+        UplinksArg::On => format!("{} of {vms} reconnected", render::count(nics, "NIC")),
+    };
     Ok(out.report(&run, &summary))
 }
 

@@ -126,6 +126,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Power { op, scope, timeout, per_node } => {
             course::power(&cluster, scope, *op, *timeout, *per_node).await
         }
+        Command::Uplinks { op, scope } => course::uplinks(&cluster, scope, *op).await,
         Command::Snapshot { scope, name, list, delete } => {
             course::snapshots(&cluster, scope, name.as_deref(), *list, *delete).await
         }
@@ -165,6 +166,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             | Command::Repl { .. }
             | Command::Reset { .. }
             | Command::Power { .. }
+            | Command::Uplinks { .. }
             | Command::Snapshot { list: false, .. }
     ) {
         cluster.close()?;

@@ -193,6 +193,21 @@ pub enum Action {
         /// What to do.
         op: PowerOp,
     },
+    /// Disconnect NICs on shared bridges (`link_down=1`), naming them in the VM's marker
+    /// (`cut=net0`) in the same config write, so that [`Action::RestoreUplinks`] knows them.
+    CutUplinks {
+        /// The VM.
+        vm: VmRef,
+        /// The NICs (`net0`, ...).
+        nics: Vec<String>,
+    },
+    /// Reconnect exactly the NICs the marker names as cut, and drop the list.
+    RestoreUplinks {
+        /// The VM.
+        vm: VmRef,
+        /// The NICs (`net0`, ...).
+        nics: Vec<String>,
+    },
 }
 
 /// A VM an action concerns, as the cluster has it.
@@ -264,7 +279,9 @@ impl Action {
             Action::SnapshotVm { vm, .. }
             | Action::RollbackVm { vm, .. }
             | Action::DeleteSnapshot { vm, .. }
-            | Action::PowerVm { vm, .. } => ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) },
+            | Action::PowerVm { vm, .. }
+            | Action::CutUplinks { vm, .. }
+            | Action::RestoreUplinks { vm, .. } => ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) },
             Action::ReloadNetwork { node, .. } => ObjectRef::Network { node: node.clone() },
         }
     }
@@ -344,6 +361,10 @@ impl fmt::Display for Action {
             }
             Action::DeleteSnapshot { vm, name } => write!(f, "- snap   {} {}: {name}", vm.vmid, vm.name),
             Action::PowerVm { vm, op } => write!(f, "~ power  {} {}: {op}", vm.vmid, vm.name),
+            Action::CutUplinks { vm, nics } => write!(f, "~ uplink {} {}: cut {}", vm.vmid, vm.name, nics.join(", ")),
+            Action::RestoreUplinks { vm, nics } => {
+                write!(f, "~ uplink {} {}: reconnect {}", vm.vmid, vm.name, nics.join(", "))
+            }
         }
     }
 }

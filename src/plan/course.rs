@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::{Action, ActionGraph, PowerOp, VmRef};
+use super::marker::Marker;
 use super::owner::Owner;
 use super::snapshot::{Snapshot, VmSnap};
 
@@ -129,6 +130,55 @@ pub fn delete_snapshot(vms: &[&VmSnap], name: &str, lists: &SnapshotLists) -> Ac
     g
 }
 
+/// The NICs `stand uplinks off` cut on a VM, as its marker names them (`cut=net0,net2`).
+pub fn cut_nics(v: &VmSnap) -> Vec<String> {
+    v.config
+        .as_ref()
+        .and_then(|c| c.get("description"))
+        .and_then(|d| Marker::parse(&d))
+        .map(|m| m.list("cut"))
+        .unwrap_or_default()
+}
+
+/// Whether a bridge of `node` leads out of the student's stand: anything but a student's
+/// private bridge (`vmbr0`, a bridge from `ensure_bridge`, one `stand` does not know).
+fn shared_bridge(snap: &Snapshot, node: &str, iface: &str) -> bool {
+    !snap
+        .bridges
+        .get(node)
+        .is_some_and(|bs| bs.iter().any(|b| b.iface == iface && matches!(b.owner, Some(Owner::Private { .. }))))
+}
+
+/// Uplinks off: each VM's connected NICs on shared bridges get `link_down=1`. NICs already
+/// down are not the exam's to restore, so they are left out.
+pub fn uplinks_off(vms: &[&VmSnap], snap: &Snapshot) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    for v in vms {
+        let nics: Vec<String> = v
+            .nets()
+            .into_iter()
+            .filter(|(_, d)| !d.link_down && d.bridge.as_deref().is_some_and(|b| shared_bridge(snap, &v.node, b)))
+            .map(|(i, _)| format!("net{i}"))
+            .collect();
+        if !nics.is_empty() {
+            g.add(Action::CutUplinks { vm: vm_ref(v), nics }, vec![]);
+        }
+    }
+    g
+}
+
+/// Uplinks on: exactly the NICs each VM's marker names as cut.
+pub fn uplinks_on(vms: &[&VmSnap]) -> ActionGraph {
+    let mut g = ActionGraph::default();
+    for v in vms {
+        let nics = cut_nics(v);
+        if !nics.is_empty() {
+            g.add(Action::RestoreUplinks { vm: vm_ref(v), nics }, vec![]);
+        }
+    }
+    g
+}
+
 /// Whether `name` can name a snapshot (pve-common `pve-configid`, qemu-server: a letter,
 /// then letters, digits, `-` or `_`; at most 40; `current` and `pending` are PVE's own).
 pub fn valid_snapshot_name(name: &str) -> Result<(), String> {
@@ -153,6 +203,10 @@ mod tests {
     use crate::pve::VmConfig;
 
     fn vm(vmid: u32, lab: &str, user: &str, name: &str, status: &str) -> VmSnap {
+        vm_with(vmid, lab, user, name, status, "", &[])
+    }
+
+    fn vm_with(vmid: u32, lab: &str, user: &str, name: &str, status: &str, extra: &str, nets: &[&str]) -> VmSnap {
         let mut v = VmSnap {
             vmid,
             node: "pve1".into(),
@@ -161,8 +215,12 @@ mod tests {
             status: status.into(),
             ..VmSnap::default()
         };
-        let marker = format!("stand: lab={lab} name={name} user={user}");
-        v.set_config(VmConfig(serde_json::from_value(serde_json::json!({ "description": marker })).unwrap()));
+        let mut config =
+            serde_json::json!({ "description": format!("stand: lab={lab} name={name} user={user}{extra}") });
+        for (i, n) in nets.iter().enumerate() {
+            config[format!("net{i}")] = serde_json::json!(n);
+        }
+        v.set_config(VmConfig(serde_json::from_value(config).unwrap()));
         v
     }
 
@@ -218,6 +276,34 @@ mod tests {
         assert!(
             matches!(&reboot.steps()[1].action, Action::PowerVm { op: PowerOp::Start, vm } if vm.vmid == 3001),
             "a stopped VM is started, not rebooted"
+        );
+    }
+
+    #[test]
+    fn uplinks_off_cuts_connected_nics_on_shared_bridges_and_on_restores_only_the_cut_ones() {
+        let mut snap = cluster();
+        let private = crate::plan::BridgeSnap {
+            iface: "vmbr1000".into(),
+            active: true,
+            vlan_aware: false,
+            comments: None,
+            owner: Some(Owner::Private { lab: "lab3".into(), user: "ivanov@pve".into(), alias: "lan".into() }),
+        };
+        snap.bridges.insert("pve1".into(), vec![private]);
+        let nets =
+            ["virtio=AA:00:00:00:00:01,bridge=vmbr0", "virtio,bridge=vmbr1000", "virtio,bridge=inet,link_down=1"];
+        snap.vms = vec![vm_with(3000, "lab3", "ivanov@pve", "gw", "running", "", &nets)];
+        let vms = Scope { lab: "lab3", only: &[], vms: &[] }.select(&snap);
+        let off = uplinks_off(&vms, &snap);
+        assert!(
+            matches!(&off.steps()[0].action, Action::CutUplinks { nics, .. } if nics == &["net0"]),
+            "only the connected NIC on a shared bridge is cut: {off:?}"
+        );
+        assert!(uplinks_on(&vms).is_empty(), "nothing was cut yet");
+        snap.vms = vec![vm_with(3000, "lab3", "ivanov@pve", "gw", "running", " cut=net0", &nets)];
+        let vms = Scope { lab: "lab3", only: &[], vms: &[] }.select(&snap);
+        assert!(
+            matches!(&uplinks_on(&vms).steps()[0].action, Action::RestoreUplinks { nics, .. } if nics == &["net0"])
         );
     }
 

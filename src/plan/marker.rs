@@ -38,6 +38,39 @@ impl Marker {
         self.0.get(k).map(String::as_str)
     }
 
+    /// Sets a field; an empty value removes it.
+    pub fn set(&mut self, k: &str, v: &str) {
+        if v.is_empty() {
+            self.0.remove(k);
+        } else {
+            self.0.insert(k.to_string(), v.to_string());
+        }
+    }
+
+    /// A comma-separated list field (`cut=net0,net2`).
+    pub fn list(&self, k: &str) -> Vec<String> {
+        self.get(k).map(|l| l.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    }
+
+    /// `text` with its marker line replaced by this marker (appended when it had none);
+    /// every other line stays as it was.
+    pub fn replace_in(&self, text: &str) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        let mut replaced = false;
+        for line in text.lines() {
+            if !replaced && line.trim().starts_with("stand:") {
+                lines.push(self.to_string());
+                replaced = true;
+            } else {
+                lines.push(line.to_string());
+            }
+        }
+        if !replaced {
+            lines.push(self.to_string());
+        }
+        lines.join("\n")
+    }
+
     /// Every lab the marker names: `lab=` and the `labs=` list.
     pub fn all_labs(&self) -> std::collections::BTreeSet<String> {
         self.labs().into_iter().chain(self.get("lab").map(str::to_string)).collect()
@@ -45,9 +78,7 @@ impl Marker {
 
     /// The `labs=a,b` list.
     pub fn labs(&self) -> Vec<String> {
-        self.get("labs")
-            .map(|l| l.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default()
+        self.list("labs")
     }
 }
 
@@ -74,5 +105,16 @@ mod tests {
         assert!(back.all_labs().contains("lab3") && !back.all_labs().contains("lab1"));
         assert!(Marker::parse("just a comment").is_none());
         assert!(Marker::parse("stand: labs=lab1,lab3").unwrap().all_labs().contains("lab1"));
+    }
+
+    #[test]
+    fn a_marker_is_replaced_in_place_and_the_rest_of_the_text_kept() {
+        let mut m = Marker::parse("Router.\nstand: lab=lab3 name=gw user=s1@pve\nNotes").unwrap();
+        m.set("cut", "net0,net2");
+        let text = m.replace_in("Router.\nstand: lab=lab3 name=gw user=s1@pve\nNotes");
+        assert_eq!(text, "Router.\nstand: cut=net0,net2 lab=lab3 name=gw user=s1@pve\nNotes");
+        assert_eq!(Marker::parse(&text).unwrap().list("cut"), ["net0", "net2"]);
+        m.set("cut", "");
+        assert_eq!(Marker::parse(&m.replace_in(&text)).unwrap().get("cut"), None);
     }
 }

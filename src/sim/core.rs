@@ -51,6 +51,7 @@ pub(super) struct Inner {
     start: tokio::time::Instant,
     base_ms: u64,
     request_log: Mutex<Option<std::fs::File>>,
+    pub(super) holds: super::hold::Holds,
 }
 
 /// A simulated Proxmox VE cluster. Cheap to clone (shared).
@@ -117,6 +118,7 @@ impl Sim {
                 start: tokio::time::Instant::now(),
                 base_ms,
                 request_log: Mutex::new(None),
+                holds: super::hold::Holds::default(),
             }),
         }
     }

@@ -46,6 +46,7 @@ pub async fn answer(sim: &Sim, req: WireRequest) -> Result<WireResponse, Dropped
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    sim.pass_hold(method, &path).await;
     let fault = sim.roll_transport_fault(method, &path, &params);
     match fault {
         Some(TransportFault::Busy(status)) => {

@@ -55,6 +55,7 @@ fn every_command_survives_closed_outputs() {
         vec!["snapshot", "lab1", "extra", "--sim"],
         vec!["reset", "lab1", "--sim", "--yes"],
         vec!["power", "reboot", "lab1", "--sim"],
+        vec!["uplinks", "off", "lab1", "--sim"],
         vec!["completions", "bash"],
         vec!["--help"],
         vec!["repl", "--sim"],

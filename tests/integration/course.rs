@@ -141,11 +141,121 @@ fn course_operations_under_faults_converge_when_run_again() {
         (vec!["snapshot", "lab3", "exam"], "snapshot"),
         (vec!["power", "shutdown", "lab3", "--timeout", "30"], "power"),
         (vec!["reset", "lab3", "--to", "exam", "--yes"], "reset"),
+        (vec!["uplinks", "off", "lab3"], "uplinks off"),
+        (vec!["uplinks", "on", "lab3"], "uplinks on"),
     ] {
         let faulty = stand(d, &[&args[..], &["--sim", "--output", "json"], &faults[..]].concat(), &[]);
         assert!(matches!(faulty.status.code(), Some(0 | 3)), "{what}: {}", text(&faulty));
         let again = stand(d, &[&args[..], &["--sim", "--output", "json"]].concat(), &[]);
         assert!(again.status.success(), "{what} converges: {}", text(&again));
         assert_eq!(json(&again)["failures"], serde_json::json!([]), "{what}");
+    }
+}
+
+/// The NICs of every lab3 VM: name → (net key → value), and its marker's `cut=` list.
+fn nics_of(sim: &Sim) -> BTreeMap<String, (BTreeMap<String, String>, String)> {
+    vms_of(sim)
+        .into_iter()
+        .map(|(name, (config, _))| {
+            let nets =
+                config.iter().filter(|(k, _)| k.starts_with("net")).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let marker = stand::plan::Marker::parse(&config["description"]).unwrap();
+            (name, (nets, marker.get("cut").unwrap_or_default().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn uplinks_off_and_on_restore_exactly_what_was_cut_also_after_a_sigkill() {
+    let (sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let env = token_env(&server);
+    let o = stand(dir.path(), &["up", &lab3(), "-q"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    // The instructor disconnects smirnov's uplink by hand: not the exam's to restore.
+    let cut_by_hand = |sim: &Sim| {
+        let mut st = sim.state();
+        let vm = st.vms.values_mut().find(|v| v.config["name"] == "gw-smirnov").unwrap();
+        let net = vm.config["net1"].clone();
+        assert!(net.contains("bridge=vmbr0") && !net.contains("link_down"), "{net}");
+        vm.config.insert("net1".into(), format!("{net},link_down=1"));
+    };
+    cut_by_hand(&sim);
+    let before = nics_of(&sim);
+
+    // `off` is killed while gw-petrova's config write is held: a VM is cut and marked in one
+    // write, or untouched.
+    let petrova = vmid(&sim, "gw-petrova");
+    let node = sim.state().vms[&petrova].node.clone();
+    let hold = sim.hold(stand::pve::Method::Put, &format!("/nodes/{node}/qemu/{petrova}/config"));
+    let mut off = std::process::Command::new(env!("CARGO_BIN_EXE_stand"))
+        .current_dir(dir.path())
+        .args(["uplinks", "off", "lab3"])
+        .env_remove("STAND_CLUSTER")
+        .envs(env.iter().cloned())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cut = |sim: &Sim| nics_of(sim).values().filter(|(_, c)| !c.is_empty()).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while cut(&sim) < 10 {
+        assert!(std::time::Instant::now() < deadline, "uplinks off did not cut the ten other gateways");
+        assert!(off.try_wait().unwrap().is_none(), "uplinks off ended although one write is held");
+        std::thread::yield_now();
+    }
+    off.kill().unwrap();
+    off.wait().unwrap();
+
+    let after_kill = nics_of(&sim);
+    for (name, (nets, cut)) in &after_kill {
+        let (was, _) = &before[name];
+        if name.starts_with("gw-") && name != "gw-petrova" && name != "gw-smirnov" {
+            assert_eq!(cut, "net1", "{name}: the marker names what was cut");
+            assert!(nets["net1"].contains("link_down=1"), "{name}: {nets:?}");
+            assert_eq!(nets["net0"], was["net0"], "{name}: private NICs stay connected");
+        } else {
+            assert_eq!((nets, cut.as_str()), (was, ""), "{name} is untouched");
+        }
+    }
+
+    // A re-run of `up` during the exam keeps the cut NICs cut (it only brings smirnov's NIC,
+    // which the exam did not cut, back to what the script says).
+    let o = stand(dir.path(), &["up", &lab3(), "-q"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut after_up = nics_of(&sim);
+    assert!(!after_up["gw-smirnov"].0["net1"].contains("link_down"));
+    after_up.insert("gw-smirnov".into(), after_kill["gw-smirnov"].clone());
+    assert_eq!(after_up, after_kill, "up reconnects nothing `uplinks off` cut");
+    cut_by_hand(&sim);
+
+    // `on` reconnects exactly the ten, not smirnov's NIC, and clears the markers.
+    let o = stand(dir.path(), &["uplinks", "on", "lab3", "--output", "json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(json(&o)["done"], 10);
+    assert_eq!(nics_of(&sim), before, "every NIC is as it was before the exam");
+    let o = stand(dir.path(), &["uplinks", "on", "lab3"], &env);
+    assert!(text(&o).contains("nothing to reconnect"), "{}", text(&o));
+    hold.release();
+}
+
+#[test]
+fn power_and_snapshot_over_https() {
+    let (sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let env = token_env(&server);
+    assert!(stand(dir.path(), &["up", &lab3(), "-q", "--only", "ivanov@pve", "petrova@pve"], &env).status.success());
+    let o = stand(dir.path(), &["power", "shutdown", "lab3", "--only", "ivanov@pve", "--output", "json"], &env);
+    assert_eq!(json(&o)["done"], 4, "{}", text(&o));
+    let running: BTreeMap<String, bool> = vms_of(&sim).into_iter().map(|(n, (_, r))| (n, r)).collect();
+    assert!(running.iter().all(|(n, r)| *r != n.ends_with("-ivanov")), "only ivanov's VMs are down: {running:?}");
+    let o = stand(dir.path(), &["snapshot", "lab3", "exam", "--vm", "gw", "--output", "json"], &env);
+    assert_eq!(json(&o)["done"], 2, "{}", text(&o));
+    let st = sim.state();
+    for v in st.vms.values().filter(|v| v.config.get("tags").is_some_and(|t| t.contains("lab-lab3"))) {
+        let names: Vec<&String> = v.snapshots.keys().collect();
+        let expected: Vec<&str> =
+            if v.config["name"].starts_with("gw-") { vec!["exam", "start"] } else { vec!["start"] };
+        assert_eq!(names, expected, "{}", v.config["name"]);
     }
 }

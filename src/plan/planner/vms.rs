@@ -205,6 +205,16 @@ impl Planner {
         tags.sort();
         tags.dedup();
         let description = Marker::new(&[("lab", &lab), ("user", userid), ("name", &spec.name)]).to_string();
+        // NICs `stand uplinks off` cut stay cut through a re-run of `up` (until `uplinks on`).
+        for nic in existing.as_ref().map(crate::plan::course::cut_nics).unwrap_or_default() {
+            let index = nic.strip_prefix("net").and_then(|n| n.parse::<usize>().ok());
+            if let Some(Some(value)) = index.and_then(|i| nets.get_mut(i))
+                && let Ok(mut dev) = value.parse::<NetDevice>()
+            {
+                dev.link_down = true;
+                *value = dev.to_string();
+            }
+        }
 
         // Without `nets`, a Linux VM keeps the template's NICs as they are.
         let manages_nics = !spec.nets.is_empty() || spec.device == Device::EcoRouter;
