@@ -108,8 +108,10 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         Action::DeleteUser { userid } => {
             deleted(retries.run(transient, |_| pve.delete_user(userid)).await, "re-run `stand down`")
         }
-        Action::ReleaseUser { userid, comment, sdn_acls } => {
-            let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", comment);
+        Action::ReleaseUser { userid, comment, expire, sdn_acls } => {
+            let req = ApiRequest::put(format!("/access/users/{userid}"))
+                .param("comment", comment)
+                .param("expire", expire.to_string());
             let r = retries
                 .run(transient, |_| {
                     let req = req.clone();

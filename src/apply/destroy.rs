@@ -251,7 +251,10 @@ impl Doomed {
                 .map(|a| a.path.clone())
                 .collect();
             let comment = Marker::new(&[("labs", &u.other_labs.join(","))]).to_string();
-            g.add(Action::ReleaseUser { userid: u.userid.clone(), comment, sdn_acls }, Vec::new());
+            // The account now lasts as long as the last of the labs it keeps.
+            let dates: Vec<Option<String>> = u.other_labs.iter().map(|l| snap.lab_expires(l)).collect();
+            let expire = crate::plan::expiry::account_expire_of(dates.iter().map(Option::as_deref));
+            g.add(Action::ReleaseUser { userid: u.userid.clone(), comment, expire, sdn_acls }, Vec::new());
         }
         for groupid in &self.groups {
             g.add(Action::DeleteGroup { groupid: groupid.clone() }, Vec::new());

@@ -15,7 +15,7 @@ mod retry;
 mod runner;
 
 pub use act::{ActError, Done};
-pub use deploy::{apply, deploy_graph};
+pub use deploy::{apply, course_actions, deploy_graph};
 pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeBridge, destroy, destroy_actions};
 pub use options::ApplyOptions;
 pub use pending::foreign_pending;

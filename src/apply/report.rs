@@ -116,8 +116,11 @@ pub struct ApplyReport {
     pub vms_updated: usize,
     /// VMs started.
     pub vms_started: usize,
-    /// Baseline snapshots taken (before the first start).
+    /// Snapshots taken (the baseline before the first start, and the script's).
     pub snapshots_taken: usize,
+    /// Other course operations the script asked for, VM by VM (resets, power, uplinks).
+    #[serde(default)]
+    pub course_actions: usize,
     /// VMIDs that were taken meanwhile and re-planned (old → new).
     pub replanned_vmids: Vec<(u32, u32)>,
     /// Bridges whose name was taken meanwhile and were made under another (`node/old → new`).

@@ -212,10 +212,14 @@ pub enum Command {
     )]
     Down {
         /// The lab script (LAB.rhai) or the lab's name.
-        lab: String,
+        #[arg(required_unless_present = "expired")]
+        lab: Option<String>,
         /// Only these students' stands.
         #[arg(long, num_args = 1.., value_name = "USER")]
         only: Vec<String>,
+        /// Remove every lab past its last day (`lab(#{ expires: .. })`), and nothing else.
+        #[arg(long, conflicts_with_all = ["lab", "only"])]
+        expired: bool,
         /// Show what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,

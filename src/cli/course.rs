@@ -15,7 +15,7 @@ use super::up::{snapshot, timing};
 use super::{Usage, exit, render};
 use crate::apply::{ApplyOptions, RunReport, run};
 use crate::plan::course::{self, Scope, SnapshotLists};
-use crate::plan::{ActionGraph, PowerOp, Snapshot, VmSnap};
+use crate::plan::{Action, ActionGraph, PowerOp, Snapshot, VmSnap};
 use crate::pve::{Pve, PveExt};
 
 /// The lab and the VMs `scope` means; fails (exit 1) naming what does not exist.
@@ -153,10 +153,12 @@ pub async fn reset(cluster: &Cluster, scope: &VmScope, to: &str, yes: bool) -> a
         }
     }
     let run = run(cluster.pve.clone(), &graph, &timing(cluster)).await;
-    let started = run.done(&graph, |a| matches!(a, crate::plan::Action::RollbackVm { start: true, .. }));
+    let started = run.done(&graph, |a| {
+        matches!(a, Action::RollbackVm { start: true, .. } | Action::PowerVm { op: PowerOp::Start, .. })
+    });
     let summary = format!(
         "{} of {} back to '{to}', {started} of them started again",
-        render::count(run.done(&graph, |_| true), "VM"),
+        render::count(run.done(&graph, |a| matches!(a, Action::RollbackVm { .. })), "VM"),
         render::count(stands.len(), "stand")
     );
     Ok(out.report(&run, &summary))
@@ -234,9 +236,7 @@ pub async fn uplinks(cluster: &Cluster, scope: &VmScope, op: UplinksArg) -> anyh
         .zip(&run.outcomes)
         .filter(|(_, o)| matches!(o, crate::apply::Outcome::Done))
         .map(|(s, _)| match &s.action {
-            crate::plan::Action::CutUplinks { nics, .. } | crate::plan::Action::RestoreUplinks { nics, .. } => {
-                nics.len()
-            }
+            Action::CutUplinks { nics, .. } | Action::RestoreUplinks { nics, .. } => nics.len(),
             _ => 0,
         })
         .sum();

@@ -12,7 +12,7 @@ use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{exit, lab, render};
 use crate::apply::{DestroyReport, Doomed, destroy_actions};
-use crate::plan::Snapshot;
+use crate::plan::{Snapshot, expiry};
 use crate::script::{RunOptions, run_file};
 
 /// The lab `arg` names: a script may name its lab itself (`lab(#{ name: .. })`), else the
@@ -41,6 +41,32 @@ pub fn check_exists(snap: &Snapshot, lab: &str, only: &[String]) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// `stand down --expired [--dry-run]`: every lab whose last day is past, one after the other.
+pub async fn down_expired(cluster: &Cluster, dry_run: bool) -> anyhow::Result<u8> {
+    let snap = snapshot(cluster).await?;
+    let today = expiry::today();
+    let expired: Vec<(String, String)> = snap
+        .labs()
+        .into_iter()
+        .filter_map(|l| snap.lab_expires(&l).filter(|d| expiry::is_past(d, today)).map(|d| (l, d)))
+        .collect();
+    if expired.is_empty() {
+        match cluster.output {
+            Output::Text => crate::outln!("no lab is past its last day ({today}); nothing to remove"),
+            Output::Json => crate::outln!("{}", json!({ "simulated": cluster.simulated(), "expired": [] })),
+        }
+        return Ok(exit::OK);
+    }
+    let mut code = exit::OK;
+    for (lab, day) in &expired {
+        if cluster.output == Output::Text {
+            crate::errln!("lab {lab}: its last day was {day}");
+        }
+        code = code.max(down(cluster, lab, &[], dry_run).await?);
+    }
+    Ok(code)
 }
 
 /// `stand down LAB.rhai|LAB [--only USER..] [--dry-run]`.

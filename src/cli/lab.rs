@@ -26,6 +26,14 @@ pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) ->
         }
         plan.retain_students(&input.only);
     }
+    // The planner has no clock: a last day already past is found here.
+    if let Some(day) = plan.lab.as_ref().and_then(|l| l.expires.clone())
+        && crate::plan::expiry::is_past(&day, crate::plan::expiry::today())
+    {
+        plan.warnings.push(format!(
+            "the lab's last day ({day}) is past: its students cannot log in, and `stand down --expired` removes it; change `expires` in lab(#{{ .. }})"
+        ));
+    }
     Ok(plan)
 }
 

@@ -97,6 +97,16 @@ pub fn action_lines(graph: &ActionGraph) -> String {
     out
 }
 
+/// The script's course operations (`reset`, `power`, `snapshot`, `uplinks`), one line per
+/// VM, as `stand up` runs them after the deployment.
+pub fn course_lines(plan: &crate::plan::Plan, snap: &crate::plan::Snapshot) -> String {
+    let mut out = String::new();
+    for (_, action) in crate::apply::course_actions(plan, snap) {
+        let _ = writeln!(out, "{}", console::style(wrap(&action.to_string(), 9)).yellow());
+    }
+    out
+}
+
 /// What a graph does, counted by kind: `48 clone_vm, 48 configure_vm, 3 reload_network, ...`.
 pub fn action_counts(graph: &ActionGraph) -> String {
     let mut counts: Vec<(String, usize)> = Vec::new();
@@ -159,6 +169,9 @@ pub fn apply_counts(r: &ApplyReport) -> String {
         count(r.networks_applied, "network reload"),
         r.seconds
     );
+    if r.course_actions > 0 {
+        let _ = write!(s, "\n{} by the script's reset, power and uplinks calls", count(r.course_actions, "VM change"));
+    }
     for (old, new) in &r.replanned_vmids {
         let _ = write!(s, "\nVMID {old} was taken meanwhile: used {new}");
     }

@@ -211,9 +211,11 @@ fn handle(cluster: &Cluster, session: &mut Session, input: &str) -> Step {
         ":help" | ":h" => crate::outln!("{}", help(arg)),
         ":plan" => {
             let plan = session.plan();
-            let diff = Diff::compute(&plan, &session.snapshot());
+            let snap = session.snapshot();
+            let diff = Diff::compute(&plan, &snap);
             crate::out!("{}", render::diff_lines(&diff, false));
             crate::outln!("{}", render::diff_counts(&diff));
+            crate::out!("{}", render::course_lines(&plan, &snap));
         }
         ":apply" => {
             let plan = session.plan();

@@ -10,7 +10,7 @@ use super::down::check_exists;
 use super::target::Cluster;
 use super::up::snapshot;
 use super::{exit, lab, render};
-use crate::plan::{Owner, Snapshot};
+use crate::plan::{Owner, Snapshot, expiry};
 
 /// One VM of a stand (`status --output json`: `stands[].vms[]`).
 #[derive(Debug, Serialize)]
@@ -104,6 +104,15 @@ fn uptime(seconds: u64) -> String {
     }
 }
 
+/// A lab's last day as a cell: `2026-12-31`, `2026-12-31 (past)`, or `-`.
+fn expiry_cell(snap: &Snapshot, lab: &str) -> String {
+    match snap.lab_expires(lab) {
+        Some(d) if expiry::is_past(&d, expiry::today()) => format!("{d} (past)"),
+        Some(d) => d,
+        None => "-".into(),
+    }
+}
+
 /// `stand status [LAB]`.
 pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
@@ -114,7 +123,20 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
     let all = stands(&snap);
     let chosen: Vec<&Stand> = all.values().filter(|s| only_lab.as_ref().is_none_or(|l| *l == s.lab)).collect();
     if cluster.output == Output::Json {
-        crate::outln!("{}", json!({ "simulated": cluster.simulated(), "stands": chosen, "nodes": snap.nodes }));
+        let labs: Vec<_> = snap
+            .labs()
+            .into_iter()
+            .filter(|l| only_lab.as_ref().is_none_or(|o| o == l))
+            .map(|l| {
+                let expires = snap.lab_expires(&l);
+                let expired = expires.as_deref().is_some_and(|d| expiry::is_past(d, expiry::today()));
+                json!({ "lab": l, "expires": expires, "expired": expired })
+            })
+            .collect();
+        crate::outln!(
+            "{}",
+            json!({ "simulated": cluster.simulated(), "labs": labs, "stands": chosen, "nodes": snap.nodes })
+        );
         return Ok(exit::OK);
     }
     if let Some(l) = &only_lab {
@@ -135,7 +157,11 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
                 bridges.join("\n"),
             ]);
         }
-        crate::outln!("lab {l}: {} stands", chosen.len());
+        let expires = match expiry_cell(&snap, l) {
+            e if e == "-" => String::new(),
+            e => format!(", expires after {e}"),
+        };
+        crate::outln!("lab {l}: {} stands{expires}", chosen.len());
         if !chosen.is_empty() {
             crate::outln!("{t}");
         }
@@ -148,9 +174,16 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
             e.2 += s.running;
             e.3 += s.locked;
         }
-        let mut t = render::table(&["lab", "stands", "VMs", "running", "locked"]);
+        let mut t = render::table(&["lab", "stands", "VMs", "running", "locked", "last day"]);
         for (l, (n, vms, running, locked)) in &labs {
-            t.add_row(vec![l.to_string(), n.to_string(), vms.to_string(), running.to_string(), locked.to_string()]);
+            t.add_row(vec![
+                l.to_string(),
+                n.to_string(),
+                vms.to_string(),
+                running.to_string(),
+                locked.to_string(),
+                expiry_cell(&snap, l),
+            ]);
         }
         if labs.is_empty() {
             crate::outln!("no labs deployed by stand");

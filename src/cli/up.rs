@@ -100,7 +100,7 @@ pub async fn plan(
                     }
                 }
                 None => {
-                    crate::out!("{}", render::diff_lines(&diff, verbose));
+                    crate::out!("{}{}", render::diff_lines(&diff, verbose), render::course_lines(&plan, &snap));
                     crate::outln!(
                         "{}",
                         render::wrap(&format!("lab {}: {}", plan.lab_name(), render::diff_counts(&diff)), 2)

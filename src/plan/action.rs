@@ -29,6 +29,8 @@ pub enum Action {
         comment: String,
         /// The lab's group.
         group: Option<String>,
+        /// Account expiry, Unix seconds (0 = never).
+        expire: u64,
         /// The new password (never shown or serialized).
         #[serde(skip)]
         password: Option<Secret>,
@@ -42,9 +44,18 @@ pub enum Action {
         comment: Option<String>,
         /// The group to join (once it exists).
         join_group: Option<String>,
+        /// A new account expiry (Unix seconds, 0 = never).
+        expire: Option<u64>,
         /// A reset password (never shown or serialized).
         #[serde(skip)]
         password: Option<Secret>,
+    },
+    /// Write the lab's group comment anew (its marker: the lab's expiry changed).
+    MarkGroup {
+        /// Group id.
+        groupid: String,
+        /// Comment (marker).
+        comment: String,
     },
     /// Create a student's pool.
     CreatePool {
@@ -152,6 +163,8 @@ pub enum Action {
         userid: String,
         /// The user's comment afterwards.
         comment: String,
+        /// The account's expiry afterwards (the last day of the labs it keeps; 0 = never).
+        expire: u64,
         /// ACL paths of this lab's bridges to take back.
         sdn_acls: Vec<String>,
     },
@@ -222,7 +235,7 @@ pub struct VmRef {
 }
 
 /// What [`Action::PowerVm`] does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum PowerOp {
     /// Start (nothing to do when it runs).
@@ -255,9 +268,9 @@ impl Action {
         let bridge = |node: &str, iface: &str| ObjectRef::Bridge { node: node.into(), iface: iface.into() };
         let user = |userid: &str| ObjectRef::User { userid: userid.into() };
         match self {
-            Action::CreateGroup { groupid, .. } | Action::DeleteGroup { groupid } => {
-                ObjectRef::Group { groupid: groupid.clone() }
-            }
+            Action::CreateGroup { groupid, .. }
+            | Action::MarkGroup { groupid, .. }
+            | Action::DeleteGroup { groupid } => ObjectRef::Group { groupid: groupid.clone() },
             Action::CreateUser { userid, .. }
             | Action::UpdateUser { userid, .. }
             | Action::DeleteUser { userid }
@@ -307,6 +320,32 @@ impl Action {
         }
     }
 
+    /// The VM a course action (snapshot, rollback, power, uplinks) concerns.
+    pub fn vm_ref(&self) -> Option<&VmRef> {
+        match self {
+            Action::SnapshotVm { vm, .. }
+            | Action::RollbackVm { vm, .. }
+            | Action::DeleteSnapshot { vm, .. }
+            | Action::PowerVm { vm, .. }
+            | Action::CutUplinks { vm, .. }
+            | Action::RestoreUplinks { vm, .. } => Some(vm),
+            _ => None,
+        }
+    }
+
+    /// The same, to change.
+    pub fn vm_ref_mut(&mut self) -> Option<&mut VmRef> {
+        match self {
+            Action::SnapshotVm { vm, .. }
+            | Action::RollbackVm { vm, .. }
+            | Action::DeleteSnapshot { vm, .. }
+            | Action::PowerVm { vm, .. }
+            | Action::CutUplinks { vm, .. }
+            | Action::RestoreUplinks { vm, .. } => Some(vm),
+            _ => None,
+        }
+    }
+
     /// The VM whose deployment it is part of (clone, configure, start).
     pub fn vm(&self) -> Option<u32> {
         match self {
@@ -320,6 +359,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::CreateGroup { groupid, .. } => write!(f, "+ group  {groupid}"),
+            Action::MarkGroup { groupid, comment } => write!(f, "~ group  {groupid}: {comment}"),
             Action::CreateUser { userid, .. } => write!(f, "+ user   {userid}"),
             Action::UpdateUser { userid, .. } => write!(f, "~ user   {userid}"),
             Action::CreatePool { poolid, .. } => write!(f, "+ pool   {poolid}"),

@@ -85,9 +85,32 @@ pub fn reset<'s>(vms: &[&'s VmSnap], to: &str, lists: &SnapshotLists) -> Result<
     }
     let mut g = ActionGraph::default();
     for v in vms {
-        g.add(Action::RollbackVm { vm: vm_ref(v), name: to.to_string(), start: running(v) }, vec![]);
+        rollback_keeping_cuts(&mut g, vm_ref(v), to, running(v), cut_nics(v), None);
     }
     Ok(g)
+}
+
+/// A rollback that keeps an exam's cut uplinks cut: the snapshot's config has them
+/// connected, so a VM with cut NICs is rolled back stopped, cut again, then started.
+/// Returns the VM's last step.
+pub(crate) fn rollback_keeping_cuts(
+    g: &mut ActionGraph,
+    vm: VmRef,
+    to: &str,
+    start: bool,
+    cut: Vec<String>,
+    after: Option<usize>,
+) -> usize {
+    let after: Vec<usize> = after.into_iter().collect();
+    if cut.is_empty() {
+        return g.add(Action::RollbackVm { vm, name: to.to_string(), start }, after);
+    }
+    let rollback = g.add(Action::RollbackVm { vm: vm.clone(), name: to.to_string(), start: false }, after);
+    let recut = g.add(Action::CutUplinks { vm: vm.clone(), nics: cut }, vec![rollback]);
+    match start {
+        true => g.add(Action::PowerVm { vm, op: PowerOp::Start }, vec![recut]),
+        false => recut,
+    }
 }
 
 /// Power: `start` the stopped VMs, `stop` or `shutdown` the running ones, `reboot` the
@@ -264,6 +287,25 @@ mod tests {
         lists.remove(&3001);
         let missing = reset(&vms, "start", &lists).unwrap_err();
         assert_eq!(missing.iter().map(|v| v.vmid).collect::<Vec<_>>(), [3001]);
+    }
+
+    #[test]
+    fn a_reset_during_an_exam_cuts_the_uplinks_again_before_the_vm_starts() {
+        let mut snap = cluster();
+        snap.vms = vec![vm_with(3000, "lab3", "ivanov@pve", "gw", "running", " cut=net0", &["virtio,bridge=vmbr0"])];
+        let vms = Scope { lab: "lab3", only: &[], vms: &[] }.select(&snap);
+        let lists: SnapshotLists = [(3000, vec!["start".to_string()])].into_iter().collect();
+        let g = reset(&vms, "start", &lists).unwrap();
+        let lines: Vec<String> = g.steps().iter().map(|s| s.action.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "~ reset  3000 gw-ivanov: back to start",
+                "~ uplink 3000 gw-ivanov: cut net0",
+                "~ power  3000 gw-ivanov: start"
+            ]
+        );
+        assert_eq!((g.steps()[1].after.clone(), g.steps()[2].after.clone()), (vec![0], vec![1]));
     }
 
     #[test]

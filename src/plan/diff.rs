@@ -48,17 +48,21 @@ impl Diff {
         let mut push = |kind, object, id: String, detail: String| changes.push(Change { kind, object, id, detail });
         let lab = plan.lab_name().to_string();
         if let Some(g) = &plan.group {
-            push(
-                if g.exists { ChangeKind::Keep } else { ChangeKind::Create },
-                "group",
-                g.groupid.clone(),
-                "the students".into(),
-            );
+            let kind = match (g.exists, g.comment_update) {
+                (false, _) => ChangeKind::Create,
+                (true, true) => ChangeKind::Update,
+                (true, false) => ChangeKind::Keep,
+            };
+            let detail = match plan.lab.as_ref().and_then(|l| l.expires.as_deref()) {
+                Some(day) => format!("the students; last day {day}"),
+                None => "the students".into(),
+            };
+            push(kind, "group", g.groupid.clone(), detail);
         }
         for u in &plan.users {
             let kind = if !u.exists {
                 ChangeKind::Create
-            } else if u.comment_update || u.new_password {
+            } else if u.comment_update || u.new_password || u.expire_update {
                 ChangeKind::Update
             } else {
                 ChangeKind::Keep
@@ -66,6 +70,7 @@ impl Diff {
             let detail = match (u.exists, u.ours) {
                 (true, false) => "exists, not made by stand: left as it is".to_string(),
                 _ if u.new_password => "new password".to_string(),
+                _ if u.expire_update => "account expiry changes".to_string(),
                 _ => String::new(),
             };
             push(kind, "user", u.userid.clone(), detail);

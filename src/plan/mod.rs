@@ -4,7 +4,9 @@
 
 mod action;
 pub mod course;
+pub mod course_ops;
 mod diff;
+pub mod expiry;
 mod marker;
 mod model;
 mod names;
@@ -17,7 +19,7 @@ mod translit;
 pub use action::{Action, ActionGraph, PowerOp, Step, VmRef};
 pub use diff::{Change, ChangeKind, Diff};
 pub use marker::{Marker, STAND_TAG, lab_tag};
-pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};
+pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Quota, Span, UserPlan, VmPlan};
 pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 pub use object::ObjectRef;
 pub use owner::Owner;

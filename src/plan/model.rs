@@ -25,6 +25,24 @@ pub struct LabSettings {
     /// The snapshot `up` takes of each VM it makes, before its first start (`None`: none).
     #[serde(default = "start")]
     pub baseline: Option<String>,
+    /// The last day of the lab (`YYYY-MM-DD`, UTC): the students' accounts expire after it
+    /// and `stand down --expired` removes the lab.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// What one stand may take at most.
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+/// What one student's stand may take (PVE has no pool quotas; the planner enforces them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Quota {
+    /// VMs.
+    pub vms: Option<u64>,
+    /// Memory of all VMs, GiB.
+    pub memory_gib: Option<f64>,
+    /// Cores of all VMs (cores × sockets).
+    pub cores: Option<u64>,
 }
 
 fn one() -> f64 {
@@ -47,6 +65,8 @@ impl LabSettings {
             teacher: None,
             overcommit: 1.0,
             baseline: start(),
+            expires: None,
+            quota: None,
         }
     }
 }
@@ -89,6 +109,12 @@ pub struct UserPlan {
     /// Already in the lab's group.
     #[serde(default)]
     pub in_group: bool,
+    /// The account's `expire` (Unix seconds, 0 = never) after this run (users `stand` made).
+    #[serde(default)]
+    pub expire: u64,
+    /// The account exists with another `expire`.
+    #[serde(default)]
+    pub expire_update: bool,
 }
 
 impl UserPlan {
@@ -197,6 +223,9 @@ pub struct GroupPlan {
     pub comment: String,
     /// Exists already.
     pub exists: bool,
+    /// Exists with another comment (the lab's expiry changed).
+    #[serde(default)]
+    pub comment_update: bool,
 }
 
 /// The desired state of one lab.
@@ -216,6 +245,10 @@ pub struct Plan {
     /// What the plan does that works but deserves a look (a node nearly full).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Operations on stands the script asks for (reset, power, snapshot, uplinks), in
+    /// script order, after the deployment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course: Vec<super::course_ops::CourseOp>,
 }
 
 impl Plan {
@@ -247,12 +280,14 @@ impl Plan {
                 && u.pool_exists
                 && u.acl_exists
                 && !u.comment_update
+                && !u.expire_update
                 && u.sdn_acls.is_empty()
                 && u.teacher_acl.is_none()
                 && u.in_group
                 && !u.new_password
-        }) && self.group.as_ref().is_none_or(|g| g.exists)
+        }) && self.group.as_ref().is_none_or(|g| g.exists && !g.comment_update)
             && self.bridges.iter().all(|b| b.exists && !b.comment_update)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
+            && self.course.is_empty()
     }
 }

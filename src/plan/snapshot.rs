@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use std::collections::BTreeSet;
 
-use super::marker::STAND_TAG;
+use super::marker::{Marker, STAND_TAG};
 use super::owner::Owner;
 use crate::pve::{AclEntry, NetDevice, PveError, PveExt, VmConfig, split_tags};
 
@@ -140,6 +140,9 @@ pub struct UserSnap {
     pub groups: Vec<String>,
     /// The labs that have the user, from the marker in its comment.
     pub owner: Option<Owner>,
+    /// Account expiry, Unix seconds (0 = never).
+    #[serde(default)]
+    pub expire: u64,
 }
 
 /// A group.
@@ -278,6 +281,7 @@ impl Snapshot {
                     owner: u.comment.as_deref().and_then(Owner::of_user),
                     comment: u.comment,
                     groups,
+                    expire: u.expire,
                 }
             })
             .collect();
@@ -382,6 +386,12 @@ impl Snapshot {
     /// Whether anything on the cluster but shared bridges still carries lab `lab`'s marker.
     pub fn lab_present(&self, lab: &str) -> bool {
         self.owners().any(|o| !matches!(o, Owner::Shared { .. }) && o.has_lab(lab))
+    }
+
+    /// The last day of `lab`, from its group's marker (`expires=2026-12-31`).
+    pub fn lab_expires(&self, lab: &str) -> Option<String> {
+        let group = self.groups.iter().find(|g| matches!(&g.owner, Some(Owner::Group { lab: l }) if l == lab))?;
+        Marker::parse(group.comment.as_deref()?)?.get("expires").map(str::to_string)
     }
 
     /// The VMs of lab `lab`.

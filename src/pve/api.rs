@@ -340,22 +340,25 @@ pub trait PveExt: Pve {
 
     /// `POST /access/users`.
     async fn create_user(&self, userid: &str, password: Option<&str>, comment: Option<&str>) -> Result<(), PveError> {
-        self.create_user_in(userid, password, comment, None).await
+        self.create_user_in(userid, password, comment, None, 0).await
     }
 
-    /// `POST /access/users` with its first group.
+    /// `POST /access/users` with its first group and its expiry (Unix seconds, 0 = never).
     async fn create_user_in(
         &self,
         userid: &str,
         password: Option<&str>,
         comment: Option<&str>,
         group: Option<&str>,
+        expire: u64,
     ) -> Result<(), PveError> {
+        let expire = (expire > 0).then(|| expire.to_string());
         let req = ApiRequest::post("/access/users")
             .param("userid", userid)
             .opt("password", password)
             .opt("comment", comment)
-            .opt("groups", group);
+            .opt("groups", group)
+            .opt("expire", expire.as_deref());
         self.exec(req).await
     }
 

@@ -229,12 +229,21 @@ impl SimState {
         self.privileges(who, path).contains(privilege)
     }
 
-    /// Checks a password login; `None` for a wrong user or password.
-    pub fn verify_password(&self, userid: &str, password: &str) -> bool {
-        self.users
-            .get(userid)
-            .and_then(|u| u.enable.then_some(u.password_hash.as_ref()).flatten())
-            .is_some_and(|h| *h == hash_password(userid, password))
+    /// Whether `userid` may log in at `now_unix`: enabled and not past its `expire`
+    /// (pve-access-control `check_user_enabled`, which `authenticate_user` calls before it
+    /// checks the password, and ticket verification calls too).
+    pub fn account_usable(&self, userid: &str, now_unix: u64) -> bool {
+        self.users.get(userid).is_some_and(|u| u.enable && (u.expire == 0 || u.expire >= now_unix))
+    }
+
+    /// Checks a password login at `now_unix`.
+    pub fn verify_password(&self, userid: &str, password: &str, now_unix: u64) -> bool {
+        self.account_usable(userid, now_unix)
+            && self
+                .users
+                .get(userid)
+                .and_then(|u| u.password_hash.as_ref())
+                .is_some_and(|h| *h == hash_password(userid, password))
     }
 
     /// Checks `USER@REALM!TOKENID=SECRET`.

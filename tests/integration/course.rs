@@ -229,6 +229,12 @@ fn uplinks_off_and_on_restore_exactly_what_was_cut_also_after_a_sigkill() {
     assert_eq!(after_up, after_kill, "up reconnects nothing `uplinks off` cut");
     cut_by_hand(&sim);
 
+    // A student breaks her stand during the exam; her reset brings it back, still cut.
+    let o = stand(dir.path(), &["reset", "lab3", "--only", "ivanov@pve", "--output", "json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(nics_of(&sim)["gw-ivanov"], after_kill["gw-ivanov"], "the reset keeps the exam's cut");
+    assert!(vms_of(&sim)["gw-ivanov"].1, "and the gateway runs again");
+
     // `on` reconnects exactly the ten, not smirnov's NIC, and clears the markers.
     let o = stand(dir.path(), &["uplinks", "on", "lab3", "--output", "json"], &env);
     assert!(o.status.success(), "{}", text(&o));
@@ -258,4 +264,134 @@ fn power_and_snapshot_over_https() {
             if v.config["name"].starts_with("gw-") { vec!["exam", "start"] } else { vec!["start"] };
         assert_eq!(names, expected, "{}", v.config["name"]);
     }
+}
+
+/// `user → password` from a credentials sheet.
+fn passwords(sheet: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(sheet).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').collect::<Vec<_>>().get(..2).map(|f| (f[0].into(), f[1].into())))
+        .collect()
+}
+
+/// Whether `user` can log in (`POST /access/ticket`) over HTTPS.
+fn logs_in(rt: &tokio::runtime::Runtime, server: &stand::sim::RunningServer, user: &str, password: &str) -> bool {
+    use stand::pve::{ClientOptions, Credentials, PveClient, PveExt, Secret, TlsMode};
+    let creds = Credentials::Password { user: user.into(), password: Secret::new(password) };
+    let tls = TlsMode::Pinned(server.fingerprint.clone());
+    let pve = PveClient::new(&server.url, creds, &tls, ClientOptions::default()).unwrap();
+    rt.block_on(pve.version()).is_ok()
+}
+
+#[test]
+fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_labs() {
+    let (sim, rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = token_env(&server);
+    let script = |lab: &str, students: &str, expires: &str| {
+        let settings = if expires.is_empty() { String::new() } else { format!("expires: \"{expires}\"") };
+        let body = format!(
+            "lab(#{{ {settings} }});\nfor u in [{students}] {{ let user = create_user(u); place_balanced(user); \
+             clone(user, #{{ template: \"debian-12\", name: \"pc\", nets: [alias(user, \"lan\")], memory: 512 }}); }}\n"
+        );
+        std::fs::write(d.join(format!("{lab}.rhai")), body).unwrap();
+    };
+    let expire_of = |user: &str| sim.state().users[user].expire;
+    let day = |d: &str| stand::plan::expiry::account_expire(stand::plan::expiry::parse(d).unwrap());
+
+    script("exam", "\"иванов@pve\", \"petrova@pve\"", "2099-06-30");
+    assert!(stand(d, &["up", "exam.rhai", "-q"], &env).status.success());
+    assert_eq!((expire_of("иванов@pve"), expire_of("petrova@pve")), (day("2099-06-30"), day("2099-06-30")));
+    // petrova also takes a course without a last day: her account no longer expires.
+    script("keep", "\"petrova@pve\"", "");
+    assert!(stand(d, &["up", "keep.rhai", "-q"], &env).status.success());
+    assert_eq!(expire_of("petrova@pve"), 0);
+    let o = stand(d, &["status", "--output", "json"], &env);
+    assert_eq!(
+        json(&o)["labs"],
+        serde_json::json!([{ "lab": "exam", "expires": "2099-06-30", "expired": false }, { "lab": "keep", "expires": null, "expired": false }])
+    );
+    let ivanov = passwords(&d.join("exam-credentials.csv"))["иванов@pve"].clone();
+    assert!(logs_in(&rt, &server, "иванов@pve", &ivanov));
+    assert!(stand(d, &["down", "--expired"], &env).status.success());
+    assert_eq!(sim.state().users.len(), 3, "nothing is past its day: root and the two students stay");
+
+    // The exam is moved into the past: accounts expire, the plan says so, `down --expired`
+    // removes that lab and nothing of the other.
+    script("exam", "\"иванов@pve\", \"petrova@pve\"", "2020-01-31");
+    let o = stand(d, &["up", "exam.rhai"], &env);
+    assert!(o.status.success() && text(&o).contains("last day (2020-01-31) is past"), "{}", text(&o));
+    assert_eq!(expire_of("иванов@pve"), day("2020-01-31"));
+    assert_eq!(expire_of("petrova@pve"), 0, "keep has no last day");
+    assert!(!logs_in(&rt, &server, "иванов@pve", &ivanov), "PVE refuses an expired account");
+    let o = stand(d, &["status"], &env);
+    assert!(text(&o).contains("2020-01-31 (past)"), "{}", text(&o));
+    let keep_before = vms_of_lab(&sim, "keep");
+    let o = stand(d, &["down", "--expired"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(vms_of_lab(&sim, "exam").is_empty());
+    assert_eq!(vms_of_lab(&sim, "keep"), keep_before, "keep is untouched");
+    assert!(!sim.state().users.contains_key("иванов@pve") && sim.state().users.contains_key("petrova@pve"));
+    let o = stand(d, &["down", "--expired"], &env);
+    assert!(text(&o).contains("no lab is past its last day"), "{}", text(&o));
+}
+
+fn vms_of_lab(sim: &Sim, lab: &str) -> Vec<String> {
+    let st = sim.state();
+    st.vms
+        .values()
+        .filter(|v| v.config.get("tags").is_some_and(|t| t.split(';').any(|t| t == format!("lab-{lab}"))))
+        .map(|v| v.config["name"].clone())
+        .collect()
+}
+
+#[test]
+fn the_script_resets_powers_snapshots_and_cuts_uplinks_as_steps_of_its_graph() {
+    let (sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = token_env(&server);
+    assert!(stand(d, &["up", &lab3(), "-q"], &env).status.success());
+    let gw = vmid(&sim, "gw-ivanov");
+    sim.state().vms.get_mut(&gw).unwrap().config.insert("memory".into(), "4096".into());
+    let script = "lab(#{ name: \"lab3\" });\nreset(\"ivanov@pve\");\npower(\"petrova@pve\", \"off\");\n\
+                  snapshot(\"petrova@pve\", \"before-exam\");\nuplinks(\"sidorov@pve\", \"off\");\n";
+    std::fs::write(d.join("week2.rhai"), script).unwrap();
+
+    let o = stand(d, &["plan", "week2.rhai"], &env);
+    let plan = text(&o);
+    for line in [
+        "~ reset  3000 gw-ivanov: back to start, start",
+        "~ power  3004 gw-petrova: stop",
+        "+ snap   3007 admin-petrova: before-exam",
+        "~ uplink 3008 gw-sidorov: cut net1",
+    ] {
+        assert!(plan.contains(line), "plan lists `{line}`:\n{plan}");
+    }
+    let o = stand(d, &["up", "week2.rhai", "--output", "json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(json(&o)["report"]["course_actions"], 4 + 4 + 1);
+    assert_eq!(json(&o)["report"]["snapshots_taken"], 4);
+    let vms = vms_of(&sim);
+    assert_eq!(vms["gw-ivanov"].0["memory"], "1024", "reset to the baseline");
+    assert!(vms.iter().filter(|(n, _)| n.ends_with("-petrova")).all(|(_, (_, running))| !running));
+    let web = vmid(&sim, "web-petrova");
+    assert!(sim.state().vms[&web].snapshots.contains_key("before-exam"));
+    assert_eq!(nics_of(&sim)["gw-sidorov"].1, "net1");
+
+    let o = stand(d, &["run", "week2.rhai"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = stand(d, &["plan", "week2.rhai"], &env);
+    assert!(!text(&o).contains("~ power"), "petrova's VMs are off already: {}", text(&o));
+    let bad = "lab(#{ name: \"lab3\" });\npower(\"nobody@pve\", \"off\");\n";
+    std::fs::write(d.join("bad.rhai"), bad).unwrap();
+    let o = stand(d, &["plan", "bad.rhai"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("'nobody@pve' has no stand in lab lab3") && text(&o).contains("bad.rhai:2"),
+        "{}",
+        text(&o)
+    );
 }

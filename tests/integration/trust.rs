@@ -158,7 +158,7 @@ fn a_token_cannot_reset_passwords_and_the_credentials_file_stays_true() {
     for row in after.lines().skip(1) {
         let mut f = row.split(',');
         let (user, password) = (f.next().unwrap(), f.next().unwrap());
-        assert!(sim.state().verify_password(user, password), "{user}'s password in the file works");
+        assert!(sim.state().verify_password(user, password, 0), "{user}'s password in the file works");
     }
 }
 
@@ -472,7 +472,7 @@ fn every_commands_json_has_the_documented_keys() {
         assert!(up["report"].get(k).is_some(), "report.{k}");
     }
     let status = run(&["status"]);
-    assert_eq!(keys(&status), ["nodes", "simulated", "stands"]);
+    assert_eq!(keys(&status), ["labs", "nodes", "simulated", "stands"]);
     let doctor = run(&["doctor"]);
     assert_eq!(keys(&doctor), ["checks", "ok", "simulated"]);
     assert_eq!(keys(&doctor["checks"][0]), ["detail", "fix", "name", "verdict"]);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::apply::pending::foreign_pending;
+use crate::plan::course_ops::{self, StandVm, stand_vms};
 use crate::plan::{Action, ActionGraph, BridgePlan, LabSettings, Marker, Plan, Snapshot, VmRef};
 use crate::pve::Secret;
 
@@ -17,6 +18,9 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
     let group_step = group
         .filter(|gp| !gp.exists)
         .map(|gp| g.add(Action::CreateGroup { groupid: gp.groupid.clone(), comment: gp.comment.clone() }, Vec::new()));
+    if let Some(gp) = group.filter(|gp| gp.exists && gp.comment_update) {
+        g.add(Action::MarkGroup { groupid: gp.groupid.clone(), comment: gp.comment.clone() }, Vec::new());
+    }
     let waits_group: Vec<usize> = group_step.into_iter().collect();
     let mut user_steps: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pool_steps: BTreeMap<&str, usize> = BTreeMap::new();
@@ -27,14 +31,16 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
                 userid: u.userid.clone(),
                 comment: u.comment.clone(),
                 group: group.map(|gp| gp.groupid.clone()),
+                expire: u.expire,
                 password,
             };
             Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
-        } else if u.comment_update || (group.is_some() && !u.in_group) || password.is_some() {
+        } else if u.comment_update || u.expire_update || (group.is_some() && !u.in_group) || password.is_some() {
             let a = Action::UpdateUser {
                 userid: u.userid.clone(),
                 comment: u.comment_update.then(|| u.comment.clone()),
                 join_group: group.filter(|_| !u.in_group).map(|gp| gp.groupid.clone()),
+                expire: u.expire_update.then_some(u.expire),
                 password,
             };
             Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
@@ -112,6 +118,8 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
             }
         }
     }
+    // Each VM's last deployment step: a course operation on it comes after.
+    let mut last: BTreeMap<u32, usize> = BTreeMap::new();
     for vm in &plan.vms {
         let boxed = || Box::new(vm.clone());
         let clone =
@@ -132,11 +140,29 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
             }
             _ => None,
         };
-        if vm.start {
+        let start = vm.start.then(|| {
             let network = network_steps.get(vm.node.as_str()).copied();
             let after = std::iter::once(configure).chain(network).collect();
-            g.add_edges(Action::StartVm { vm: boxed() }, after, Vec::new(), baseline.into_iter().collect());
-        }
+            g.add_edges(Action::StartVm { vm: boxed() }, after, Vec::new(), baseline.into_iter().collect())
+        });
+        last.insert(vm.vmid, start.or(baseline).unwrap_or(configure));
+    }
+    // The script's course operations, in its order, each VM's after its previous step.
+    for (vmid, action) in course_actions(plan, snap) {
+        let step = g.add(action, last.get(&vmid).copied().into_iter().collect());
+        last.insert(vmid, step);
     }
     g
+}
+
+/// The actions of the script's course operations (`reset`, `power`, ...), in its order,
+/// each with its VM.
+pub fn course_actions(plan: &Plan, snap: &Snapshot) -> Vec<(u32, Action)> {
+    let mut stands: BTreeMap<&str, Vec<StandVm>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for op in &plan.course {
+        let vms = stands.entry(op.user()).or_insert_with(|| stand_vms(plan, snap, op.user()));
+        out.extend(course_ops::actions(op, vms));
+    }
+    out
 }

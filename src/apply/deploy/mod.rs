@@ -8,7 +8,7 @@ mod network;
 mod progress;
 mod vm;
 
-pub use graph::deploy_graph;
+pub use graph::{course_actions, deploy_graph};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +18,7 @@ use crate::apply::act::{ActError, Done, reload_network};
 use crate::apply::options::ApplyOptions;
 use crate::apply::report::{ApplyReport, Cause, Credential, Failure};
 use crate::apply::runner::{OnEnd, Outcome, Perform, run_with};
-use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot, VmRef};
+use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot};
 use crate::pve::{ApiRequest, Pve, PveExt, Secret};
 
 use crate::apply::retry::repeatable;
@@ -98,18 +98,28 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
             ctx.group_ok.store(true, Ordering::SeqCst);
             Ok(Done::Changed)
         }
-        Action::CreateUser { userid, comment, group, password } => {
+        Action::MarkGroup { groupid, comment } => {
+            let req = ApiRequest::put(format!("/access/groups/{groupid}")).param("comment", comment);
+            ctx.retry(repeatable, |_| pve.exec(req.clone()))
+                .await
+                .map_err(|e| ActError::new(e, "check Group.Allocate on /access/groups; re-run `stand up`"))?;
+            Ok(Done::Changed)
+        }
+        Action::CreateUser { userid, comment, group, expire, password } => {
             let group = group.as_deref().filter(|_| ctx.group_ok.load(Ordering::SeqCst));
             let password = password.as_ref().map(Secret::expose);
-            ctx.create(|| pve.create_user_in(userid, password, Some(comment), group)).await.map_err(|e| {
+            ctx.create(|| pve.create_user_in(userid, password, Some(comment), group, *expire)).await.map_err(|e| {
                 ActError::new(e, "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`")
             })?;
             ctx.count(|r| r.users_created += 1);
             Ok(Done::Changed)
         }
-        Action::UpdateUser { userid, comment, join_group, password } => {
-            if let Some(c) = comment {
-                let req = ApiRequest::put(format!("/access/users/{userid}")).param("comment", c);
+        Action::UpdateUser { userid, comment, join_group, expire, password } => {
+            if comment.is_some() || expire.is_some() {
+                let mut req = ApiRequest::put(format!("/access/users/{userid}")).opt("comment", comment.as_deref());
+                if let Some(e) = expire {
+                    req = req.param("expire", e.to_string());
+                }
                 ctx.retry(repeatable, |_| pve.exec(req.clone()))
                     .await
                     .map_err(|e| ActError::new(e, "re-run `stand up`"))?;
@@ -210,12 +220,18 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
             ctx.count(|r| r.vms_started += 1);
             Ok(Done::Changed)
         }
-        Action::SnapshotVm { vm, name, description } => {
-            // The baseline of a VM cloned under another VMID than planned goes to that one.
-            let vm = VmRef { vmid: ctx.vmid(vm.vmid), ..vm.clone() };
-            let action = Action::SnapshotVm { vm, name: name.clone(), description: description.clone() };
+        course if course.vm_ref().is_some() => {
+            // The baseline (or a script's reset, power, ...) of a VM cloned under another
+            // VMID than planned goes to that one.
+            let mut action = course.clone();
+            if let Some(vm) = action.vm_ref_mut() {
+                vm.vmid = ctx.vmid(vm.vmid);
+            }
             let done = super::act::perform(&*ctx.pve, &action, &ctx.opts).await?;
-            ctx.count(|r| r.snapshots_taken += 1);
+            if matches!(action, Action::SnapshotVm { .. }) && done == Done::Changed {
+                ctx.count(|r| r.snapshots_taken += 1);
+            }
+            ctx.count(|r| r.course_actions += usize::from(!matches!(action, Action::SnapshotVm { .. })));
             Ok(done)
         }
         removal => {

@@ -5,6 +5,7 @@
 
 mod network;
 mod placement;
+mod quota;
 mod users;
 mod vms;
 
@@ -14,6 +15,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::course_ops::CourseOp;
 use super::marker::Marker;
 use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};
 use super::names::valid_lab_name;
@@ -125,11 +127,15 @@ pub struct Planner {
     /// Per node, memory (bytes) of the planned VMs that will run; per stand too.
     planned_running: BTreeMap<String, u64>,
     stand_running: BTreeMap<String, u64>,
+    /// Per stand, what its planned VMs take (against the lab's quota).
+    stand_usage: BTreeMap<String, quota::Usage>,
     overcommit_override: Option<f64>,
     stands_on: BTreeMap<String, usize>,
     reset_passwords: bool,
     /// New VMs on storage that cannot take the lab's baseline snapshot.
     no_baseline: Vec<String>,
+    /// Course operations the script asked for, in order.
+    course: Vec<CourseOp>,
 }
 
 impl Planner {
@@ -157,10 +163,12 @@ impl Planner {
             planned_mem: BTreeMap::new(),
             planned_running: BTreeMap::new(),
             stand_running: BTreeMap::new(),
+            stand_usage: BTreeMap::new(),
             overcommit_override: None,
             stands_on: BTreeMap::new(),
             reset_passwords: false,
             no_baseline: Vec::new(),
+            course: Vec::new(),
         })
     }
 
@@ -224,6 +232,30 @@ impl Planner {
             .ok_or_else(|| invalid(format!("user '{userid}' has no stand yet: call create_user(\"{userid}\") first")))
     }
 
+    /// Records a course operation on a stand: a student of this script, or of the lab on
+    /// the cluster.
+    pub fn record(&mut self, op: CourseOp) -> Result<(), PlanError> {
+        let user = op.user();
+        let known = self.users.iter().any(|u| u.userid == user) || self.snap.students(self.lab()).contains(user);
+        if !known {
+            let mut students: Vec<String> = self.users.iter().map(|u| u.userid.clone()).collect();
+            students.extend(self.snap.students(self.lab()));
+            students.sort();
+            students.dedup();
+            return Err(invalid(format!(
+                "'{user}' has no stand in lab {}: {}",
+                self.lab(),
+                if students.is_empty() {
+                    "it has no students yet".to_string()
+                } else {
+                    format!("its students: {}", students.join(", "))
+                }
+            )));
+        }
+        self.course.push(op);
+        Ok(())
+    }
+
     /// The lab's group of students: `<lab>-students`.
     pub fn group_id(&self) -> String {
         format!("{}-students", self.lab())
@@ -250,9 +282,16 @@ impl Planner {
     /// The plan so far.
     pub fn plan(&self) -> Plan {
         let groupid = self.group_id();
+        let mut marker = Marker::new(&[("lab", self.lab())]);
+        if let Some(date) = &self.settings.expires {
+            marker.set("expires", date);
+        }
+        let existing = self.snap.groups.iter().find(|g| g.groupid == groupid);
         let group = (!self.users.is_empty()).then(|| GroupPlan {
-            exists: self.snap.groups.iter().any(|g| g.groupid == groupid),
-            comment: Marker::new(&[("lab", self.lab())]).to_string(),
+            exists: existing.is_some(),
+            comment_update: existing
+                .is_some_and(|g| g.comment.as_deref().and_then(Marker::parse).as_ref() != Some(&marker)),
+            comment: marker.to_string(),
             groupid,
         });
         Plan {
@@ -262,6 +301,7 @@ impl Planner {
             bridges: self.bridges.clone(),
             vms: self.vms.clone(),
             warnings: Vec::new(),
+            course: self.course.clone(),
         }
     }
 }

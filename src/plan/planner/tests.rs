@@ -122,3 +122,32 @@ fn a_fresh_plan_diffs_to_creations_only() {
     assert!(diff.changes.iter().all(|c| c.kind == ChangeKind::Create), "{:?}", diff.changes);
     assert_eq!(diff.count(ChangeKind::Create), 1 + 2 * 3 + 2, "group; user, pool, ACL each; two VMs");
 }
+
+#[test]
+fn a_quota_refuses_the_clone_that_exceeds_it_naming_student_and_limit() {
+    let mut p = Planner::new(cluster(0), "lab").unwrap();
+    let mut settings = p.settings().clone();
+    settings.quota = Some(crate::plan::Quota { vms: Some(2), memory_gib: Some(3.0), cores: None });
+    p.set_settings(settings).unwrap();
+    p.add_user("ivanov@pve").unwrap();
+    p.place_balanced("ivanov@pve", None).unwrap();
+    p.clone_vm("ivanov@pve", spec("gw", 1024, true)).unwrap();
+    let err = p.clone_vm("ivanov@pve", spec("web", 3072, true)).unwrap_err().to_string();
+    assert!(err.contains("ivanov@pve's stand would have 4.0 GiB of memory with 'web'"), "{err}");
+    assert!(err.contains("quota of 3 GiB") && err.contains("memory_gib"), "{err}");
+    p.clone_vm("ivanov@pve", spec("web", 1024, true)).unwrap();
+    let err = p.clone_vm("ivanov@pve", spec("pc", 512, true)).unwrap_err().to_string();
+    assert!(err.contains("3 VMs") && err.contains("quota of 2 VMs"), "{err}");
+}
+
+#[test]
+fn expiry_is_in_the_group_marker_and_the_accounts_expire_after_the_last_day() {
+    let mut p = Planner::new(cluster(0), "lab").unwrap();
+    let mut settings = p.settings().clone();
+    settings.expires = Some("2026-12-31".into());
+    p.set_settings(settings).unwrap();
+    p.add_user("ivanov@pve").unwrap();
+    let plan = p.finish().unwrap();
+    assert_eq!(plan.group.unwrap().comment, "stand: expires=2026-12-31 lab=lab");
+    assert_eq!(plan.users[0].expire, 1_798_761_600, "2027-01-01T00:00:00Z");
+}

@@ -78,6 +78,13 @@ impl Planner {
             .iter()
             .any(|a| a.path == format!("/pool/{pool}") && a.ugid == userid && a.roleid == self.settings.role);
         let new_password = !exists || (self.reset_passwords && ours);
+        // The account lasts as long as the last of its labs (never, if one has no date).
+        let other_labs = owner.map(Owner::labs).unwrap_or_default();
+        let other_dates: Vec<Option<String>> =
+            other_labs.iter().filter(|l| **l != lab).map(|l| self.snap.lab_expires(l)).collect();
+        let expire = crate::plan::expiry::account_expire_of(
+            other_dates.iter().map(Option::as_deref).chain([self.settings.expires.as_deref()]),
+        );
         let user = UserPlan {
             userid: userid.to_string(),
             name: name.to_string(),
@@ -93,6 +100,8 @@ impl Planner {
             acl_exists,
             sdn_acls: Vec::new(),
             in_group: existing.is_some_and(|u| u.groups.contains(&self.group_id())),
+            expire: if ours { expire } else { existing.map(|u| u.expire).unwrap_or(0) },
+            expire_update: ours && existing.is_some_and(|u| u.expire != expire),
             teacher_acl: self.settings.teacher.clone().filter(|t| {
                 !self
                     .snap

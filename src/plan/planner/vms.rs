@@ -151,6 +151,10 @@ impl Planner {
         }
         let tpl_mem = tpl.config.as_ref().and_then(|c| c.memory_mib()).unwrap_or(tpl.maxmem >> 20);
         let memory_mib = spec.memory.unwrap_or(tpl_mem);
+        let tpl_number = |k: &str| tpl.config.as_ref().and_then(|c| c.get(k)).and_then(|x| x.parse::<u64>().ok());
+        let cores =
+            spec.cores.map(u64::from).or_else(|| tpl_number("cores")).unwrap_or(1) * tpl_number("sockets").unwrap_or(1);
+        self.take_quota(userid, &spec.name, memory_mib, cores)?;
         let vmid = match &existing {
             Some(e) => e.vmid,
             None => {

@@ -5,11 +5,21 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
 
 use super::{ApiContext, Res, fail, plan_err};
-use crate::plan::LabSettings;
+use crate::plan::{LabSettings, Quota};
 
 fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabSettings> {
-    const KEYS: &[&str] =
-        &["name", "vmid_range", "bridge_base", "password_length", "role", "teacher", "overcommit", "snapshot"];
+    const KEYS: &[&str] = &[
+        "name",
+        "vmid_range",
+        "bridge_base",
+        "password_length",
+        "role",
+        "teacher",
+        "overcommit",
+        "snapshot",
+        "expires",
+        "quota",
+    ];
     let mut s = cur.clone();
     for (k, v) in m {
         match k.as_str() {
@@ -48,10 +58,38 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
                     _ => return fail(ctx, "lab: `snapshot` must be true, false or a snapshot name such as \"start\""),
                 }
             }
+            "expires" => {
+                let text = v.to_string();
+                crate::plan::expiry::parse(&text).or_else(|e| fail(ctx, format!("lab: `expires`: {e}")))?;
+                s.expires = Some(text);
+            }
+            "quota" => s.quota = Some(quota(ctx, v)?),
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
         }
     }
     Ok(s)
+}
+
+/// `quota: #{ vms: 6, memory_gib: 16, cores: 8 }`: each limit optional, each positive.
+fn quota(ctx: &NativeCallContext, v: &Dynamic) -> Res<Quota> {
+    const KEYS: &[&str] = &["vms", "memory_gib", "cores"];
+    let Some(m) = v.read_lock::<Map>() else {
+        return fail(ctx, "lab: `quota` must be a map such as #{ vms: 6, memory_gib: 16, cores: 8 }");
+    };
+    let mut q = Quota::default();
+    for (k, v) in m.iter() {
+        let number = v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)).filter(|n| *n > 0.0);
+        let Some(n) = number else {
+            return fail(ctx, format!("lab: `quota.{k}` must be a positive number, got {v}"));
+        };
+        match k.as_str() {
+            "vms" => q.vms = Some(n as u64),
+            "memory_gib" => q.memory_gib = Some(n),
+            "cores" => q.cores = Some(n as u64),
+            other => return fail(ctx, format!("lab: unknown quota `{other}`; valid: {}", KEYS.join(", "))),
+        }
+    }
+    Ok(q)
 }
 
 const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user`, `alias` or `clone`.
@@ -62,10 +100,15 @@ const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user
 /// pool, `PVEVMAdmin`), `teacher` (an existing user who gets that role on every stand's pool),
 /// `overcommit` (memory running guests may take, as a multiple of a node's RAM, 1.0),
 /// `snapshot` (the snapshot `up` takes of each VM it makes, before the first start, that
-/// `stand reset` goes back to: `"start"` by default, another name, or `false` for none).
+/// `stand reset` goes back to: `"start"` by default, another name, or `false` for none),
+/// `expires` (the lab's last day, `"YYYY-MM-DD"`, UTC: the students' accounts expire after
+/// it, `stand status` shows it, `stand down --expired` removes the lab), `quota` (what one
+/// stand may take: `#{ vms: 6, memory_gib: 16, cores: 8 }`, any of them; a `clone` beyond
+/// it is an error naming the student and the limit).
 ///
 /// ```rhai
 /// lab(#{ vmid_range: [3000, 3999], teacher: "teacher@pve", overcommit: 1.5 });
+/// lab(#{ expires: "2026-12-31", quota: #{ vms: 6, memory_gib: 16, cores: 8 } });
 /// ```"#;
 
 /// Registers `lab`.

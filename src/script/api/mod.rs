@@ -3,6 +3,7 @@
 //! an example: `stand docs`, the REPL's `:help` and its completion read them back.
 
 mod clone;
+mod course;
 mod data;
 mod lab;
 mod network;
@@ -79,6 +80,10 @@ pub(super) const ORDER: &[&str] = &[
     "ensure_bridge",
     "alias",
     "clone",
+    "reset",
+    "power",
+    "snapshot",
+    "uplinks",
     "nodes",
     "vms",
     "templates",
@@ -99,6 +104,7 @@ pub fn register(engine: &mut Engine, api: Arc<ApiContext>) {
     placement::register(engine, &api);
     network::register(engine, &api);
     clone::register(engine, &api);
+    course::register(engine, &api);
     queries::register(engine, &api);
     data::register(engine, &api);
 }

@@ -21,11 +21,12 @@ pub(super) fn ticket(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     }
     let password = ctx.param("password").unwrap_or_default();
     let now = ctx.st.unix(ctx.now);
-    if let Some(user) = ctx.st.verify_ticket(password, now).filter(|u| *u == username) {
+    if let Some(user) = ctx.st.verify_ticket(password, now).filter(|u| *u == username && ctx.st.account_usable(u, now))
+    {
         // Renewal: a valid ticket is accepted as the password.
         return Ok(ticket_reply(ctx, &user, now));
     }
-    if !ctx.st.verify_password(&username, password) {
+    if !ctx.st.verify_password(&username, password, now) {
         return Err(ApiFailure::new(401, "authentication failure"));
     }
     Ok(ticket_reply(ctx, &username, now))
@@ -402,6 +403,21 @@ pub(super) fn create_group(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     }
     let comment = ctx.param("comment").map(str::to_string);
     ctx.st.groups.insert(g, Group { comment });
+    Ok(Value::Null.into())
+}
+
+/// `PUT /access/groups/{groupid}`: the comment (pve-access-control `update_group`:
+/// `Group.Allocate` on `/access/groups`, "group '..' does not exist").
+pub(super) fn update_group(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    let g = ctx.var("groupid").to_string();
+    ctx.st.check(&ctx.who, "/access/groups", &["Group.Allocate"])?;
+    let comment = ctx.param("comment").map(str::to_string);
+    let Some(group) = ctx.st.groups.get_mut(&g) else {
+        return Err(ApiFailure::internal(format!("group '{g}' does not exist")));
+    };
+    if comment.is_some() {
+        group.comment = comment;
+    }
     Ok(Value::Null.into())
 }
 

@@ -76,6 +76,7 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Get, "/access/roles") => access::roles(ctx),
         (Get, "/access/groups") => access::groups(ctx),
         (Post, "/access/groups") => access::create_group(ctx),
+        (Put, "/access/groups/{groupid}") => access::update_group(ctx),
         (Delete, "/access/groups/{groupid}") => access::delete_group(ctx),
 
         (Get, "/pools") => pools::list(ctx),
