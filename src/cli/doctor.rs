@@ -370,6 +370,42 @@ fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
 }
 
 /// `stand doctor [LAB.rhai]`.
+/// Whether `stand reset` will have a baseline to go back to: each new VM's storage must
+/// take snapshots (not thick LVM, not raw files).
+fn baseline_check(plan: &crate::plan::Plan) -> Check {
+    let Some(name) = plan.lab.as_ref().and_then(|l| l.baseline.clone()) else {
+        return row(
+            "snapshots",
+            Verdict::Ok,
+            "the lab takes no baseline (snapshot: false): `stand reset` needs --to",
+            "",
+        );
+    };
+    let new: Vec<&crate::plan::VmPlan> = plan.vms.iter().filter(|v| !v.exists).collect();
+    let without: Vec<&str> = new.iter().filter(|v| v.baseline.is_none()).map(|v| v.name.as_str()).collect();
+    if without.is_empty() {
+        return row(
+            "snapshots",
+            Verdict::Ok,
+            format!("each new VM ({}) gets snapshot '{name}' before its first start", new.len()),
+            "",
+        );
+    }
+    let shown: Vec<&str> = without.iter().take(5).copied().collect();
+    row(
+        "snapshots",
+        Verdict::Warn,
+        format!(
+            "{} of {} new VMs cannot take snapshot '{name}' (thick LVM or raw files): {}{}",
+            without.len(),
+            new.len(),
+            shown.join(", "),
+            if without.len() > shown.len() { ", ..." } else { "" }
+        ),
+        "clone them to a storage with snapshots (`storage` in clone: LVM-thin, ZFS, Ceph, qcow2), or set lab(#{ snapshot: false })",
+    )
+}
+
 pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::Result<u8> {
     let mut checks = Vec::new();
     if connection_checks(cluster, &mut checks).await {
@@ -399,6 +435,9 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                                 ""
                             },
                         ));
+                    }
+                    if let Ok(plan) = &plan {
+                        checks.push(baseline_check(plan));
                     }
                     checks.push(match plan {
                         Ok(plan) => row(

@@ -241,3 +241,30 @@ fn status_watch_refreshes_until_stopped() {
     assert!(text.matches("no labs deployed by stand").count() >= 2, "refreshed:\n{text}");
     assert!(text.contains("lab1 "), "the watch saw the other command's lab:\n{text}");
 }
+
+#[test]
+fn doctor_names_the_vms_whose_storage_cannot_take_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = "nodes: [{name: pve1, memory_gib: 64}]\n\
+        storages: [{id: thick, type: lvm, content: [images]}, {id: thin, type: lvmthin, content: [images]}]\n\
+        bridges: [{iface: vmbr0}]\n\
+        templates: [{vmid: 100, name: deb, node: pve1, storage: thin, memory: 512}]\n";
+    std::fs::write(dir.path().join("thick.yaml"), fixture).unwrap();
+    let lab = "lab(#{ vmid_range: [200, 299] });\nlet u = create_user(\"ivanov@pve\");\nplace(u, \"pve1\");\n\
+        clone(u, #{ template: \"deb\", name: \"a\", full: true, storage: \"thick\" });\n\
+        clone(u, #{ template: \"deb\", name: \"b\" });\n";
+    std::fs::write(dir.path().join("snaps.rhai"), lab).unwrap();
+    let out = stand(dir.path(), &["doctor", "snaps.rhai", "--sim=thick.yaml", "--output", "json"], &[]);
+    let all = checks(&out);
+    let snapshots = row(&all, "snapshots");
+    assert_eq!(snapshots["verdict"], "warn", "{all:#?}");
+    assert!(
+        snapshots["detail"].as_str().unwrap().contains("1 of 2 new VMs cannot take snapshot 'start'"),
+        "{snapshots}"
+    );
+    assert!(snapshots["detail"].as_str().unwrap().contains("a-ivanov"), "{snapshots}");
+    let fixed = lab.replace("lab(#{ vmid_range: [200, 299] })", "lab(#{ vmid_range: [200, 299], snapshot: false })");
+    std::fs::write(dir.path().join("snaps.rhai"), fixed).unwrap();
+    let all = checks(&stand(dir.path(), &["doctor", "snaps.rhai", "--sim=thick.yaml", "--output", "json"], &[]));
+    assert_eq!(row(&all, "snapshots")["verdict"], "ok");
+}
