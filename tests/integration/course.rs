@@ -304,19 +304,26 @@ fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_l
     script("exam", "\"иванов@pve\", \"petrova@pve\"", "2099-06-30");
     assert!(stand(d, &["up", "exam.rhai", "-q"], &env).status.success());
     assert_eq!((expire_of("иванов@pve"), expire_of("petrova@pve")), (day("2099-06-30"), day("2099-06-30")));
-    // petrova also takes a course without a last day: her account no longer expires.
-    script("keep", "\"petrova@pve\"", "");
+    // petrova also takes a course that ends earlier: her account lasts until the later day.
+    script("keep", "\"petrova@pve\"", "2099-01-31");
     assert!(stand(d, &["up", "keep.rhai", "-q"], &env).status.success());
-    assert_eq!(expire_of("petrova@pve"), 0);
+    assert_eq!(expire_of("petrova@pve"), day("2099-06-30"));
     let o = stand(d, &["status", "--output", "json"], &env);
     assert_eq!(
         json(&o)["labs"],
-        serde_json::json!([{ "lab": "exam", "expires": "2099-06-30", "expired": false }, { "lab": "keep", "expires": null, "expired": false }])
+        serde_json::json!([{ "lab": "exam", "expires": "2099-06-30", "expired": false }, { "lab": "keep", "expires": "2099-01-31", "expired": false }])
     );
     let ivanov = passwords(&d.join("exam-credentials.csv"))["иванов@pve"].clone();
     assert!(logs_in(&rt, &server, "иванов@pve", &ivanov));
     assert!(stand(d, &["down", "--expired"], &env).status.success());
     assert_eq!(sim.state().users.len(), 3, "nothing is past its day: root and the two students stay");
+    // Without the exam, petrova's account ends with the lab she keeps.
+    assert!(stand(d, &["down", "exam"], &env).status.success());
+    assert_eq!(expire_of("petrova@pve"), day("2099-01-31"));
+    script("exam", "\"иванов@pve\", \"petrova@pve\"", "2099-06-30");
+    let o = stand(d, &["up", "exam.rhai", "-q"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let ivanov = passwords(&d.join("exam-credentials.csv"))["иванов@pve"].clone();
 
     // The exam is moved into the past: accounts expire, the plan says so, `down --expired`
     // removes that lab and nothing of the other.
@@ -324,7 +331,7 @@ fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_l
     let o = stand(d, &["up", "exam.rhai"], &env);
     assert!(o.status.success() && text(&o).contains("last day (2020-01-31) is past"), "{}", text(&o));
     assert_eq!(expire_of("иванов@pve"), day("2020-01-31"));
-    assert_eq!(expire_of("petrova@pve"), 0, "keep has no last day");
+    assert_eq!(expire_of("petrova@pve"), day("2099-01-31"), "keep's day is now the later one");
     assert!(!logs_in(&rt, &server, "иванов@pve", &ivanov), "PVE refuses an expired account");
     let o = stand(d, &["status"], &env);
     assert!(text(&o).contains("2020-01-31 (past)"), "{}", text(&o));
