@@ -60,17 +60,40 @@ pub async fn down_expired(cluster: &Cluster, dry_run: bool) -> anyhow::Result<u8
         return Ok(exit::OK);
     }
     let mut code = exit::OK;
+    let mut reports = Vec::new();
     for (lab, day) in &expired {
         if cluster.output == Output::Text {
             crate::errln!("lab {lab}: its last day was {day}");
         }
-        code = code.max(down(cluster, lab, &[], dry_run).await?);
+        code = code.max(down_into(cluster, lab, &[], dry_run, Some(&mut reports)).await?);
+    }
+    if cluster.output == Output::Json {
+        crate::outln!("{}", json!({ "simulated": cluster.simulated(), "expired": reports }));
     }
     Ok(code)
 }
 
+/// Prints a JSON report, or keeps it in `sink` (one document for several labs).
+fn emit(report: serde_json::Value, sink: &mut Option<&mut Vec<serde_json::Value>>) {
+    match sink {
+        Some(all) => all.push(report),
+        None => crate::outln!("{report}"),
+    }
+}
+
 /// `stand down LAB.rhai|LAB [--only USER..] [--dry-run]`.
 pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) -> anyhow::Result<u8> {
+    down_into(cluster, arg, only, dry_run, None).await
+}
+
+/// `down`, its JSON report printed or kept in `sink`.
+async fn down_into(
+    cluster: &Cluster,
+    arg: &str,
+    only: &[String],
+    dry_run: bool,
+    mut sink: Option<&mut Vec<serde_json::Value>>,
+) -> anyhow::Result<u8> {
     let mut snap = (*snapshot(cluster).await?).clone();
     let name = lab_of(arg, &snap);
     check_exists(&snap, &name, only)?;
@@ -82,9 +105,9 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
     if doomed.is_empty() && doomed.kept_bridges.is_empty() {
         match text {
             true => crate::outln!("lab {name}: nothing of these students carries its marker; nothing to remove"),
-            false => crate::outln!(
-                "{}",
-                json!({ "simulated": cluster.simulated(), "lab": name, "removed": DestroyReport::default(), "kept_bridges": [], "converged": true })
+            false => emit(
+                json!({ "simulated": cluster.simulated(), "lab": name, "removed": DestroyReport::default(), "kept_bridges": [], "converged": true }),
+                &mut sink,
             ),
         }
         return Ok(exit::OK);
@@ -100,9 +123,9 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
             crate::out!("{}", render::action_lines(&graph));
             crate::outln!("dry run: nothing removed");
         } else {
-            crate::outln!(
-                "{}",
-                json!({ "simulated": cluster.simulated(), "lab": name, "dry_run": true, "would_remove": doomed, "actions": graph })
+            emit(
+                json!({ "simulated": cluster.simulated(), "lab": name, "dry_run": true, "would_remove": doomed, "actions": graph }),
+                &mut sink,
             );
         }
         return Ok(exit::OK);
@@ -124,9 +147,9 @@ pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) 
         );
         crate::out!("{}", render::failures(&report.failures));
     } else {
-        crate::outln!(
-            "{}",
-            json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "kept_bridges": doomed.kept_bridges, "converged": ok })
+        emit(
+            json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "kept_bridges": doomed.kept_bridges, "converged": ok }),
+            &mut sink,
         );
     }
     let progress = report.vms + report.bridges + report.pools + report.users;

@@ -336,8 +336,11 @@ fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_l
     let o = stand(d, &["status"], &env);
     assert!(text(&o).contains("2020-01-31 (past)"), "{}", text(&o));
     let keep_before = vms_of_lab(&sim, "keep");
-    let o = stand(d, &["down", "--expired"], &env);
+    let o = stand(d, &["down", "--expired", "--output", "json"], &env);
     assert!(o.status.success(), "{}", text(&o));
+    let expired = json(&o)["expired"].as_array().unwrap().clone();
+    assert_eq!(expired.len(), 1, "one document, one report per expired lab: {expired:?}");
+    assert_eq!((expired[0]["lab"].as_str(), expired[0]["removed"]["vms"].as_u64()), (Some("exam"), Some(2)));
     assert!(vms_of_lab(&sim, "exam").is_empty());
     assert_eq!(vms_of_lab(&sim, "keep"), keep_before, "keep is untouched");
     assert!(!sim.state().users.contains_key("иванов@pve") && sim.state().users.contains_key("petrova@pve"));
