@@ -320,20 +320,7 @@ impl Action {
         }
     }
 
-    /// The VM a course action (snapshot, rollback, power, uplinks) concerns.
-    pub fn vm_ref(&self) -> Option<&VmRef> {
-        match self {
-            Action::SnapshotVm { vm, .. }
-            | Action::RollbackVm { vm, .. }
-            | Action::DeleteSnapshot { vm, .. }
-            | Action::PowerVm { vm, .. }
-            | Action::CutUplinks { vm, .. }
-            | Action::RestoreUplinks { vm, .. } => Some(vm),
-            _ => None,
-        }
-    }
-
-    /// The same, to change.
+    /// The VM a course action (snapshot, rollback, power, uplinks) concerns, to change.
     pub fn vm_ref_mut(&mut self) -> Option<&mut VmRef> {
         match self {
             Action::SnapshotVm { vm, .. }

@@ -8,6 +8,7 @@ use super::action::{Action, ActionGraph, PowerOp, VmRef};
 use super::marker::Marker;
 use super::owner::Owner;
 use super::snapshot::{Snapshot, VmSnap};
+use crate::pve::NetDevice;
 
 /// The snapshots each VM has, by VMID (read at the I/O edge).
 pub type SnapshotLists = BTreeMap<u32, Vec<String>>;
@@ -85,7 +86,7 @@ pub fn reset<'s>(vms: &[&'s VmSnap], to: &str, lists: &SnapshotLists) -> Result<
     }
     let mut g = ActionGraph::default();
     for v in vms {
-        rollback_keeping_cuts(&mut g, vm_ref(v), to, running(v), cut_nics(v), None);
+        rollback_keeping_cuts(&mut g, vm_ref(v), to, running(v), cut_nics(v));
     }
     Ok(g)
 }
@@ -93,19 +94,11 @@ pub fn reset<'s>(vms: &[&'s VmSnap], to: &str, lists: &SnapshotLists) -> Result<
 /// A rollback that keeps an exam's cut uplinks cut: the snapshot's config has them
 /// connected, so a VM with cut NICs is rolled back stopped, cut again, then started.
 /// Returns the VM's last step.
-pub(crate) fn rollback_keeping_cuts(
-    g: &mut ActionGraph,
-    vm: VmRef,
-    to: &str,
-    start: bool,
-    cut: Vec<String>,
-    after: Option<usize>,
-) -> usize {
-    let after: Vec<usize> = after.into_iter().collect();
+pub(crate) fn rollback_keeping_cuts(g: &mut ActionGraph, vm: VmRef, to: &str, start: bool, cut: Vec<String>) -> usize {
     if cut.is_empty() {
-        return g.add(Action::RollbackVm { vm, name: to.to_string(), start }, after);
+        return g.add(Action::RollbackVm { vm, name: to.to_string(), start }, vec![]);
     }
-    let rollback = g.add(Action::RollbackVm { vm: vm.clone(), name: to.to_string(), start: false }, after);
+    let rollback = g.add(Action::RollbackVm { vm: vm.clone(), name: to.to_string(), start: false }, vec![]);
     let recut = g.add(Action::CutUplinks { vm: vm.clone(), nics: cut }, vec![rollback]);
     match start {
         true => g.add(Action::PowerVm { vm, op: PowerOp::Start }, vec![recut]),
@@ -118,12 +111,7 @@ pub(crate) fn rollback_keeping_cuts(
 pub fn power(vms: &[&VmSnap], op: PowerOp) -> ActionGraph {
     let mut g = ActionGraph::default();
     for v in vms {
-        let step = match (op, running(v)) {
-            (PowerOp::Start, false) | (PowerOp::Reboot, false) => Some(PowerOp::Start),
-            (PowerOp::Stop, true) | (PowerOp::Shutdown { .. }, true) | (PowerOp::Reboot, true) => Some(op),
-            _ => None,
-        };
-        if let Some(op) = step {
+        if let Some(op) = power_step(op, running(v)) {
             g.add(Action::PowerVm { vm: vm_ref(v), op }, vec![]);
         }
     }
@@ -163,26 +151,42 @@ pub fn cut_nics(v: &VmSnap) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether a bridge of `node` leads out of the student's stand: anything but a student's
-/// private bridge (`vmbr0`, a bridge from `ensure_bridge`, one `stand` does not know).
-fn shared_bridge(snap: &Snapshot, node: &str, iface: &str) -> bool {
-    !snap
-        .bridges
+/// Whether bridge `iface` of `node` is a student's private bridge on the cluster; every
+/// other bridge (`vmbr0`, one from `ensure_bridge`, one `stand` does not know) leads out
+/// of the stand.
+pub(crate) fn private_bridge(snap: &Snapshot, node: &str, iface: &str) -> bool {
+    snap.bridges
         .get(node)
         .is_some_and(|bs| bs.iter().any(|b| b.iface == iface && matches!(b.owner, Some(Owner::Private { .. }))))
 }
 
-/// Uplinks off: each VM's connected NICs on shared bridges get `link_down=1`. NICs already
-/// down are not the exam's to restore, so they are left out.
+/// The uplinks among `nets`: connected NICs on a bridge that is not `private`. NICs
+/// already down are not the exam's to restore, so they are left out.
+pub(crate) fn uplink_nics(
+    nets: impl IntoIterator<Item = (u32, NetDevice)>,
+    private: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    nets.into_iter()
+        .filter(|(_, d)| !d.link_down && d.bridge.as_deref().is_some_and(|b| !private(b)))
+        .map(|(i, _)| format!("net{i}"))
+        .collect()
+}
+
+/// What `op` does to a VM that runs or not: `start` a stopped one, `stop` or `shutdown` a
+/// running one, `reboot` a running one and start a stopped one; `None` when it is as asked.
+pub(crate) fn power_step(op: PowerOp, running: bool) -> Option<PowerOp> {
+    match (op, running) {
+        (PowerOp::Start | PowerOp::Reboot, false) => Some(PowerOp::Start),
+        (PowerOp::Stop | PowerOp::Shutdown { .. } | PowerOp::Reboot, true) => Some(op),
+        _ => None,
+    }
+}
+
+/// Uplinks off: each VM's uplinks ([`uplink_nics`]) get `link_down=1`.
 pub fn uplinks_off(vms: &[&VmSnap], snap: &Snapshot) -> ActionGraph {
     let mut g = ActionGraph::default();
     for v in vms {
-        let nics: Vec<String> = v
-            .nets()
-            .into_iter()
-            .filter(|(_, d)| !d.link_down && d.bridge.as_deref().is_some_and(|b| shared_bridge(snap, &v.node, b)))
-            .map(|(i, _)| format!("net{i}"))
-            .collect();
+        let nics = uplink_nics(v.nets(), |b| private_bridge(snap, &v.node, b));
         if !nics.is_empty() {
             g.add(Action::CutUplinks { vm: vm_ref(v), nics }, vec![]);
         }

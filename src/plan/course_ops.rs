@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, ActionGraph, PowerOp, VmRef};
-use super::course::{cut_nics, rollback_keeping_cuts};
+use super::course::{cut_nics, power_step, private_bridge, rollback_keeping_cuts, uplink_nics};
 use super::model::Plan;
-use super::owner::Owner;
 use super::snapshot::Snapshot;
 
 /// One operation on a student's stand.
@@ -77,22 +76,13 @@ pub fn stand_vms(plan: &Plan, snap: &Snapshot, user: &str) -> Vec<StandVm> {
     let lab = plan.lab_name();
     let private = |node: &str, iface: &str| {
         plan.bridges.iter().any(|b| b.node == node && b.iface == iface && b.owner.is_some())
-            || snap
-                .bridges
-                .get(node)
-                .is_some_and(|bs| bs.iter().any(|b| b.iface == iface && matches!(b.owner, Some(Owner::Private { .. }))))
+            || private_bridge(snap, node, iface)
     };
     let mut out: BTreeMap<u32, StandVm> = BTreeMap::new();
     for v in plan.vms.iter().filter(|v| v.user == user) {
         let existing = snap.vms.iter().find(|s| s.vmid == v.vmid && v.exists);
-        let uplinks = v
-            .nets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| Some((i, n.as_ref()?.parse::<crate::pve::NetDevice>().ok()?)))
-            .filter(|(_, d)| !d.link_down && d.bridge.as_deref().is_some_and(|b| !private(&v.node, b)))
-            .map(|(i, _)| format!("net{i}"))
-            .collect();
+        let nets = v.nets.iter().enumerate().filter_map(|(i, n)| Some((i as u32, n.as_ref()?.parse().ok()?)));
+        let uplinks = uplink_nics(nets, |b| private(&v.node, b));
         out.insert(
             v.vmid,
             StandVm {
@@ -107,12 +97,7 @@ pub fn stand_vms(plan: &Plan, snap: &Snapshot, user: &str) -> Vec<StandVm> {
         out.entry(s.vmid).or_insert_with(|| StandVm {
             vm: VmRef { node: s.node.clone(), vmid: s.vmid, name: s.name.clone() },
             running: s.status == "running",
-            uplinks: s
-                .nets()
-                .into_iter()
-                .filter(|(_, d)| !d.link_down && d.bridge.as_deref().is_some_and(|b| !private(&s.node, b)))
-                .map(|(i, _)| format!("net{i}"))
-                .collect(),
+            uplinks: uplink_nics(s.nets(), |b| private(&s.node, b)),
             cut: cut_nics(s),
         });
     }
@@ -129,7 +114,7 @@ pub fn actions(op: &CourseOp, vms: &mut [StandVm]) -> Vec<(u32, Action)> {
             CourseOp::Reset { to, .. } => {
                 // As `stand reset`: cut uplinks stay cut (see course::rollback_keeping_cuts).
                 let mut g = ActionGraph::default();
-                rollback_keeping_cuts(&mut g, vm, to, v.running, v.cut.clone(), None);
+                rollback_keeping_cuts(&mut g, vm, to, v.running, v.cut.clone());
                 out.extend(g.steps().iter().map(|s| (v.vm.vmid, s.action.clone())));
                 continue;
             }
@@ -139,11 +124,7 @@ pub fn actions(op: &CourseOp, vms: &mut [StandVm]) -> Vec<(u32, Action)> {
                 description: "stand: snapshot from the lab script".into(),
             }),
             CourseOp::Power { power, .. } => {
-                let step = match (power, v.running) {
-                    (PowerOp::Start | PowerOp::Reboot, false) => Some(PowerOp::Start),
-                    (PowerOp::Stop | PowerOp::Shutdown { .. } | PowerOp::Reboot, true) => Some(*power),
-                    _ => None,
-                };
+                let step = power_step(*power, v.running);
                 if let Some(p) = step {
                     v.running = !matches!(p, PowerOp::Stop | PowerOp::Shutdown { .. });
                 }

@@ -220,23 +220,25 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
             ctx.count(|r| r.vms_started += 1);
             Ok(Done::Changed)
         }
-        course if course.vm_ref().is_some() => {
+        other => {
             // The baseline (or a script's reset, power, ...) of a VM cloned under another
             // VMID than planned goes to that one.
-            let mut action = course.clone();
-            if let Some(vm) = action.vm_ref_mut() {
-                vm.vmid = ctx.vmid(vm.vmid);
-            }
+            let mut action = other.clone();
+            let course = match action.vm_ref_mut() {
+                Some(vm) => {
+                    vm.vmid = ctx.vmid(vm.vmid);
+                    true
+                }
+                None => false,
+            };
             let done = super::act::perform(&*ctx.pve, &action, &ctx.opts).await?;
-            if matches!(action, Action::SnapshotVm { .. }) && done == Done::Changed {
-                ctx.count(|r| r.snapshots_taken += 1);
+            if course && done == Done::Changed {
+                match action {
+                    Action::SnapshotVm { .. } => ctx.count(|r| r.snapshots_taken += 1),
+                    _ => ctx.count(|r| r.course_actions += 1),
+                }
             }
-            ctx.count(|r| r.course_actions += usize::from(!matches!(action, Action::SnapshotVm { .. })));
             Ok(done)
-        }
-        removal => {
-            let pve = ctx.pve.clone();
-            super::act::perform(&*pve, removal, &ctx.opts).await
         }
     }
 }

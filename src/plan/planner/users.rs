@@ -51,6 +51,12 @@ impl Planner {
         let mut labs: BTreeSet<String> = owner.map(Owner::labs).unwrap_or_default();
         let comment_update = ours && exists && !labs.contains(&lab);
         labs.insert(lab.clone());
+        // The account lasts as long as the last of its labs (never, if one has no date).
+        let dates: Vec<Option<String>> = labs
+            .iter()
+            .map(|l| if *l == lab { self.settings.expires.clone() } else { self.snap.lab_expires(l) })
+            .collect();
+        let expire = crate::plan::expiry::account_expire_of(dates.iter().map(Option::as_deref));
         let comment = if ours {
             Marker::new(&[("labs", &labs.into_iter().collect::<Vec<_>>().join(","))]).to_string()
         } else {
@@ -78,13 +84,6 @@ impl Planner {
             .iter()
             .any(|a| a.path == format!("/pool/{pool}") && a.ugid == userid && a.roleid == self.settings.role);
         let new_password = !exists || (self.reset_passwords && ours);
-        // The account lasts as long as the last of its labs (never, if one has no date).
-        let other_labs = owner.map(Owner::labs).unwrap_or_default();
-        let other_dates: Vec<Option<String>> =
-            other_labs.iter().filter(|l| **l != lab).map(|l| self.snap.lab_expires(l)).collect();
-        let expire = crate::plan::expiry::account_expire_of(
-            other_dates.iter().map(Option::as_deref).chain([self.settings.expires.as_deref()]),
-        );
         let user = UserPlan {
             userid: userid.to_string(),
             name: name.to_string(),
