@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod grade;
 pub mod out;
 pub mod plan;
 pub mod pve;

@@ -24,6 +24,10 @@ PATHS = [
     "/nodes/{node}/network", "/nodes/{node}/network/{iface}",
     "/nodes/{node}/tasks", "/nodes/{node}/tasks/{upid}", "/nodes/{node}/tasks/{upid}/status",
     "/nodes/{node}/tasks/{upid}/log",
+    "/nodes/{node}/qemu/{vmid}/agent/ping", "/nodes/{node}/qemu/{vmid}/agent/get-host-name",
+    "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", "/nodes/{node}/qemu/{vmid}/agent/exec",
+    "/nodes/{node}/qemu/{vmid}/agent/exec-status", "/nodes/{node}/qemu/{vmid}/agent/file-read",
+    "/nodes/{node}/qemu/{vmid}/agent/file-write",
 ]
 
 KEEP = {"type", "optional", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "format", "requires", "default_key", "alias"}

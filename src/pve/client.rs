@@ -257,7 +257,7 @@ impl PveClient {
 
 /// `req` as an HTTP request: parameters in the query (GET, DELETE) or a form body.
 fn encode(req: &ApiRequest, headers: Vec<(HeaderName, String)>) -> Result<WireRequest, String> {
-    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&req.params).finish();
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(req.wire_pairs()).finish();
     let in_query = matches!(req.method, Method::Get | Method::Delete);
     let mut uri = format!("/api2/json{}", req.path);
     if in_query && !encoded.is_empty() {

@@ -2,6 +2,7 @@
 //! and its one client over a [`Transport`] (HTTPS, or the simulator in process), typed
 //! endpoints on top of it, UPIDs and task waiting.
 
+mod agent;
 mod api;
 mod client;
 mod connect;
@@ -18,6 +19,7 @@ mod transport;
 mod types;
 mod upid;
 
+pub use agent::{AgentExt, ExecStatus, FileRead, GuestAddress, GuestInterface};
 pub use api::{BridgeParams, CloneParams, Pve, PveExt};
 pub use client::{ClientError, ClientOptions, Credentials, PveClient, Secret, presented_fingerprint};
 pub use connect::{ClusterConfig, ConnectError, Connection};
@@ -25,7 +27,7 @@ pub use connect::{ClusterConfig, ConnectError, Connection};
 pub use error::{ApiFailure, PveError};
 pub use log::Logged;
 pub use netdev::{NetDevice, NetDeviceError, NicModel};
-pub use request::{ApiRequest, Method, Params};
+pub use request::{ApiRequest, LIST_SEP, Method, Params, list_items, push_param};
 pub use retry::{Backoff, retryable, seed_jitter};
 pub use task::{TaskStatus, WaitPolicy};
 pub use tls::{TlsMode, cert_fingerprint, client_config, normalize_fingerprint};

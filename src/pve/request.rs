@@ -42,8 +42,33 @@ impl fmt::Display for Method {
     }
 }
 
-/// Form parameters, as strings the way PVE receives them.
+/// Form parameters, as strings the way PVE receives them. An array parameter (`command` of
+/// `agent/exec`) travels as the same key repeated, which pve-http-server's
+/// `decode_urlencoded` collects into a list; here its items are joined by [`LIST_SEP`].
 pub type Params = BTreeMap<String, String>;
+
+/// What joins the items of an array parameter in [`Params`] (NUL, which no form value
+/// carries; PVE's own `split_list` accepts it too).
+pub const LIST_SEP: char = '\0';
+
+/// The items of a parameter value: one, or several joined by [`LIST_SEP`].
+pub fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    value.split(LIST_SEP)
+}
+
+/// Adds `key=value` to `params`, appending to a list when the key is already there
+/// (the way PVE reads a repeated key).
+pub fn push_param(params: &mut Params, key: String, value: String) {
+    match params.get_mut(&key) {
+        Some(old) => {
+            old.push(LIST_SEP);
+            old.push_str(&value);
+        }
+        None => {
+            params.insert(key, value);
+        }
+    }
+}
 
 /// One API call, built without I/O.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +121,18 @@ impl ApiRequest {
         }
     }
 
+    /// Adds an array parameter (sent as the key repeated, once per item).
+    pub fn list<S: AsRef<str>>(mut self, key: &str, items: &[S]) -> Self {
+        let joined: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+        self.params.insert(key.to_string(), joined.join(&LIST_SEP.to_string()));
+        self
+    }
+
+    /// The form pairs on the wire: an array parameter's key once per item.
+    pub fn wire_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().flat_map(|(k, v)| list_items(v).map(move |item| (k.as_str(), item)))
+    }
+
     /// Adds a boolean the way PVE wants it: `0` or `1`.
     pub fn flag(self, key: &str, value: bool) -> Self {
         self.param(key, if value { 1 } else { 0 })
@@ -124,5 +161,17 @@ mod tests {
         assert_eq!(super::segment("s1@pve"), "s1@pve");
         assert_eq!(super::segment("UPID:pve1:0000:x:root@pam!t:"), "UPID:pve1:0000:x:root@pam!t:");
         assert_eq!(super::segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn an_array_parameter_goes_out_as_the_key_repeated_and_comes_back_whole() {
+        let req = super::ApiRequest::post("/x").list("command", &["grep", "-c", "a b"]).param("pid", 7);
+        let wire: Vec<(&str, &str)> = req.wire_pairs().collect();
+        assert_eq!(wire, [("command", "grep"), ("command", "-c"), ("command", "a b"), ("pid", "7")]);
+        let mut back = super::Params::new();
+        for (k, v) in wire {
+            super::push_param(&mut back, k.to_string(), v.to_string());
+        }
+        assert_eq!(back, req.params);
     }
 }

@@ -82,9 +82,11 @@ pub fn functions(extend: Option<&(dyn Fn(&mut rhai::Engine) + Send + Sync)>) -> 
     let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
     let meta: Metadata = serde_json::from_str(&json).unwrap_or(Metadata { functions: Vec::new() });
     let order = |name: &str| api::ORDER.iter().position(|n| *n == name).unwrap_or(usize::MAX);
+    // Property getters and `to_string` of the `Stand` and `Vm` types are in the docs of `vm`.
     let mut out: Vec<FnDoc> = meta
         .functions
         .into_iter()
+        .filter(|f| !f.name.starts_with("get$") && f.name != "to_string")
         .map(|f| FnDoc {
             doc: f
                 .doc_comments

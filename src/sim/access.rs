@@ -67,7 +67,13 @@ const PRIV_GROUPS: &[PrivGroup] = &[
         &["VM.Config.CDROM", "VM.Config.Cloudinit", "VM.Console", "VM.Backup", "VM.PowerMgmt"],
         &["VM.Audit"],
     ),
-    ("Sys", &["Sys.PowerMgmt", "Sys.Modify", "Sys.Incoming"], &["Sys.Console", "Sys.Syslog"], &[], &["Sys.Audit"]),
+    (
+        "Sys",
+        &["Sys.PowerMgmt", "Sys.Modify", "Sys.Incoming", "Sys.AccessNetwork"],
+        &["Sys.Console", "Sys.Syslog"],
+        &[],
+        &["Sys.Audit"],
+    ),
     (
         "Datastore",
         &[],
@@ -81,25 +87,44 @@ const PRIV_GROUPS: &[PrivGroup] = &[
     ("Mapping", &[], &["Mapping.Modify"], &["Mapping.Use"], &["Mapping.Audit"]),
 ];
 
-/// The built-in roles with their privileges.
-pub static BUILTIN_ROLES: LazyLock<BTreeMap<String, BTreeSet<String>>> = LazyLock::new(|| {
+/// What PVE 9 changed in the VM group (pve-access-control 0706945 "privileges: drop
+/// VM.Monitor", 922f710 "add VM.GuestAgent privileges", 5f7544f "add VM.Replicate
+/// privilege"): (level, removed, added), level 0 admin, 1 user, 2 audit.
+const PVE9_VM_CHANGES: &[(usize, &[&str], &[&str])] = &[
+    (0, &["VM.Monitor"], &["VM.GuestAgent.Unrestricted", "VM.Replicate"]),
+    (1, &[], &["VM.GuestAgent.FileRead", "VM.GuestAgent.FileSystemMgmt", "VM.GuestAgent.FileWrite"]),
+    (2, &[], &["VM.GuestAgent.Audit"]),
+];
+
+/// The built-in roles of PVE 8 or 9 with their privileges.
+fn build_roles(pve9: bool) -> BTreeMap<String, BTreeSet<String>> {
     let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut all: BTreeSet<String> = BTreeSet::from(["Permissions.Modify".to_string()]);
     for (cat, root, admin, user, audit) in PRIV_GROUPS {
-        for p in root.iter().chain(*admin).chain(*user).chain(*audit) {
-            all.insert(p.to_string());
-        }
-        for p in admin.iter().chain(*user).chain(*audit) {
-            roles.entry(format!("PVE{cat}Admin")).or_default().insert(p.to_string());
-            roles.entry("PVEAdmin".into()).or_default().insert(p.to_string());
+        let level = |i: usize, base: &[&str]| -> Vec<String> {
+            let mut out: Vec<String> = base.iter().map(|p| p.to_string()).collect();
+            if pve9 && *cat == "VM" {
+                for (_, removed, added) in PVE9_VM_CHANGES.iter().filter(|(l, _, _)| *l == i) {
+                    out.retain(|p| !removed.contains(&p.as_str()));
+                    out.extend(added.iter().map(|p| p.to_string()));
+                }
+            }
+            out
+        };
+        let (admin, user, audit) = (level(0, admin), level(1, user), level(2, audit));
+        all.extend(root.iter().map(|p| p.to_string()));
+        all.extend(admin.iter().chain(&user).chain(&audit).cloned());
+        for p in admin.iter().chain(&user).chain(&audit) {
+            roles.entry(format!("PVE{cat}Admin")).or_default().insert(p.clone());
+            roles.entry("PVEAdmin".into()).or_default().insert(p.clone());
         }
         if !user.is_empty() {
-            for p in user.iter().chain(*audit) {
-                roles.entry(format!("PVE{cat}User")).or_default().insert(p.to_string());
+            for p in user.iter().chain(&audit) {
+                roles.entry(format!("PVE{cat}User")).or_default().insert(p.clone());
             }
         }
-        for p in *audit {
-            roles.entry("PVEAuditor".into()).or_default().insert(p.to_string());
+        for p in &audit {
+            roles.entry("PVEAuditor".into()).or_default().insert(p.clone());
         }
     }
     if let Some(r) = roles.get_mut("PVEAdmin") {
@@ -109,11 +134,27 @@ pub static BUILTIN_ROLES: LazyLock<BTreeMap<String, BTreeSet<String>>> = LazyLoc
     roles.insert("NoAccess".into(), BTreeSet::new());
     roles.insert("Administrator".into(), all);
     roles
-});
+}
 
-/// Every valid privilege.
-pub fn all_privileges() -> &'static BTreeSet<String> {
-    &BUILTIN_ROLES["Administrator"]
+/// The built-in roles of PVE 8 with their privileges.
+pub static BUILTIN_ROLES: LazyLock<BTreeMap<String, BTreeSet<String>>> = LazyLock::new(|| build_roles(false));
+
+/// The built-in roles of PVE 9.
+static BUILTIN_ROLES_9: LazyLock<BTreeMap<String, BTreeSet<String>>> = LazyLock::new(|| build_roles(true));
+
+/// The built-in roles of the PVE `version` (`8.4.1`, `9.0.3`).
+pub fn builtin_roles(version: &str) -> &'static BTreeMap<String, BTreeSet<String>> {
+    if major_version(version) >= 9 { &BUILTIN_ROLES_9 } else { &BUILTIN_ROLES }
+}
+
+/// The major number of a PVE version.
+pub fn major_version(version: &str) -> u32 {
+    version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(8)
+}
+
+/// Every valid privilege of the PVE `version`.
+pub fn all_privileges(version: &str) -> &'static BTreeSet<String> {
+    &builtin_roles(version)["Administrator"]
 }
 
 /// Normalizes an ACL path like PVE (`//a/b/` → `/a/b`); `None` if it has bad characters.
@@ -126,7 +167,7 @@ pub fn normalize_path(path: &str) -> Option<String> {
 impl SimState {
     /// Privileges of a role (built-in or custom).
     pub fn role_privs(&self, role: &str) -> Option<&BTreeSet<String>> {
-        BUILTIN_ROLES.get(role).or_else(|| self.roles.get(role))
+        builtin_roles(&self.version).get(role).or_else(|| self.roles.get(role))
     }
 
     /// Roles of an auth id on a path, like `PVE::AccessControl::roles` (pools not considered).
@@ -184,14 +225,17 @@ impl SimState {
     /// Effective privileges of `who` on `path`, like `PVE::RPCEnvironment::permissions`.
     pub fn privileges(&self, who: &Identity, path: &str) -> BTreeSet<String> {
         if who.userid == "root@pam" && who.token.is_none() {
-            return all_privileges().clone();
+            return all_privileges(&self.version).clone();
         }
         let Some(user) = self.users.get(&who.userid) else { return BTreeSet::new() };
         if !user.enable {
             return BTreeSet::new();
         }
-        let user_privs =
-            if who.userid == "root@pam" { all_privileges().clone() } else { self.privs_of(&who.userid, path) };
+        let user_privs = if who.userid == "root@pam" {
+            all_privileges(&self.version).clone()
+        } else {
+            self.privs_of(&who.userid, path)
+        };
         match &who.token {
             None => user_privs,
             Some(t) => match user.tokens.get(t) {
@@ -319,6 +363,20 @@ mod tests {
         assert_eq!(BUILTIN_ROLES["PVEPoolUser"], BTreeSet::from(["Pool.Audit".to_string()]));
         assert!(BUILTIN_ROLES["PVESDNUser"].contains("SDN.Use"));
         assert!(!BUILTIN_ROLES.contains_key("PVEUserUser"), "no role for a group without user privileges");
+    }
+
+    #[test]
+    fn pve9_splits_vm_monitor_into_guest_agent_privileges() {
+        let (v8, v9) = (builtin_roles("8.4.1"), builtin_roles("9.0.3"));
+        assert!(v8["PVEVMAdmin"].contains("VM.Monitor") && !v8["PVEVMAdmin"].contains("VM.GuestAgent.Audit"));
+        assert!(!v9["PVEVMAdmin"].contains("VM.Monitor"));
+        assert!(v9["PVEVMAdmin"].contains("VM.GuestAgent.Unrestricted"));
+        assert!(
+            v9["PVEVMUser"].contains("VM.GuestAgent.FileRead")
+                && !v9["PVEVMUser"].contains("VM.GuestAgent.Unrestricted")
+        );
+        assert!(v9["PVEAuditor"].contains("VM.GuestAgent.Audit"));
+        assert!(all_privileges("9.1").contains("VM.Replicate") && !all_privileges("8.4.1").contains("VM.Replicate"));
     }
 
     #[test]

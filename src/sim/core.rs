@@ -200,6 +200,17 @@ impl Sim {
                     *v = "********".into();
                 }
             }
+            let shown: serde_json::Map<String, serde_json::Value> = shown
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = if v.contains(crate::pve::LIST_SEP) {
+                        json!(crate::pve::list_items(&v).collect::<Vec<_>>())
+                    } else {
+                        json!(v)
+                    };
+                    (k, value)
+                })
+                .collect();
             let line = json!({ "method": method.as_str(), "path": path, "params": shown });
             let _ = writeln!(f, "{line}");
         }

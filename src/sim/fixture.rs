@@ -1,6 +1,10 @@
 //! The cluster fixture format (YAML): nodes, storages, bridges, templates, VMs, users.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::guest::Canned;
 
 /// A simulated cluster as written in a fixture file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -127,6 +131,27 @@ pub struct VmFixture {
     /// Pool.
     #[serde(default)]
     pub pool: Option<String>,
+    /// The QEMU guest agent is configured (`agent: 1`) and runs in the guest.
+    #[serde(default)]
+    pub agent: bool,
+    /// What the guest holds (clones inherit it, like the disk).
+    #[serde(default)]
+    pub guest: Option<GuestFixture>,
+}
+
+/// A guest's content, for the guest agent.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestFixture {
+    /// Files by absolute path (`/etc/hostname: "debian\n"`).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Canned results of command lines `exec` runs (`"systemctl is-active nginx": { code: 3, out: "inactive\n" }`).
+    #[serde(default)]
+    pub commands: BTreeMap<String, Canned>,
+    /// Addresses by interface name (`ens18: ["192.168.1.10/24"]`).
+    #[serde(default)]
+    pub addresses: BTreeMap<String, Vec<String>>,
 }
 
 /// A user.

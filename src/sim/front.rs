@@ -130,9 +130,14 @@ fn failure_reply(f: &ApiFailure) -> WireResponse {
     reply(f.status, Some(&f.message), body)
 }
 
-/// `application/x-www-form-urlencoded` pairs (a query string or a form body).
+/// `application/x-www-form-urlencoded` pairs (a query string or a form body); a repeated
+/// key is a list (pve-http-server `decode_urlencoded`).
 fn pairs(bytes: &[u8]) -> Params {
-    form_urlencoded::parse(bytes).into_owned().collect()
+    let mut params = Params::new();
+    for (k, v) in form_urlencoded::parse(bytes).into_owned() {
+        crate::pve::push_param(&mut params, k, v);
+    }
+    params
 }
 
 fn json_params(bytes: &[u8]) -> Params {
@@ -143,6 +148,11 @@ fn json_params(bytes: &[u8]) -> Params {
                 .map(|(k, v)| {
                     let s = match v {
                         Value::String(s) => s.clone(),
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(&crate::pve::LIST_SEP.to_string()),
                         Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
                         other => other.to_string(),
                     };

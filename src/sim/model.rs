@@ -29,6 +29,12 @@ pub struct LatencyModel {
     pub snapshot_ms: u64,
     /// How long a storage lock is waited for before `got timeout`.
     pub lock_timeout_ms: u64,
+    /// From a VM's start until its guest agent answers (the guest boots).
+    #[serde(default)]
+    pub guest_boot_ms: u64,
+    /// How long a command run through `agent/exec` takes in the guest.
+    #[serde(default)]
+    pub guest_exec_ms: u64,
 }
 
 impl LatencyModel {
@@ -46,6 +52,8 @@ impl LatencyModel {
             network_reload_ms: 0,
             snapshot_ms: 0,
             lock_timeout_ms: 10_000,
+            guest_boot_ms: 0,
+            guest_exec_ms: 0,
         }
     }
 
@@ -63,6 +71,8 @@ impl LatencyModel {
             network_reload_ms: 2_500,
             snapshot_ms: 800,
             lock_timeout_ms: 10_000,
+            guest_boot_ms: 20_000,
+            guest_exec_ms: 300,
         }
     }
 }

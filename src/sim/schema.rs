@@ -187,6 +187,13 @@ fn check_value(name: &str, v: &str, spec: &Value, errors: &mut BTreeMap<String, 
         errors.entry(name.to_string()).or_insert(msg);
     };
     match spec.get("type").and_then(Value::as_str).unwrap_or("string") {
+        // An array arrives as the key repeated; each item meets the `items` schema.
+        "array" => {
+            let items = spec.get("items").cloned().unwrap_or(Value::Null);
+            for item in crate::pve::list_items(v) {
+                check_value(name, item, &items, errors);
+            }
+        }
         "integer" => {
             let Ok(n) = v.parse::<i64>() else { return err(format!("type check ('integer') failed - got '{v}'")) };
             // pve-common JSONSchema::check_prop runs the format's verifier before the range.

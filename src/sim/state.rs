@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::fixture::{Fixture, VmFixture};
+use super::guest::Guest;
 
 /// A node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -65,6 +66,9 @@ pub struct Snapshot {
     pub description: String,
     /// Parent snapshot.
     pub parent: Option<String>,
+    /// The guest as the disk held it.
+    #[serde(default)]
+    pub guest: Option<Guest>,
 }
 
 /// A QEMU guest.
@@ -80,6 +84,9 @@ pub struct Vm {
     pub started_ms: u64,
     /// Snapshots by name.
     pub snapshots: BTreeMap<String, Snapshot>,
+    /// What runs inside, for the guest agent (none: no guest the agent could reach).
+    #[serde(default)]
+    pub guest: Option<Guest>,
 }
 
 impl Vm {
@@ -495,6 +502,13 @@ impl SimState {
         if template {
             config.insert("template".into(), "1".into());
         }
+        if f.agent {
+            config.insert("agent".into(), "1".into());
+        }
+        let guest = (f.agent || f.guest.is_some()).then(|| {
+            let g = f.guest.clone().unwrap_or_default();
+            Guest { agent: f.agent, files: g.files, commands: g.commands, addresses: g.addresses, ..Guest::default() }
+        });
         // A fixture VM's generation id follows from its VMID, like everything the seed decides.
         let genid: [u8; 16] = StdRng::seed_from_u64(f.vmid.into()).r#gen();
         config.insert("vmgenid".into(), uuid::Builder::from_random_bytes(genid).into_uuid().to_string());
@@ -506,6 +520,7 @@ impl SimState {
                 running: f.running && !template,
                 started_ms: 0,
                 snapshots: BTreeMap::new(),
+                guest,
             },
         );
         if let Some(p) = &f.pool {

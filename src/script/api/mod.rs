@@ -5,6 +5,7 @@
 mod clone;
 mod course;
 mod data;
+mod grading;
 mod lab;
 mod network;
 mod placement;
@@ -84,6 +85,13 @@ pub(super) const ORDER: &[&str] = &[
     "power",
     "snapshot",
     "uplinks",
+    "grade",
+    "vm",
+    "exec",
+    "read_file",
+    "hostname",
+    "interfaces",
+    "agent_ok",
     "nodes",
     "vms",
     "templates",
@@ -107,4 +115,5 @@ pub fn register(engine: &mut Engine, api: Arc<ApiContext>) {
     course::register(engine, &api);
     queries::register(engine, &api);
     data::register(engine, &api);
+    grading::register(engine);
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::pve::ApiFailure;
-use crate::sim::access::{BUILTIN_ROLES, hash_password, hash_secret, normalize_path};
+use crate::sim::access::{builtin_roles, hash_password, hash_secret, normalize_path};
 use crate::sim::context::Ctx;
 use crate::sim::core::Reply;
 use crate::sim::state::{Acl, Group, Token, User};
@@ -360,7 +360,7 @@ pub(super) fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
 }
 
 pub(super) fn roles(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
-    let mut data: Vec<Value> = BUILTIN_ROLES
+    let mut data: Vec<Value> = builtin_roles(&ctx.st.version)
         .iter()
         .map(|(id, p)| json!({ "roleid": id, "privs": p.iter().cloned().collect::<Vec<_>>().join(","), "special": 1 }))
         .collect();

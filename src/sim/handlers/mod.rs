@@ -1,6 +1,7 @@
 //! The endpoint handlers, one file per API area, and what tasks do when they end.
 
 mod access;
+mod agent;
 mod cluster;
 mod network;
 mod pools;
@@ -44,6 +45,14 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Post, "/nodes/{node}/qemu/{vmid}/snapshot") => qemu::snapshot(ctx),
         (Delete, "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => qemu::delete_snapshot(ctx),
         (Post, "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback") => qemu::rollback(ctx),
+
+        (Post, "/nodes/{node}/qemu/{vmid}/agent/ping") => agent::ping(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/agent/get-host-name") => agent::hostname(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces") => agent::interfaces(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/agent/exec") => agent::exec(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/agent/exec-status") => agent::exec_status(ctx),
+        (Get, "/nodes/{node}/qemu/{vmid}/agent/file-read") => agent::file_read(ctx),
+        (Post, "/nodes/{node}/qemu/{vmid}/agent/file-write") => agent::file_write(ctx),
 
         (Get, "/nodes/{node}/network") => network::list(ctx),
         (Post, "/nodes/{node}/network") => network::create(ctx),
@@ -113,6 +122,10 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
             if ok && let Some(vm) = st.vms.get_mut(vmid) {
                 vm.running = *running;
                 vm.started_ms = task.end_ms;
+                // A stop or restart ends every process in the guest.
+                if let Some(g) = vm.guest.as_mut() {
+                    g.processes.clear();
+                }
             }
         }
         Effect::NetworkReload { node } => {

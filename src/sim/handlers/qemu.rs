@@ -362,9 +362,17 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if fail && exit == "OK" {
         exit = "clone failed: command '/usr/bin/qemu-img convert' failed: exit code 1".into();
     }
-    ctx.st
-        .vms
-        .insert(newid, Vm { node: target.clone(), config, running: false, started_ms: 0, snapshots: BTreeMap::new() });
+    ctx.st.vms.insert(
+        newid,
+        Vm {
+            node: target.clone(),
+            config,
+            running: false,
+            started_ms: 0,
+            snapshots: BTreeMap::new(),
+            guest: src.guest.as_ref().map(|g| g.disk_copy()),
+        },
+    );
     let upid = ctx.start_task(
         &node,
         "qmclone",
@@ -673,7 +681,8 @@ pub(super) fn snapshot(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         let mut config = vm.config.clone();
         config.remove("parent");
         let parent = vm.config.get("parent").cloned();
-        vm.snapshots.insert(name.clone(), Snapshot { config, snaptime, description, parent });
+        let guest = vm.guest.as_ref().map(|g| g.disk_copy());
+        vm.snapshots.insert(name.clone(), Snapshot { config, snaptime, description, parent, guest });
         vm.config.insert("parent".into(), name.clone());
         vm.config.insert("lock".into(), "snapshot".into());
     }
@@ -711,6 +720,10 @@ pub(super) fn rollback(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         .ok_or_else(|| ApiFailure::internal(format!("snapshot '{name}' does not exist")))?;
     if let Some(vm) = ctx.st.vms.get_mut(&vmid) {
         vm.config = snap.config;
+        // The disk goes back, and with it what the guest held.
+        if snap.guest.is_some() {
+            vm.guest = snap.guest;
+        }
         vm.config.insert("parent".into(), name);
         vm.config.insert("lock".into(), "rollback".into());
         vm.running = false;

@@ -1,0 +1,122 @@
+//! [`ClusterAgent`]: the guest agent of `fn check` over the PVE API, with blocking calls
+//! for the threads that run the script, a limit of calls at once per node, and `exec`
+//! polled until the command ends or its timeout passes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use crate::pve::{AgentExt, Pve, PveError};
+use crate::script::{ExecOutput, GuestAgent, GuestVm, Interface};
+
+/// How `exec-status` is polled: soon, then less often.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+const MAX_POLL: Duration = Duration::from_secs(1);
+
+/// The guest agents of a cluster, reached through `pve`.
+pub struct ClusterAgent {
+    pve: Arc<dyn Pve>,
+    handle: Handle,
+    per_node: usize,
+    limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
+    calls: AtomicU64,
+}
+
+/// What a failed call says on the grade sheet: PVE's own words.
+fn reason(e: &PveError) -> String {
+    match e {
+        PveError::Api { failure, .. } => failure.message.trim_end().to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl ClusterAgent {
+    /// An agent over `pve` whose calls run on the runtime of `handle`, at most `per_node`
+    /// at once on each node.
+    pub fn new(pve: Arc<dyn Pve>, handle: Handle, per_node: usize) -> Self {
+        ClusterAgent { pve, handle, per_node: per_node.max(1), limits: Mutex::default(), calls: AtomicU64::new(0) }
+    }
+
+    /// API requests made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn limit(&self, node: &str) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        limits.entry(node.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_node))).clone()
+    }
+
+    /// Runs `work` on the runtime, within the node's limit, and waits for it.
+    fn block<T, F: Future<Output = Result<T, String>>>(&self, node: &str, work: F) -> Result<T, String> {
+        let limit = self.limit(node);
+        self.handle.block_on(async move {
+            let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
+            work.await
+        })
+    }
+
+    fn counted<T>(&self, r: Result<T, PveError>) -> Result<T, String> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        r.map_err(|e| reason(&e))
+    }
+}
+
+impl GuestAgent for ClusterAgent {
+    fn exec(&self, vm: &GuestVm, argv: &[String], timeout: Duration) -> Result<ExecOutput, String> {
+        self.block(&vm.node, async {
+            let pid = self.counted(self.pve.agent_exec(&vm.node, vm.vmid, argv).await)?;
+            let wait = async {
+                let mut pause = FIRST_POLL;
+                loop {
+                    tokio::time::sleep(pause).await;
+                    let status = self.counted(self.pve.agent_exec_status(&vm.node, vm.vmid, pid).await)?;
+                    if status.exited {
+                        let code = status.exitcode.or(status.signal.map(|s| 128 + s)).unwrap_or(-1);
+                        let out = status.out_data.unwrap_or_default();
+                        let err = status.err_data.unwrap_or_default();
+                        return Ok(ExecOutput { code, out, err });
+                    }
+                    pause = (pause * 2).min(MAX_POLL);
+                }
+            };
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("'{}' did not end within {} s", argv.join(" "), timeout.as_secs())),
+            }
+        })
+    }
+
+    fn read_file(&self, vm: &GuestVm, path: &str) -> Result<String, String> {
+        self.block(&vm.node, async {
+            self.counted(self.pve.agent_file_read(&vm.node, vm.vmid, path).await).map(|f| f.content)
+        })
+    }
+
+    fn hostname(&self, vm: &GuestVm) -> Result<String, String> {
+        self.block(&vm.node, async { self.counted(self.pve.agent_hostname(&vm.node, vm.vmid).await) })
+    }
+
+    fn interfaces(&self, vm: &GuestVm) -> Result<Vec<Interface>, String> {
+        self.block(&vm.node, async {
+            let list = self.counted(self.pve.agent_interfaces(&vm.node, vm.vmid).await)?;
+            Ok(list
+                .into_iter()
+                .map(|i| Interface {
+                    name: i.name,
+                    mac: i.mac.unwrap_or_default(),
+                    ips: i.addresses.iter().map(|a| format!("{}/{}", a.address, a.prefix)).collect(),
+                })
+                .collect())
+        })
+    }
+
+    fn ping(&self, vm: &GuestVm) -> Result<(), String> {
+        self.block(&vm.node, async { self.counted(self.pve.agent_ping(&vm.node, vm.vmid).await) })
+    }
+}

@@ -1,0 +1,212 @@
+//! Running a lab's `fn check(stand)` for one stand. The script's top level runs first, as
+//! for `plan` (its imports and constants are what `check` may use; what it records is
+//! dropped), then `check` with the stand. The caller runs stands on threads of its own: a
+//! run blocks on the guest agent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rhai::{AST, Dynamic, Scope};
+
+use super::api::{self, ApiContext};
+use super::error::ScriptError;
+use super::grading::StandUnderCheck;
+use super::runner::{RunOptions, new_engine};
+use super::stdlib::Resolver;
+use crate::plan::{Planner, Snapshot, dns_safe};
+
+/// A lab script that defines `fn check(stand)`, compiled once for every stand.
+pub struct CheckScript {
+    name: String,
+    dir: PathBuf,
+    text: String,
+    ast: AST,
+    lab: String,
+    opts: RunOptions,
+}
+
+/// The statements run after the script's own: `check` with the stand.
+const DRIVER: &str = "__check_begins(); check(__stand);";
+
+impl CheckScript {
+    /// Reads and compiles `path`; an error when it has no `fn check(stand)`.
+    pub fn load(path: &Path, opts: &RunOptions) -> Result<CheckScript, ScriptError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScriptError::plain(&name, format!("cannot read the script: {e}")))?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("lab");
+        let lab = opts.lab.clone().unwrap_or_else(|| dns_safe(stem));
+        let engine = new_engine();
+        let sources = BTreeMap::from([(name.clone(), text.clone())]);
+        let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e, &sources))?;
+        ast.set_source(name.as_str());
+        if !ast.iter_functions().any(|f| f.name == "check" && f.params.len() == 1) {
+            return Err(ScriptError::plain(
+                &name,
+                "has no `fn check(stand) { ... }`: add one that grades a stand (see `stand docs grade`)",
+            ));
+        }
+        Ok(CheckScript { name, dir, text, ast, lab, opts: opts.clone() })
+    }
+
+    /// The lab's name (the file's, or `--lab`).
+    pub fn lab(&self) -> &str {
+        &self.lab
+    }
+
+    /// Runs the script's top level, then `check(stand)`. The grades are in `stand` whatever
+    /// happens; an error says where the run stopped.
+    pub fn run(&self, snap: Arc<Snapshot>, stand: &StandUnderCheck) -> Result<(), ScriptError> {
+        let sources = Arc::new(Mutex::new(BTreeMap::from([(self.name.clone(), self.text.clone())])));
+        let all_sources = || sources.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut planner =
+            Planner::new(snap.clone(), &self.lab).map_err(|e| ScriptError::plain(&self.name, e.to_string()))?;
+        planner.set_overcommit(self.opts.overcommit);
+        let ctx = Arc::new(ApiContext {
+            planner: Mutex::new(planner),
+            snap,
+            dir: self.dir.clone(),
+            users_file: self.opts.users_file.clone(),
+            args: self.opts.args.clone(),
+        });
+        let mut engine = new_engine();
+        // The top level already printed when the lab was planned; `check` prints, per stand.
+        let checking = Arc::new(AtomicBool::new(false));
+        let (flag, user) = (checking.clone(), stand.user.clone());
+        engine.on_print(move |s| {
+            if flag.load(Ordering::Relaxed) {
+                crate::errln!("{user}: {s}");
+            }
+        });
+        engine.register_fn("__check_begins", move || checking.store(true, Ordering::Relaxed));
+        engine.set_module_resolver(Resolver { dir: self.dir.clone(), sources: sources.clone() });
+        engine.set_default_tag(Dynamic::from(stand.clone()));
+        api::register(&mut engine, ctx);
+        let driver = engine.compile(DRIVER).map_err(|e| ScriptError::plain(&self.name, e.to_string()))?;
+        let ast = self.ast.merge(&driver);
+        let mut scope = Scope::new();
+        scope.push("__stand", stand.clone());
+        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| ScriptError::from_eval(&self.name, &e, &all_sources()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::script::grading::{ExecOutput, GuestAgent, GuestVm, Interface};
+
+    struct Fake;
+
+    impl GuestAgent for Fake {
+        fn exec(&self, vm: &GuestVm, argv: &[String], _: Duration) -> Result<ExecOutput, String> {
+            match argv.join(" ").as_str() {
+                "hostname" => Ok(ExecOutput { code: 0, out: format!("{}\n", vm.name), err: String::new() }),
+                _ => Err(format!("VM {} is not running", vm.vmid)),
+            }
+        }
+        fn read_file(&self, _: &GuestVm, path: &str) -> Result<String, String> {
+            Ok(format!("content of {path}"))
+        }
+        fn hostname(&self, vm: &GuestVm) -> Result<String, String> {
+            Ok(vm.name.clone())
+        }
+        fn interfaces(&self, _: &GuestVm) -> Result<Vec<Interface>, String> {
+            Ok(vec![Interface {
+                name: "ens18".into(),
+                mac: "bc:24:11:00:00:01".into(),
+                ips: vec!["10.0.0.1/24".into()],
+            }])
+        }
+        fn ping(&self, _: &GuestVm) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn stand() -> StandUnderCheck {
+        let vm = |name: &str, vmid| GuestVm { name: name.into(), vmid, node: "pve1".into() };
+        StandUnderCheck {
+            user: "ivanov@pve".into(),
+            node: "pve1".into(),
+            vms: vec![vm("gw", 3000), vm("web", 3001)],
+            agent: Arc::new(Fake),
+            exec_timeout: Duration::from_secs(30),
+            grades: Arc::default(),
+        }
+    }
+
+    fn lab(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        std::fs::write(dir.path().join("helpers.rhai"), "fn first(stand) { grade(\"helper\", 1, true); }").unwrap();
+        let path = dir.path().join("lab.rhai");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn check_sees_the_scripts_imports_and_records_grades_through_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lab(
+            &dir,
+            "import \"helpers\" as h;\nprint(\"top level\");\nfn check(stand) {\n  h::first(stand);\n  \
+             let r = exec(stand.vm(\"gw\"), \"hostname\");\n  grade(\"hostname\", 2, r.out == \"gw\\n\", \"set it\");\n  \
+             grade(\"address\", 1.5, interfaces(stand.vm(\"gw\"))[0].ips.contains(\"10.0.0.1/24\"));\n  \
+             grade(\"web named\", 1, hostname(stand.vm(\"web\")) == \"www\", \"name it www\");\n}\n",
+        );
+        let script = CheckScript::load(&path, &RunOptions::default()).unwrap();
+        assert_eq!(script.lab(), "lab");
+        let s = stand();
+        script.run(Arc::new(Snapshot::default()), &s).unwrap();
+        let got: Vec<(String, f64, bool)> = s.grades().into_iter().map(|g| (g.title, g.points, g.passed)).collect();
+        assert_eq!(
+            got,
+            [
+                ("helper".to_string(), 1.0, true),
+                ("hostname".into(), 2.0, true),
+                ("address".into(), 1.5, true),
+                ("web named".into(), 1.0, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_keeps_what_was_graded_and_says_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lab(
+            &dir,
+            "fn check(stand) {\n  grade(\"gw up\", 1, agent_ok(stand.vm(\"gw\")));\n  exec(stand.vm(\"web\"), \"nginx -t\");\n  grade(\"never\", 1, true);\n}\n",
+        );
+        let script = CheckScript::load(&path, &RunOptions::default()).unwrap();
+        let s = stand();
+        let err = script.run(Arc::new(Snapshot::default()), &s).unwrap_err().to_string();
+        assert!(err.contains("lab.rhai:3") && err.contains("exec on web: VM 3001 is not running"), "{err}");
+        assert_eq!(s.grades().len(), 1);
+        let unknown = lab(&dir, "fn check(stand) { stand.vm(\"db\") }");
+        let err = CheckScript::load(&unknown, &RunOptions::default())
+            .unwrap()
+            .run(Arc::new(Snapshot::default()), &stand())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no VM 'db'; it has: gw, web"), "{err}");
+    }
+
+    #[test]
+    fn a_script_without_check_is_refused_and_grading_functions_need_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lab(&dir, "fn chek(stand) {}");
+        let err = CheckScript::load(&path, &RunOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("has no `fn check(stand)"), "{err}");
+        let top = lab(&dir, "grade(\"x\", 1, true);");
+        let err = crate::script::run_file(&top, Arc::new(Snapshot::default()), &RunOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grade: works only inside `fn check(stand)`"), "{err}");
+    }
+}
