@@ -201,6 +201,101 @@ fn reset_vs_bound_and_sequential(users: usize, vms: usize) {
     });
 }
 
+/// The criteria of the grading benchmark: criterion `k` runs `test -f /etc/task<k>` on
+/// every VM of the stand.
+fn check_script(users: usize, vms: usize, criteria: usize) -> String {
+    format!(
+        "{}\nfn check(stand) {{ for k in 1..={criteria} {{ let done = 0;
+            for vm in stand.vms() {{ if exec(vm, `test -f /etc/task${{k}}`).code == 0 {{ done += 1; }} }}
+            grade(`task ${{k}}`, 1, done == stand.vms().len()); }} }}",
+        class_script(users, vms, 512)
+    )
+}
+
+/// One `agent/exec` at a time, waiting for each: how a grading shell script goes through a
+/// class with `qm guest exec` (the same polling as `stand check`).
+async fn sequential_exec(pve: &dyn Pve, vms: &[&VmSnap], criteria: usize) {
+    use stand::pve::AgentExt;
+    for k in 1..=criteria {
+        for v in vms {
+            let argv = vec!["test".to_string(), "-f".into(), format!("/etc/task{k}")];
+            let pid = pve.agent_exec(&v.node, v.vmid, &argv).await.expect("exec");
+            let mut pause = Duration::from_millis(50);
+            loop {
+                tokio::time::sleep(pause).await;
+                if pve.agent_exec_status(&v.node, v.vmid, pid).await.expect("status").exited {
+                    break;
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn check_vs_bound_and_sequential(users: usize, vms: usize, criteria: usize) {
+    use stand::grade::{ClusterAgent, GradeSheet, check_stands, deployed_stands};
+    let rt = paused_runtime();
+    rt.block_on(async {
+        let lat = LatencyModel::realistic();
+        let new_sim =
+            || Sim::new(&Fixture::default_cluster(), SimOptions { latency: lat.clone(), ..SimOptions::default() });
+        let script = check_script(users, vms, criteria);
+        let deployed = |sim: Sim| {
+            let script = script.clone();
+            async move {
+                let pve = connect(&sim);
+                let snap = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+                let plan = plan_of(&script, snap.clone());
+                assert!(apply(pve.clone(), &plan, snap, &options()).await.ok());
+                // The guests boot before their agents answer.
+                tokio::time::sleep(Duration::from_millis(lat.guest_boot_ms + 1000)).await;
+                let snap = Snapshot::take(&pve).await.expect("snapshot");
+                (pve, snap)
+            }
+        };
+        let (pve, snap) = deployed(new_sim()).await;
+        let dir = std::env::temp_dir().join(format!("stand-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bench.rhai");
+        std::fs::write(&path, &script).expect("script");
+        let opts = RunOptions { lab: Some("bench".into()), ..RunOptions::default() };
+        let check = Arc::new(stand::script::CheckScript::load(&path, &opts).expect("fn check"));
+        let stands = deployed_stands(&snap, "bench", &[]).expect("stands");
+        let per_node = 8;
+        let agent = Arc::new(ClusterAgent::new(pve.clone(), tokio::runtime::Handle::current(), per_node));
+        let start = tokio::time::Instant::now();
+        let outcomes = check_stands(check, Arc::new(snap.clone()), stands, agent.clone(), Duration::from_secs(30)).await;
+        let makespan = start.elapsed().as_secs_f64();
+        let sheet = GradeSheet::new("bench", &outcomes);
+        assert!(sheet.all_checked(), "{:#?}", outcomes.iter().find(|o| o.error.is_some()));
+        assert_eq!(sheet.criteria.len(), criteria);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let (seq_pve, seq_snap) = deployed(new_sim()).await;
+        let seq_vms = Scope { lab: "bench", only: &[], vms: &[] }.select(&seq_snap);
+        let start = tokio::time::Instant::now();
+        sequential_exec(seq_pve.as_ref(), &seq_vms, criteria).await;
+        let seq = start.elapsed().as_secs_f64();
+
+        // One exec: the POST, the command in the guest (the first poll comes 50 ms after
+        // the POST, so at least that), the status GET. A stand's check runs its execs one
+        // after the other; the nodes run `per_node` at once.
+        let one = (lat.request_ms as f64 + (lat.guest_exec_ms as f64).max(50.0) + lat.request_ms as f64) / 1000.0;
+        let chain = (vms * criteria) as f64 * one;
+        let execs = (users * vms * criteria) as f64;
+        let capacity = execs * one / (3 * per_node) as f64;
+        let bound = chain.max(capacity);
+        println!(
+            "## stand check of {users} stands × {vms} VMs × {criteria} criteria ({} agent/exec, realistic latency, paused clock)",
+            users * vms * criteria
+        );
+        println!("makespan            {:>8.1} s   ({} API calls)", makespan, agent.calls());
+        println!("lower bound         {:>8.1} s   makespan / bound      = {:.2}   (one stand's execs in a row; {per_node} calls at once per node)", bound, makespan / bound);
+        println!("sequential exec     {:>8.1} s   sequential / stand    = {:.1}×", seq, seq / makespan);
+        println!();
+    });
+}
+
 /// The default cluster with a copy of every template on each node's `local-lvm`, so each
 /// node's clones take that node's storage lock instead of one shared NFS lock.
 fn fixture_with_local_templates() -> String {
@@ -374,6 +469,7 @@ fn main() {
     let shared = "default 3-node fixture: templates on shared NFS";
     makespan_vs_bound_and_sequential(30, 4, 512, &default, shared);
     reset_vs_bound_and_sequential(30, 4);
+    check_vs_bound_and_sequential(30, 6, 5);
     if full {
         makespan_vs_bound_and_sequential(100, 6, 256, &default, shared);
         let local = Fixture::parse(&fixture_with_local_templates(), "local templates").expect("fixture");

@@ -296,6 +296,45 @@ pub enum Command {
         #[arg(long)]
         delete: bool,
     },
+    /// Grade every stand of a lab with the script's `fn check(stand)`, through the guest agent.
+    #[command(
+        long_about = "Runs the lab script's `fn check(stand)` once per deployed stand, all at once (--per-node\n\
+        agent calls at a time per node): it reads the guests through the QEMU guest agent (exec,\n\
+        read_file, hostname, interfaces) and records criteria with grade(). Prints students x criteria,\n\
+        writes --csv for a gradebook, and keeps each run in a SQLite database (--db) that --history\n\
+        reads. Changes nothing on the cluster. Exit 0 when every stand was checked, whatever the\n\
+        grades; 3 when some could not be; 2 for a script without `fn check`.\n\n\
+        Examples:\n  stand check lab3.rhai --sim\n  stand check lab3.rhai --only ivanov@pve --csv grades.csv\n  \
+        stand check lab3 --history --only ivanov@pve"
+    )]
+    Check {
+        /// The lab script (LAB.rhai); with --history, its name is enough.
+        lab: PathBuf,
+        /// Only these students' stands.
+        #[arg(long, num_args = 1.., value_name = "USER")]
+        only: Vec<String>,
+        /// The lab's name (default: the file's name).
+        #[arg(long = "lab", value_name = "NAME")]
+        lab_name: Option<String>,
+        /// The student list the script reads with users(), instead of its own.
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// Also write the grade sheet as CSV (user,total,max,<criterion>...).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// The grade history database [default: ~/.local/state/stand/stand.db].
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Show each student's results over the recorded runs; check nothing.
+        #[arg(long)]
+        history: bool,
+        /// Seconds one command in a guest may take (exec's default).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout: u64,
+        /// Guest agent calls at once per node.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        per_node: usize,
+    },
     /// Read-only preflight checks of the cluster (and of a lab, if given), each with its fix.
     #[command(long_about = "Read-only preflight checks, one row each (ok / warn / FAIL) with the fix:\n\
         reachability, TLS, authentication, version, quorum, the privileges a lab needs, API latency,\n\

@@ -369,6 +369,66 @@ fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
     ));
 }
 
+/// The privileges `stand check` needs on a lab's VMs: PVE 8 guards every guest agent call
+/// with `VM.Monitor`; PVE 9 (qemu-server b92a40ce) with `VM.GuestAgent.*`, of which exec
+/// needs `Unrestricted` (which also allows the reads).
+fn grading_privileges(major: u32) -> &'static [&'static str] {
+    if major >= 9 { &["VM.GuestAgent.Unrestricted"] } else { &["VM.Monitor"] }
+}
+
+/// Rows for a lab with `fn check`: the privileges its guest agent calls need on the
+/// version found, and whether the templates its VMs come from have the agent enabled.
+async fn grading_checks(cluster: &Cluster, plan: &crate::plan::Plan, snap: &Snapshot, checks: &mut Vec<Check>) {
+    let major = match cluster.pve.version().await {
+        Ok(v) => v.version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(8),
+        Err(_) => 8,
+    };
+    let needed = grading_privileges(major);
+    checks.push(match cluster.pve.permissions(None).await {
+        Ok(perms) => {
+            let missing: Vec<&str> = needed.iter().copied().filter(|p| !granted(&perms, "/vms", p)).collect();
+            if missing.is_empty() {
+                row("grading access", Verdict::Ok, format!("{} on /vms (PVE {major})", needed.join(", ")), "")
+            } else {
+                row(
+                    "grading access",
+                    Verdict::Fail,
+                    format!("`stand check` needs {} on /vms on PVE {major}", missing.join(", ")),
+                    "grant it (PVEVMAdmin has it) to the user or token on /vms or the lab's pools",
+                )
+            }
+        }
+        Err(e) => {
+            row("grading access", Verdict::Fail, e.to_string(), "GET /access/permissions must work for the token")
+        }
+    });
+    let mut without: Vec<String> = Vec::new();
+    for vmid in plan.vms.iter().map(|v| v.template).collect::<std::collections::BTreeSet<_>>() {
+        let Some(t) = snap.vms.iter().find(|v| v.vmid == vmid) else { continue };
+        let enabled = t
+            .config
+            .as_ref()
+            .and_then(|c| c.get("agent"))
+            .is_some_and(|a| a.split(',').any(|p| matches!(p, "1" | "enabled=1")));
+        if !enabled {
+            without.push(format!("{} ({vmid})", t.name));
+        }
+    }
+    checks.push(if without.is_empty() {
+        row("guest agent", Verdict::Ok, "every template of the lab has the QEMU guest agent enabled", "")
+    } else {
+        row(
+            "guest agent",
+            Verdict::Warn,
+            format!(
+                "templates without `agent` enabled: {}; `stand check` cannot reach their clones",
+                without.join(", ")
+            ),
+            "install qemu-guest-agent in the template and set it: qm set <vmid> --agent enabled=1",
+        )
+    });
+}
+
 /// `stand doctor [LAB.rhai]`.
 /// Whether `stand reset` will have a baseline to go back to: each new VM's storage must
 /// take snapshots (not thick LVM, not raw files).
@@ -438,6 +498,12 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                     }
                     if let Ok(plan) = &plan {
                         checks.push(baseline_check(plan));
+                        let grades = input.lab.as_deref().is_some_and(|p| {
+                            crate::script::CheckScript::load(p, &crate::script::RunOptions::default()).is_ok()
+                        });
+                        if grades {
+                            grading_checks(cluster, plan, &snap, &mut checks).await;
+                        }
                     }
                     checks.push(match plan {
                         Ok(plan) => row(

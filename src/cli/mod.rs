@@ -1,6 +1,7 @@
 //! The `stand` command line: argument parsing, and each command's glue.
 
 mod arguments;
+mod check;
 mod cluster_cmd;
 mod course;
 mod credentials;
@@ -102,6 +103,9 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
                 }
             };
         }
+        Command::Check { lab, only, lab_name, db, history: true, .. } => {
+            return check::history(&lab, lab_name.as_deref(), &only, db.as_deref(), args.target.output);
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -130,6 +134,21 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         Command::Uplinks { op, scope } => course::uplinks(&cluster, scope, *op).await,
         Command::Snapshot { scope, name, list, delete } => {
             course::snapshots(&cluster, scope, name.as_deref(), *list, *delete).await
+        }
+        Command::Check { lab, only, lab_name, users, csv, db, timeout, per_node, .. } => {
+            let opts = check::CheckArgs {
+                lab,
+                only,
+                lab_name: lab_name.as_deref(),
+                users: users.as_deref(),
+                csv: csv.as_deref(),
+                db: db.as_deref(),
+                timeout: *timeout,
+                per_node: *per_node,
+                verbose,
+                quiet,
+            };
+            check::check(&cluster, opts).await
         }
         Command::Status { lab, watch } => status::watch(&mut cluster, lab.as_deref(), *watch).await,
         Command::Doctor { lab, users } => {

@@ -7,13 +7,19 @@ use anyhow::Context;
 use super::arguments::{Latency, SimCommand};
 use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
-/// Where `--sim` keeps its cluster between commands.
-pub fn default_state_path() -> PathBuf {
+/// Where `stand` keeps state between commands: `$XDG_STATE_HOME/stand`, else
+/// `~/.local/state/stand`.
+pub fn state_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("stand").join("sim-state.json")
+    base.join("stand")
+}
+
+/// Where `--sim` keeps its cluster between commands.
+pub fn default_state_path() -> PathBuf {
+    state_dir().join("sim-state.json")
 }
 
 pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {

@@ -25,11 +25,15 @@ pub struct ClusterAgent {
     per_node: usize,
     limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
     calls: AtomicU64,
+    scale: f64,
 }
 
 /// What a failed call says on the grade sheet: PVE's own words.
 fn reason(e: &PveError) -> String {
     match e {
+        PveError::Api { failure, .. } if failure.message.starts_with("QEMU guest agent is not running") => {
+            "QEMU guest agent is not running (the guest may still be booting, or lacks qemu-guest-agent)".into()
+        }
         PveError::Api { failure, .. } => failure.message.trim_end().to_string(),
         other => other.to_string(),
     }
@@ -39,7 +43,24 @@ impl ClusterAgent {
     /// An agent over `pve` whose calls run on the runtime of `handle`, at most `per_node`
     /// at once on each node.
     pub fn new(pve: Arc<dyn Pve>, handle: Handle, per_node: usize) -> Self {
-        ClusterAgent { pve, handle, per_node: per_node.max(1), limits: Mutex::default(), calls: AtomicU64::new(0) }
+        ClusterAgent {
+            pve,
+            handle,
+            per_node: per_node.max(1),
+            limits: Mutex::default(),
+            calls: AtomicU64::new(0),
+            scale: 1.0,
+        }
+    }
+
+    /// Waits (polls, timeouts) as a fraction of real ones: the simulator's time scale.
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.scale).max(Duration::from_millis(1))
     }
 
     /// API requests made so far.
@@ -72,7 +93,7 @@ impl GuestAgent for ClusterAgent {
         self.block(&vm.node, async {
             let pid = self.counted(self.pve.agent_exec(&vm.node, vm.vmid, argv).await)?;
             let wait = async {
-                let mut pause = FIRST_POLL;
+                let mut pause = self.scaled(FIRST_POLL);
                 loop {
                     tokio::time::sleep(pause).await;
                     let status = self.counted(self.pve.agent_exec_status(&vm.node, vm.vmid, pid).await)?;
@@ -82,10 +103,10 @@ impl GuestAgent for ClusterAgent {
                         let err = status.err_data.unwrap_or_default();
                         return Ok(ExecOutput { code, out, err });
                     }
-                    pause = (pause * 2).min(MAX_POLL);
+                    pause = (pause * 2).min(self.scaled(MAX_POLL));
                 }
             };
-            match tokio::time::timeout(timeout, wait).await {
+            match tokio::time::timeout(self.scaled(timeout), wait).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("'{}' did not end within {} s", argv.join(" "), timeout.as_secs())),
             }

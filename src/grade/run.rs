@@ -71,6 +71,15 @@ pub fn deployed_stands(snap: &Snapshot, lab: &str, only: &[String]) -> Result<Ve
         .collect())
 }
 
+/// Why a check stopped, in one line: the message and where (`lab3.rhai:21`).
+fn reason(e: &crate::script::ScriptError) -> String {
+    let file = std::path::Path::new(&e.file).file_name().and_then(|f| f.to_str()).unwrap_or(&e.file);
+    match e.line {
+        Some(line) => format!("{} ({file}:{line})", e.message.trim_end()),
+        None => e.message.trim_end().to_string(),
+    }
+}
+
 /// How one stand's check went.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StandOutcome {
@@ -113,7 +122,7 @@ pub async fn check_stands(
                 let result = script.run(snap, &under);
                 let _ = tx.send(StandOutcome {
                     grades: under.grades(),
-                    error: result.err().map(|e| e.to_string().trim_end().to_string()),
+                    error: result.err().map(|e| reason(&e)),
                     ..outcome
                 });
             });

@@ -136,6 +136,8 @@ impl GradeSheet {
 
 /// `2`, `1.5`: points as people write them.
 pub fn number(n: f64) -> String {
+    // An empty sum is -0.0.
+    let n = if n == 0.0 { 0.0 } else { n };
     if n.fract() == 0.0 { format!("{n:.0}") } else { format!("{n}") }
 }
 

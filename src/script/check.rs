@@ -50,7 +50,7 @@ impl CheckScript {
         if !ast.iter_functions().any(|f| f.name == "check" && f.params.len() == 1) {
             return Err(ScriptError::plain(
                 &name,
-                "has no `fn check(stand) { ... }`: add one that grades a stand (see `stand docs grade`)",
+                "the script has no `fn check(stand) { ... }`: add one that grades a stand (see `stand docs grade`)",
             ));
         }
         Ok(CheckScript { name, dir, text, ast, lab, opts: opts.clone() })
@@ -202,7 +202,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = lab(&dir, "fn chek(stand) {}");
         let err = CheckScript::load(&path, &RunOptions::default()).err().unwrap().to_string();
-        assert!(err.contains("has no `fn check(stand)"), "{err}");
+        assert!(err.contains("the script has no `fn check(stand)"), "{err}");
         let top = lab(&dir, "grade(\"x\", 1, true);");
         let err = crate::script::run_file(&top, Arc::new(Snapshot::default()), &RunOptions::default())
             .unwrap_err()

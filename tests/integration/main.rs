@@ -27,6 +27,8 @@ mod course;
 mod doctor_graph;
 /// Seeded fault schedules, each followed by a clean `up` that must converge.
 mod fault_campaign;
+/// `stand check`: grading through the guest agent, the grade sheet, the history.
+mod grading;
 /// up, re-up, down on the simulator.
 mod lab_cycle;
 /// A third-party client (proxmoxer) against the simulator.
