@@ -20,12 +20,51 @@ const MAX_POLL: Duration = Duration::from_secs(1);
 
 /// The guest agents of a cluster, reached through `pve`.
 pub struct ClusterAgent {
-    pve: Arc<dyn Pve>,
+    call: Call,
     handle: Handle,
     per_node: usize,
     limits: Mutex<BTreeMap<String, Arc<Semaphore>>>,
-    calls: AtomicU64,
+}
+
+/// What one call needs, owned, so it can run as a task of the runtime.
+#[derive(Clone)]
+struct Call {
+    pve: Arc<dyn Pve>,
+    calls: Arc<AtomicU64>,
     scale: f64,
+}
+
+impl Call {
+    fn counted<T>(&self, r: Result<T, PveError>) -> Result<T, String> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        r.map_err(|e| reason(&e))
+    }
+
+    fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.scale).max(Duration::from_millis(1))
+    }
+
+    async fn exec(self, vm: GuestVm, argv: Vec<String>, timeout: Duration) -> Result<ExecOutput, String> {
+        let pid = self.counted(self.pve.agent_exec(&vm.node, vm.vmid, &argv).await)?;
+        let wait = async {
+            let mut pause = self.scaled(FIRST_POLL);
+            loop {
+                tokio::time::sleep(pause).await;
+                let status = self.counted(self.pve.agent_exec_status(&vm.node, vm.vmid, pid).await)?;
+                if status.exited {
+                    let code = status.exitcode.or(status.signal.map(|s| 128 + s)).unwrap_or(-1);
+                    let out = status.out_data.unwrap_or_default();
+                    let err = status.err_data.unwrap_or_default();
+                    return Ok(ExecOutput { code, out, err });
+                }
+                pause = (pause * 2).min(self.scaled(MAX_POLL));
+            }
+        };
+        match tokio::time::timeout(self.scaled(timeout), wait).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("'{}' did not end within {} s", argv.join(" "), timeout.as_secs())),
+        }
+    }
 }
 
 /// What a failed call says on the grade sheet: PVE's own words.
@@ -44,28 +83,22 @@ impl ClusterAgent {
     /// at once on each node.
     pub fn new(pve: Arc<dyn Pve>, handle: Handle, per_node: usize) -> Self {
         ClusterAgent {
-            pve,
+            call: Call { pve, calls: Arc::default(), scale: 1.0 },
             handle,
             per_node: per_node.max(1),
             limits: Mutex::default(),
-            calls: AtomicU64::new(0),
-            scale: 1.0,
         }
     }
 
     /// Waits (polls, timeouts) as a fraction of real ones: the simulator's time scale.
     pub fn time_scale(mut self, scale: f64) -> Self {
-        self.scale = scale;
+        self.call.scale = scale;
         self
-    }
-
-    fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.scale).max(Duration::from_millis(1))
     }
 
     /// API requests made so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.call.calls.load(Ordering::Relaxed)
     }
 
     fn limit(&self, node: &str) -> Arc<Semaphore> {
@@ -73,59 +106,44 @@ impl ClusterAgent {
         limits.entry(node.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_node))).clone()
     }
 
-    /// Runs `work` on the runtime, within the node's limit, and waits for it.
-    fn block<T, F: Future<Output = Result<T, String>>>(&self, node: &str, work: F) -> Result<T, String> {
+    /// Runs `work` as a task of the runtime, within the node's limit, and waits for it. As
+    /// a task, its timers and wake-ups are the runtime's own, so a paused clock (tests,
+    /// benchmarks) advances only when every call in flight waits on one.
+    fn block<T, F>(&self, node: &str, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, String>> + Send + 'static,
+    {
         let limit = self.limit(node);
-        self.handle.block_on(async move {
+        let task = self.handle.spawn(async move {
             let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
             work.await
-        })
-    }
-
-    fn counted<T>(&self, r: Result<T, PveError>) -> Result<T, String> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        r.map_err(|e| reason(&e))
+        });
+        self.handle.block_on(task).unwrap_or_else(|e| Err(format!("the call stopped: {e}")))
     }
 }
 
 impl GuestAgent for ClusterAgent {
     fn exec(&self, vm: &GuestVm, argv: &[String], timeout: Duration) -> Result<ExecOutput, String> {
-        self.block(&vm.node, async {
-            let pid = self.counted(self.pve.agent_exec(&vm.node, vm.vmid, argv).await)?;
-            let wait = async {
-                let mut pause = self.scaled(FIRST_POLL);
-                loop {
-                    tokio::time::sleep(pause).await;
-                    let status = self.counted(self.pve.agent_exec_status(&vm.node, vm.vmid, pid).await)?;
-                    if status.exited {
-                        let code = status.exitcode.or(status.signal.map(|s| 128 + s)).unwrap_or(-1);
-                        let out = status.out_data.unwrap_or_default();
-                        let err = status.err_data.unwrap_or_default();
-                        return Ok(ExecOutput { code, out, err });
-                    }
-                    pause = (pause * 2).min(self.scaled(MAX_POLL));
-                }
-            };
-            match tokio::time::timeout(self.scaled(timeout), wait).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("'{}' did not end within {} s", argv.join(" "), timeout.as_secs())),
-            }
-        })
+        self.block(&vm.node, self.call.clone().exec(vm.clone(), argv.to_vec(), timeout))
     }
 
     fn read_file(&self, vm: &GuestVm, path: &str) -> Result<String, String> {
-        self.block(&vm.node, async {
-            self.counted(self.pve.agent_file_read(&vm.node, vm.vmid, path).await).map(|f| f.content)
+        let (call, vm, path) = (self.call.clone(), vm.clone(), path.to_string());
+        self.block(&vm.node.clone(), async move {
+            call.counted(call.pve.agent_file_read(&vm.node, vm.vmid, &path).await).map(|f| f.content)
         })
     }
 
     fn hostname(&self, vm: &GuestVm) -> Result<String, String> {
-        self.block(&vm.node, async { self.counted(self.pve.agent_hostname(&vm.node, vm.vmid).await) })
+        let (call, vm) = (self.call.clone(), vm.clone());
+        self.block(&vm.node.clone(), async move { call.counted(call.pve.agent_hostname(&vm.node, vm.vmid).await) })
     }
 
     fn interfaces(&self, vm: &GuestVm) -> Result<Vec<Interface>, String> {
-        self.block(&vm.node, async {
-            let list = self.counted(self.pve.agent_interfaces(&vm.node, vm.vmid).await)?;
+        let (call, vm) = (self.call.clone(), vm.clone());
+        self.block(&vm.node.clone(), async move {
+            let list = call.counted(call.pve.agent_interfaces(&vm.node, vm.vmid).await)?;
             Ok(list
                 .into_iter()
                 .map(|i| Interface {
@@ -138,6 +156,7 @@ impl GuestAgent for ClusterAgent {
     }
 
     fn ping(&self, vm: &GuestVm) -> Result<(), String> {
-        self.block(&vm.node, async { self.counted(self.pve.agent_ping(&vm.node, vm.vmid).await) })
+        let (call, vm) = (self.call.clone(), vm.clone());
+        self.block(&vm.node.clone(), async move { call.counted(call.pve.agent_ping(&vm.node, vm.vmid).await) })
     }
 }
