@@ -5,17 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rhai::{AST, Dynamic, Scope};
 
-use super::api::{self, ApiContext};
 use super::error::ScriptError;
 use super::grading::StandUnderCheck;
-use super::runner::{RunOptions, new_engine};
-use super::stdlib::Resolver;
-use crate::plan::{Planner, Snapshot, dns_safe};
+use super::runner::{Prepared, RunOptions, ScriptFile, new_engine, prepare, read_script};
+use crate::plan::Snapshot;
 
 /// A lab script that defines `fn check(stand)`, compiled once for every stand.
 pub struct CheckScript {
@@ -23,7 +21,6 @@ pub struct CheckScript {
     dir: PathBuf,
     text: String,
     ast: AST,
-    lab: String,
     opts: RunOptions,
 }
 
@@ -33,16 +30,7 @@ const DRIVER: &str = "__check_begins(); check(__stand);";
 impl CheckScript {
     /// Reads and compiles `path`; an error when it has no `fn check(stand)`.
     pub fn load(path: &Path, opts: &RunOptions) -> Result<CheckScript, ScriptError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScriptError::plain(&name, format!("cannot read the script: {e}")))?;
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("lab");
-        let lab = opts.lab.clone().unwrap_or_else(|| dns_safe(stem));
+        let ScriptFile { name, text, dir, opts } = read_script(path, opts)?;
         let engine = new_engine();
         let sources = BTreeMap::from([(name.clone(), text.clone())]);
         let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e, &sources))?;
@@ -53,30 +41,18 @@ impl CheckScript {
                 "the script has no `fn check(stand) { ... }`: add one that grades a stand (see `stand docs grade`)",
             ));
         }
-        Ok(CheckScript { name, dir, text, ast, lab, opts: opts.clone() })
+        Ok(CheckScript { name, dir, text, ast, opts })
     }
 
     /// The lab's name (the file's, or `--lab`).
     pub fn lab(&self) -> &str {
-        &self.lab
+        self.opts.lab.as_deref().unwrap_or("lab")
     }
 
     /// Runs the script's top level, then `check(stand)`. The grades are in `stand` whatever
     /// happens; an error says where the run stopped.
     pub fn run(&self, snap: Arc<Snapshot>, stand: &StandUnderCheck) -> Result<(), ScriptError> {
-        let sources = Arc::new(Mutex::new(BTreeMap::from([(self.name.clone(), self.text.clone())])));
-        let all_sources = || sources.lock().map(|s| s.clone()).unwrap_or_default();
-        let mut planner =
-            Planner::new(snap.clone(), &self.lab).map_err(|e| ScriptError::plain(&self.name, e.to_string()))?;
-        planner.set_overcommit(self.opts.overcommit);
-        let ctx = Arc::new(ApiContext {
-            planner: Mutex::new(planner),
-            snap,
-            dir: self.dir.clone(),
-            users_file: self.opts.users_file.clone(),
-            args: self.opts.args.clone(),
-        });
-        let mut engine = new_engine();
+        let Prepared { mut engine, sources, .. } = prepare(&self.name, &self.dir, &self.text, snap, &self.opts)?;
         // The top level already printed when the lab was planned; `check` prints, per stand.
         let checking = Arc::new(AtomicBool::new(false));
         let (flag, user) = (checking.clone(), stand.user.clone());
@@ -86,14 +62,14 @@ impl CheckScript {
             }
         });
         engine.register_fn("__check_begins", move || checking.store(true, Ordering::Relaxed));
-        engine.set_module_resolver(Resolver { dir: self.dir.clone(), sources: sources.clone() });
         engine.set_default_tag(Dynamic::from(stand.clone()));
-        api::register(&mut engine, ctx);
         let driver = engine.compile(DRIVER).map_err(|e| ScriptError::plain(&self.name, e.to_string()))?;
         let ast = self.ast.merge(&driver);
         let mut scope = Scope::new();
         scope.push("__stand", stand.clone());
-        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| ScriptError::from_eval(&self.name, &e, &all_sources()))
+        engine
+            .run_ast_with_scope(&mut scope, &ast)
+            .map_err(|e| ScriptError::from_eval(&self.name, &e, &sources.lock().map(|s| s.clone()).unwrap_or_default()))
     }
 }
 

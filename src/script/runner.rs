@@ -53,8 +53,17 @@ pub fn new_engine() -> Engine {
     engine
 }
 
-/// Runs the script file `path`.
-pub fn run_file(path: &Path, snap: Arc<Snapshot>, opts: &RunOptions) -> Result<ScriptOutcome, ScriptError> {
+/// A script file as read: its name in messages, its text, the folder its modules resolve
+/// in, and the options with the lab's name (`--lab`, else the file's).
+pub(super) struct ScriptFile {
+    pub name: String,
+    pub text: String,
+    pub dir: PathBuf,
+    pub opts: RunOptions,
+}
+
+/// Reads the script file `path`.
+pub(super) fn read_script(path: &Path, opts: &RunOptions) -> Result<ScriptFile, ScriptError> {
     let name = path.display().to_string();
     let text =
         std::fs::read_to_string(path).map_err(|e| ScriptError::plain(&name, format!("cannot read the script: {e}")))?;
@@ -65,17 +74,31 @@ pub fn run_file(path: &Path, snap: Arc<Snapshot>, opts: &RunOptions) -> Result<S
         .unwrap_or_else(|| PathBuf::from("."));
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("lab");
     let opts = RunOptions { lab: opts.lab.clone().or_else(|| Some(dns_safe(stem))), ..opts.clone() };
-    run_source(&name, &dir, &text, snap, &opts)
+    Ok(ScriptFile { name, text, dir, opts })
 }
 
-/// Runs script text named `name` whose files resolve in `dir`.
-pub fn run_source(
+/// Runs the script file `path`.
+pub fn run_file(path: &Path, snap: Arc<Snapshot>, opts: &RunOptions) -> Result<ScriptOutcome, ScriptError> {
+    let file = read_script(path, opts)?;
+    run_source(&file.name, &file.dir, &file.text, snap, &file.opts)
+}
+
+/// An engine with the lab functions over a fresh planner of `snap`, modules resolving in
+/// `dir` (each module's source kept in `sources`, for error messages).
+pub(super) struct Prepared {
+    pub engine: Engine,
+    pub ctx: Arc<ApiContext>,
+    pub sources: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+/// Sets up the engine a script named `name` runs in.
+pub(super) fn prepare(
     name: &str,
     dir: &Path,
     text: &str,
     snap: Arc<Snapshot>,
     opts: &RunOptions,
-) -> Result<ScriptOutcome, ScriptError> {
+) -> Result<Prepared, ScriptError> {
     let lab = opts.lab.clone().unwrap_or_else(|| "lab".into());
     let mut planner = Planner::new(snap.clone(), &lab).map_err(|e| ScriptError::plain(name, e.to_string()))?;
     planner.reset_passwords(opts.reset_passwords);
@@ -89,11 +112,23 @@ pub fn run_source(
         args: opts.args.clone(),
     });
     let mut engine = new_engine();
+    engine.set_module_resolver(Resolver { dir: dir.to_path_buf(), sources: sources.clone() });
+    api::register(&mut engine, ctx.clone());
+    Ok(Prepared { engine, ctx, sources })
+}
+
+/// Runs script text named `name` whose files resolve in `dir`.
+pub fn run_source(
+    name: &str,
+    dir: &Path,
+    text: &str,
+    snap: Arc<Snapshot>,
+    opts: &RunOptions,
+) -> Result<ScriptOutcome, ScriptError> {
+    let Prepared { mut engine, ctx, sources } = prepare(name, dir, text, snap, opts)?;
     if opts.print_to_stdout {
         engine.on_print(|s| crate::outln!("{s}"));
     }
-    engine.set_module_resolver(Resolver { dir: dir.to_path_buf(), sources: sources.clone() });
-    api::register(&mut engine, ctx.clone());
     let snapshot_sources = || sources.lock().map(|s| s.clone()).unwrap_or_default();
     let mut ast = engine.compile(text).map_err(|e| ScriptError::from_parse(name, &e, &snapshot_sources()))?;
     ast.set_source(name);
