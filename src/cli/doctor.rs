@@ -80,7 +80,8 @@ fn granted(perms: &Value, path: &str, privilege: &str) -> bool {
     }
 }
 
-async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
+/// The connection rows; the PVE major version when the cluster answered.
+async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> Option<u32> {
     let endpoint = cluster.pve.endpoint();
     // What TLS will be once a connection proves it: shown only after the first answer.
     let tls = match &cluster.connection {
@@ -128,7 +129,7 @@ async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
                 ),
                 _ => row("version", Verdict::Fail, format!("Proxmox VE {}", v.version), "stand needs PVE 7 or later"),
             });
-            true
+            Some(major)
         }
         Err(e) => {
             let failed = failed_connection(&endpoint, &e).await;
@@ -136,7 +137,7 @@ async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> bool {
                 checks.push(row("TLS", Verdict::Warn, "not checked: no connection was made", "see the row below"));
             }
             checks.push(failed);
-            false
+            None
         }
     }
 }
@@ -162,7 +163,8 @@ async fn failed_connection(endpoint: &str, e: &PveError) -> Check {
     }
 }
 
-async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) {
+/// The access rows; the caller's permissions when PVE listed them.
+async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> Option<Value> {
     let pve = &cluster.pve;
     match pve.cluster_status().await {
         Ok(items) => {
@@ -189,7 +191,7 @@ async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) {
         }
         Err(e) => checks.push(row("quorum", Verdict::Fail, e.to_string(), "the token needs Sys.Audit on /")),
     }
-    match pve.permissions(None).await {
+    let perms = match pve.permissions(None).await {
         Ok(perms) => {
             let missing: Vec<String> = NEEDED
                 .iter()
@@ -206,14 +208,18 @@ async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) {
                     "grant them (e.g. the Administrator role on / to the token's user, without privilege separation)",
                 )
             });
+            Some(perms)
         }
-        Err(e) => checks.push(row(
-            "privileges",
-            Verdict::Fail,
-            e.to_string(),
-            "GET /access/permissions must work for the token",
-        )),
-    }
+        Err(e) => {
+            checks.push(row(
+                "privileges",
+                Verdict::Fail,
+                e.to_string(),
+                "GET /access/permissions must work for the token",
+            ));
+            None
+        }
+    };
     let mut samples = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -234,6 +240,7 @@ async fn access_checks(cluster: &Cluster, checks: &mut Vec<Check>) {
     } else {
         row("latency", Verdict::Ok, format!("p50 {p50:.1} ms, p95 {p95:.1} ms over 20 calls"), "")
     });
+    perms
 }
 
 /// VMs wired to a bridge their node does not have (they cannot start): stand's are a
@@ -377,16 +384,19 @@ fn grading_privileges(major: u32) -> &'static [&'static str] {
 }
 
 /// Rows for a lab with `fn check`: the privileges its guest agent calls need on the
-/// version found, and whether the templates its VMs come from have the agent enabled.
-async fn grading_checks(cluster: &Cluster, plan: &crate::plan::Plan, snap: &Snapshot, checks: &mut Vec<Check>) {
-    let major = match cluster.pve.version().await {
-        Ok(v) => v.version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(8),
-        Err(_) => 8,
-    };
+/// version found (`perms` as the access rows read them), and whether the templates its VMs
+/// come from have the agent enabled.
+fn grading_checks(
+    major: u32,
+    perms: Option<&Value>,
+    plan: &crate::plan::Plan,
+    snap: &Snapshot,
+    checks: &mut Vec<Check>,
+) {
     let needed = grading_privileges(major);
-    checks.push(match cluster.pve.permissions(None).await {
-        Ok(perms) => {
-            let missing: Vec<&str> = needed.iter().copied().filter(|p| !granted(&perms, "/vms", p)).collect();
+    checks.push(match perms {
+        Some(perms) => {
+            let missing: Vec<&str> = needed.iter().copied().filter(|p| !granted(perms, "/vms", p)).collect();
             if missing.is_empty() {
                 row("grading access", Verdict::Ok, format!("{} on /vms (PVE {major})", needed.join(", ")), "")
             } else {
@@ -398,18 +408,17 @@ async fn grading_checks(cluster: &Cluster, plan: &crate::plan::Plan, snap: &Snap
                 )
             }
         }
-        Err(e) => {
-            row("grading access", Verdict::Fail, e.to_string(), "GET /access/permissions must work for the token")
-        }
+        None => row(
+            "grading access",
+            Verdict::Fail,
+            "not checked: the privileges could not be read",
+            "see the privileges row",
+        ),
     });
     let mut without: Vec<String> = Vec::new();
     for vmid in plan.vms.iter().map(|v| v.template).collect::<std::collections::BTreeSet<_>>() {
         let Some(t) = snap.vms.iter().find(|v| v.vmid == vmid) else { continue };
-        let enabled = t
-            .config
-            .as_ref()
-            .and_then(|c| c.get("agent"))
-            .is_some_and(|a| a.split(',').any(|p| matches!(p, "1" | "enabled=1")));
+        let enabled = t.config.as_ref().and_then(|c| c.get("agent")).is_some_and(|a| crate::pve::agent_enabled(&a));
         if !enabled {
             without.push(format!("{} ({vmid})", t.name));
         }
@@ -468,8 +477,8 @@ fn baseline_check(plan: &crate::plan::Plan) -> Check {
 
 pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::Result<u8> {
     let mut checks = Vec::new();
-    if connection_checks(cluster, &mut checks).await {
-        access_checks(cluster, &mut checks).await;
+    if let Some(major) = connection_checks(cluster, &mut checks).await {
+        let perms = access_checks(cluster, &mut checks).await;
         let taken = match Snapshot::take(&cluster.pve).await {
             Ok(mut snap) => {
                 let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
@@ -502,7 +511,7 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                             crate::script::CheckScript::load(p, &crate::script::RunOptions::default()).is_ok()
                         });
                         if grades {
-                            grading_checks(cluster, plan, &snap, &mut checks).await;
+                            grading_checks(major, perms.as_ref(), plan, &snap, &mut checks);
                         }
                     }
                     checks.push(match plan {

@@ -75,6 +75,13 @@ pub struct GuestInterface {
     pub addresses: Vec<GuestAddress>,
 }
 
+/// Whether a VM config's `agent` value enables the agent: `1`, or the property string
+/// `enabled=1,...` / `1,fstrim_cloned_disks=1` (qemu-server `QemuServer/Agent.pm` `$agent_fmt`,
+/// `enabled` its default key).
+pub fn agent_enabled(value: &str) -> bool {
+    value.split(',').any(|p| matches!(p, "1" | "enabled=1"))
+}
+
 fn agent_path(node: &str, vmid: u32, command: &str) -> String {
     format!("/nodes/{}/qemu/{vmid}/agent/{command}", segment(node))
 }

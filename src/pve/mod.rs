@@ -19,7 +19,7 @@ mod transport;
 mod types;
 mod upid;
 
-pub use agent::{AgentExt, ExecStatus, FileRead, GuestAddress, GuestInterface};
+pub use agent::{AgentExt, ExecStatus, FileRead, GuestAddress, GuestInterface, agent_enabled};
 pub use api::{BridgeParams, CloneParams, Pve, PveExt};
 pub use client::{ClientError, ClientOptions, Credentials, PveClient, Secret, presented_fingerprint};
 pub use connect::{ClusterConfig, ConnectError, Connection};

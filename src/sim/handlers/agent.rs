@@ -40,8 +40,7 @@ fn available<'a>(ctx: &'a mut Ctx<'_>, command: &str) -> Result<&'a mut Guest, A
     let Some(agent) = vm.config.get("agent") else {
         return Err(ApiFailure::internal("No QEMU guest agent configured"));
     };
-    // `agent: 1`, or the property string `enabled=1,...` / `1,fstrim_cloned_disks=1`.
-    let enabled = agent.split(',').any(|p| matches!(p, "1" | "enabled=1"));
+    let enabled = crate::pve::agent_enabled(agent);
     if !vm.running {
         return Err(ApiFailure::internal(format!("VM {vmid} is not running")));
     }
