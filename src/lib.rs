@@ -26,4 +26,5 @@ pub mod out;
 pub mod plan;
 pub mod pve;
 pub mod script;
+pub mod serve;
 pub mod sim;

@@ -20,4 +20,4 @@ pub use destroy::{DestroyReport, Doomed, DoomedUser, DoomedVm, KeptBridge, NodeB
 pub use options::ApplyOptions;
 pub use pending::foreign_pending;
 pub use report::{ApplyReport, Cause, Credential, Failure};
-pub use runner::{OnEnd, Outcome, Perform, RunReport, run, run_with};
+pub use runner::{OnEnd, Outcome, Perform, RunReport, run, run_observed, run_with};

@@ -60,12 +60,23 @@ impl RunReport {
 
 /// Runs `graph` against `pve` with the actions of [`perform`].
 pub async fn run(pve: Arc<dyn Pve>, graph: &ActionGraph, opts: &ApplyOptions) -> RunReport {
+    run_observed(pve, graph, opts, None).await
+}
+
+/// [`run`], telling `on_end` of each step that ends (the progress of `stand serve`'s
+/// operations).
+pub async fn run_observed(
+    pve: Arc<dyn Pve>,
+    graph: &ActionGraph,
+    opts: &ApplyOptions,
+    on_end: Option<OnEnd>,
+) -> RunReport {
     let o = opts.clone();
     let act: Perform = Arc::new(move |a| {
         let (pve, o) = (pve.clone(), o.clone());
         Box::pin(async move { perform(&*pve, &a, &o).await })
     });
-    run_with(graph, opts.per_node, act, None).await
+    run_with(graph, opts.per_node, act, on_end).await
 }
 
 /// Runs `graph`, carrying out each action with `act`, at most `per_node` node-bound steps

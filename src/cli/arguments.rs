@@ -335,6 +335,43 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 8)]
         per_node: usize,
     },
+    /// Serve the class's web page (students and instructors), its JSON API and /metrics.
+    #[command(long_about = "Serves a web page where each student logs in with their own Proxmox VE account and sees\n\
+        their stand (VMs, state, console links, network picture, last grades, a reset button when\n\
+        the lab allows it: lab(#{ student_reset: true })), and the lab's teacher or a PVE\n\
+        administrator sees the class (live state, grade sheet, reset and power per student,\n\
+        credentials sheet). What a person sees is what PVE shows them; what they do runs with their\n\
+        own ticket. Also a JSON API under /api and Prometheus metrics at /metrics\n\
+        (prometheus-pve-exporter's names) for loopback, or with --metrics-token-file.\n\
+        Plain HTTP listens on loopback only; elsewhere give --tls-cert and --tls-key.\n\n\
+        Examples:\n  stand serve --sim\n  stand serve --cluster lab --lab lab3 --listen 127.0.0.1:8080\n  \
+        stand serve --cluster lab --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem")]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Only these labs (default: every lab on the cluster).
+        #[arg(long = "lab", num_args = 1.., value_name = "LAB")]
+        labs: Vec<String>,
+        /// TLS certificate (PEM); with --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM); with --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// A file holding the bearer token /metrics wants from other hosts than this one.
+        #[arg(long, value_name = "FILE")]
+        metrics_token_file: Option<PathBuf>,
+        /// The grade history `stand check` writes [default: ~/.local/state/stand/stand.db].
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Where the labs' <lab>-credentials.csv files are (for the instructor's download).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        credentials_dir: PathBuf,
+        /// The PVE web UI console links open [default: the cluster's URL].
+        #[arg(long, value_name = "URL")]
+        console_url: Option<String>,
+    },
     /// Read-only preflight checks of the cluster (and of a lab, if given), each with its fix.
     #[command(long_about = "Read-only preflight checks, one row each (ok / warn / FAIL) with the fix:\n\
         reachability, TLS, authentication, version, quorum, the privileges a lab needs, API latency,\n\

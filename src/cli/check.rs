@@ -30,7 +30,7 @@ pub struct CheckArgs<'a> {
 }
 
 /// Where the grade history lives by default: `$XDG_STATE_HOME/stand/stand.db`.
-fn default_db() -> PathBuf {
+pub(super) fn default_db() -> PathBuf {
     super::sim_cmd::state_dir().join("stand.db")
 }
 

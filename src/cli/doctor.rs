@@ -115,6 +115,7 @@ async fn connection_checks(cluster: &Cluster, checks: &mut Vec<Check>) -> Option
             let who = match cluster.connection.as_ref().map(|c| &c.credentials) {
                 Some(Credentials::Token { id, .. }) => format!("API token {id}"),
                 Some(Credentials::Password { user, .. }) => format!("password of {user}"),
+                Some(Credentials::Ticket { user, .. }) => format!("ticket of {user}"),
                 None => "root@pam".into(),
             };
             checks.push(row("auth", Verdict::Ok, who, ""));

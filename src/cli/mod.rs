@@ -11,6 +11,7 @@ mod graph;
 mod lab;
 mod render;
 mod repl;
+mod serve;
 mod sim_cmd;
 mod status;
 mod suggest;
@@ -174,6 +175,18 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             }
         }
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
+        Command::Serve { listen, labs, tls_cert, tls_key, metrics_token_file, db, credentials_dir, console_url } => {
+            let args = serve::ServeArgs {
+                listen: *listen,
+                labs,
+                tls: tls_cert.as_deref().zip(tls_key.as_deref()),
+                metrics_token_file: metrics_token_file.as_deref(),
+                db: Some(db.clone().unwrap_or_else(check::default_db)),
+                credentials_dir,
+                console_url: console_url.as_deref(),
+            };
+            serve::serve(&cluster, args).await
+        }
         Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } | Command::Docs { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway. Commands
@@ -188,6 +201,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             | Command::Power { .. }
             | Command::Uplinks { .. }
             | Command::Snapshot { list: false, .. }
+            | Command::Serve { .. }
     ) {
         cluster.close()?;
     }

@@ -112,8 +112,23 @@ impl Cluster {
     pub fn token_id(&self) -> Option<&str> {
         match &self.connection.as_ref()?.credentials {
             Credentials::Token { id, .. } => Some(id),
-            Credentials::Password { .. } => None,
+            Credentials::Password { .. } | Credentials::Ticket { .. } => None,
         }
+    }
+
+    /// Makes clients that act as a person, over this cluster's transport (`stand serve`).
+    pub fn client_as(&self) -> anyhow::Result<crate::serve::ClientAs> {
+        let base = match (&self.sim, &self.connection) {
+            (Some((sim, _)), _) => sim.client(),
+            (None, Some(conn)) => conn.client(ClientOptions::default()).map_err(Unreachable::from)?,
+            (None, None) => anyhow::bail!("no cluster to log in to"),
+        };
+        Ok(Arc::new(move |creds| base.sibling(creds)))
+    }
+
+    /// The simulator this command runs on (`--sim`).
+    pub fn sim(&self) -> Option<&Sim> {
+        self.sim.as_ref().map(|(sim, _)| sim)
     }
 
     /// Whether this is the simulator.
@@ -140,6 +155,11 @@ impl Cluster {
 
     /// Saves the simulator's state, so the next `--sim` command continues from it.
     pub fn close(self) -> anyhow::Result<()> {
+        self.save()
+    }
+
+    /// Saves the simulator's state now (a long-running command, after a change).
+    pub fn save(&self) -> anyhow::Result<()> {
         if let Some((sim, path)) = &self.sim {
             sim.save(path).with_context(|| format!("cannot save the simulated cluster to {}", path.display()))?;
         }

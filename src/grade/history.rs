@@ -11,8 +11,9 @@ use super::sheet::GradeSheet;
 
 /// The schema, one step per version; a database of an older `stand` is brought up to date
 /// when opened.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE runs (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
         lab TEXT NOT NULL,
         at TEXT NOT NULL
@@ -39,7 +40,10 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         PRIMARY KEY (run, user, criterion)
     );
     CREATE INDEX results_by_student ON results (lab, user);",
-)];
+    ),
+    // The hint a failed criterion gives the student (shown on `stand serve`'s page).
+    M::up("ALTER TABLE results ADD COLUMN hint TEXT;"),
+];
 
 /// A database that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,35 @@ pub struct Progress {
     pub error: Option<String>,
 }
 
+/// One criterion of a student's latest run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatestMark {
+    /// The criterion.
+    pub criterion: String,
+    /// Met.
+    pub passed: bool,
+    /// Points earned.
+    pub points: f64,
+    /// Points possible.
+    pub max_points: f64,
+    /// What to do, when it failed and the script gave a hint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Why it was not graded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A student's latest run, criterion by criterion.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latest {
+    /// The run, as [`Progress`] has it.
+    #[serde(flatten)]
+    pub run: Progress,
+    /// Its criteria, in the order `check` graded them.
+    pub marks: Vec<LatestMark>,
+}
+
 /// The grade history database.
 pub struct History {
     conn: Connection,
@@ -138,8 +171,8 @@ impl History {
                 )?;
                 for (mark, c) in row.marks.iter().zip(&sheet.criteria) {
                     tx.execute(
-                        "INSERT INTO results (run, lab, user, criterion, passed, points, max_points, reason, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        "INSERT INTO results (run, lab, user, criterion, passed, points, max_points, reason, at, hint)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                         params![
                             run,
                             sheet.lab,
@@ -149,7 +182,8 @@ impl History {
                             mark.points,
                             c.points,
                             mark.reason,
-                            at
+                            at,
+                            mark.hint
                         ],
                     )?;
                 }
@@ -204,6 +238,41 @@ impl History {
     }
 }
 
+impl History {
+    /// Each student's latest run of `lab`, by user.
+    pub fn latest(&self, lab: &str) -> Result<Vec<Latest>, HistoryError> {
+        let mut last: std::collections::BTreeMap<String, Progress> = std::collections::BTreeMap::new();
+        for p in self.progress(lab, &[])? {
+            last.insert(p.user.clone(), p);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT criterion, passed, points, max_points, hint, reason FROM results
+                 WHERE run = ?1 AND user = ?2 ORDER BY rowid",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for (_, run) in last {
+            let marks = stmt
+                .query_map(params![run.run, run.user], |r| {
+                    Ok(LatestMark {
+                        criterion: r.get(0)?,
+                        passed: r.get(1)?,
+                        points: r.get(2)?,
+                        max_points: r.get(3)?,
+                        hint: r.get(4)?,
+                        reason: r.get(5)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.sqlite(e))?;
+            out.push(Latest { run, marks });
+        }
+        Ok(out)
+    }
+}
+
 /// Grades are personal data: the database is the owner's only.
 fn restrict(path: &Path) {
     #[cfg(unix)]
@@ -244,6 +313,10 @@ mod tests {
         assert_eq!((p[1].total, p[1].passed.len(), p[1].at.as_str()), (2.0, 2, "2026-11-23T11:00:00Z"));
         assert!(h.progress("lab3", &["other@pve".into()]).unwrap().is_empty());
         assert!(h.progress("lab4", &[]).unwrap().is_empty());
+        let latest = h.latest("lab3").unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!((latest[0].run.total, latest[0].marks.len()), (2.0, 2));
+        assert!(latest[0].marks.iter().all(|m| m.passed && m.max_points == 1.0));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

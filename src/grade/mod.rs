@@ -8,6 +8,6 @@ mod run;
 mod sheet;
 
 pub use agent::ClusterAgent;
-pub use history::{History, HistoryError, Progress};
+pub use history::{History, HistoryError, Latest, LatestMark, Progress};
 pub use run::{DeployedStand, StandOutcome, StandsError, check_stands, deployed_stands};
 pub use sheet::{Criterion, GradeSheet, Mark, Row, number};

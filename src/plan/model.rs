@@ -32,6 +32,9 @@ pub struct LabSettings {
     /// What one stand may take at most.
     #[serde(default)]
     pub quota: Option<Quota>,
+    /// Whether students may reset their own stand from `stand serve`'s page.
+    #[serde(default)]
+    pub student_reset: bool,
 }
 
 /// What one student's stand may take (PVE has no pool quotas; the planner enforces them).
@@ -67,6 +70,7 @@ impl LabSettings {
             baseline: start(),
             expires: None,
             quota: None,
+            student_reset: false,
         }
     }
 }

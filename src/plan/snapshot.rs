@@ -390,8 +390,14 @@ impl Snapshot {
 
     /// The last day of `lab`, from its group's marker (`expires=2026-12-31`).
     pub fn lab_expires(&self, lab: &str) -> Option<String> {
+        self.lab_setting(lab, "expires")
+    }
+
+    /// A setting of `lab` recorded in its group's marker (`expires`, `teacher`,
+    /// `student_reset`).
+    pub fn lab_setting(&self, lab: &str, key: &str) -> Option<String> {
         let group = self.groups.iter().find(|g| matches!(&g.owner, Some(Owner::Group { lab: l }) if l == lab))?;
-        Marker::parse(group.comment.as_deref()?)?.get("expires").map(str::to_string)
+        Marker::parse(group.comment.as_deref()?)?.get(key).map(str::to_string)
     }
 
     /// The VMs of lab `lab`.

@@ -59,6 +59,16 @@ pub enum Credentials {
         /// The password.
         password: Secret,
     },
+    /// A ticket PVE issued to a person (`stand serve` holds one per session, never the
+    /// password). It is not renewed: it ends with its 2-hour lifetime.
+    Ticket {
+        /// `user@realm`.
+        user: String,
+        /// `PVEAuthCookie`.
+        ticket: Secret,
+        /// `CSRFPreventionToken`, sent with every write.
+        csrf: Secret,
+    },
 }
 
 impl Credentials {
@@ -78,7 +88,7 @@ impl Credentials {
     pub fn principal(&self) -> &str {
         match self {
             Credentials::Token { id, .. } => id,
-            Credentials::Password { user, .. } => user,
+            Credentials::Password { user, .. } | Credentials::Ticket { user, .. } => user,
         }
     }
 }
@@ -166,6 +176,17 @@ impl PveClient {
         PveClient { transport, creds, opts, ticket: tokio::sync::Mutex::new(None), insecure: false }
     }
 
+    /// A client over the same transport (the same connections) with other credentials.
+    pub fn sibling(&self, creds: Credentials) -> PveClient {
+        PveClient {
+            transport: self.transport.clone(),
+            creds,
+            opts: self.opts.clone(),
+            ticket: tokio::sync::Mutex::new(None),
+            insecure: self.insecure,
+        }
+    }
+
     fn backoff(&self) -> Backoff {
         Backoff { attempts: self.opts.attempts, first: self.opts.backoff, max: Duration::from_secs(10) }
     }
@@ -226,7 +247,28 @@ impl PveClient {
                 }
                 headers
             }
+            Credentials::Ticket { ticket, csrf, .. } => {
+                let mut headers =
+                    vec![(header::COOKIE, format!("PVEAuthCookie={}", urlencoding::encode(ticket.expose())))];
+                if !req.method.is_read() {
+                    headers.push((HeaderName::from_static("csrfpreventiontoken"), csrf.expose().to_string()));
+                }
+                headers
+            }
         })
+    }
+
+    /// Logs in with the password credentials and returns the ticket PVE issued, as
+    /// [`Credentials::Ticket`] (the same credentials for any other kind). A wrong password is
+    /// PVE's `401`.
+    pub async fn issue_ticket(&self) -> Result<Credentials, PveError> {
+        match &self.creds {
+            Credentials::Password { user, password } => {
+                let t = self.ticket(user, password).await?;
+                Ok(Credentials::Ticket { user: user.clone(), ticket: t.ticket, csrf: t.csrf })
+            }
+            other => Ok(other.clone()),
+        }
     }
 
     async fn send_once(&self, req: &ApiRequest) -> Result<Value, PveError> {

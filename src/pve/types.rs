@@ -98,6 +98,9 @@ pub struct ClusterResource {
     /// CPUs.
     #[serde(default, deserialize_with = "numish")]
     pub maxcpu: u64,
+    /// CPU use, 0.0..maxcpu (running guests and nodes).
+    #[serde(default)]
+    pub cpu: f64,
     /// Seconds running.
     #[serde(default, deserialize_with = "numish")]
     pub uptime: u64,

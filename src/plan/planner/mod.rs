@@ -286,6 +286,16 @@ impl Planner {
         if let Some(date) = &self.settings.expires {
             marker.set("expires", date);
         }
+        // What `stand serve` needs to know of the lab lives on the cluster too.
+        if let Some(t) = &self.settings.teacher {
+            marker.set("teacher", t);
+        }
+        if self.settings.student_reset {
+            marker.set("student_reset", "1");
+        }
+        if let Some(name) = self.settings.baseline.as_deref().filter(|n| *n != "start") {
+            marker.set("snapshot", name);
+        }
         let existing = self.snap.groups.iter().find(|g| g.groupid == groupid);
         let group = (!self.users.is_empty()).then(|| GroupPlan {
             exists: existing.is_some(),

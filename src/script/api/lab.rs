@@ -19,6 +19,7 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
         "snapshot",
         "expires",
         "quota",
+        "student_reset",
     ];
     let mut s = cur.clone();
     for (k, v) in m {
@@ -64,6 +65,10 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
                 s.expires = Some(text);
             }
             "quota" => s.quota = Some(quota(ctx, v)?),
+            "student_reset" => match v.as_bool() {
+                Ok(b) => s.student_reset = b,
+                Err(_) => return fail(ctx, "lab: `student_reset` must be true or false"),
+            },
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
         }
     }
@@ -104,7 +109,8 @@ const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user
 /// `expires` (the lab's last day, `"YYYY-MM-DD"`, UTC: the students' accounts expire after
 /// it, `stand status` shows it, `stand down --expired` removes the lab), `quota` (what one
 /// stand may take: `#{ vms: 6, memory_gib: 16, cores: 8 }`, any of them; a `clone` beyond
-/// it is an error naming the student and the limit).
+/// it is an error naming the student and the limit), `student_reset` (`true`: students
+/// may reset their own stand, or one VM of it, from `stand serve`'s page).
 ///
 /// ```rhai
 /// lab(#{ vmid_range: [3000, 3999], teacher: "teacher@pve", overcommit: 1.5 });

@@ -89,7 +89,7 @@ pub(super) fn vm_resource(st: &SimState, vmid: u32) -> Option<Value> {
         "template": if vm.is_template() { 1 } else { 0 },
         "maxmem": vm.memory_mib() << 20, "mem": if vm.running { (vm.memory_mib() << 20) / 3 } else { 0 },
         "maxcpu": vm.config.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1),
-        "cpu": 0, "maxdisk": maxdisk, "disk": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+        "cpu": if vm.running { 0.01 * f64::from(1 + vmid % 7) } else { 0.0 }, "maxdisk": maxdisk, "disk": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
         "uptime": if vm.running { st.now_ms.saturating_sub(vm.started_ms) / 1000 } else { 0 },
     });
     if let Some(t) = vm.config.get("tags") {

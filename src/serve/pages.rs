@@ -1,0 +1,361 @@
+//! The server-rendered pages: login, the student's stands, the instructor's class, the
+//! confirmation of a reset. Templates and assets are compiled into the binary; pages work
+//! without JavaScript (`app.js` only refreshes the page in place).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Environment, context};
+use serde::{Deserialize, Serialize};
+
+use super::access::{Access, Caller};
+use super::api::{Refusal, act};
+use super::auth::CsrfForm;
+use super::ops::{Kind, OpView, power_op};
+use super::picture;
+use super::view::{ClassView, StandView, VmView};
+use super::{App, session::Seen};
+use crate::grade::Latest;
+
+/// The page templates, parsed once.
+pub struct Templates(Environment<'static>);
+
+impl Templates {
+    /// Loads the templates shipped in the binary.
+    pub fn new() -> Templates {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("assets/base.html")),
+            ("login.html", include_str!("assets/login.html")),
+            ("home.html", include_str!("assets/home.html")),
+            ("confirm.html", include_str!("assets/confirm.html")),
+            ("error.html", include_str!("assets/error.html")),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!("template {name}: {e}");
+            }
+        }
+        Templates(env)
+    }
+
+    fn render(&self, name: &str, ctx: minijinja::Value) -> String {
+        self.0.get_template(name).and_then(|t| t.render(ctx)).unwrap_or_else(|e| {
+            tracing::error!("rendering {name}: {e:#}");
+            "<!doctype html><title>stand</title><p>This page could not be rendered; the server log says why.".into()
+        })
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A `303 See Other` to `to`.
+pub fn redirect(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to.to_string())]).into_response()
+}
+
+/// An HTML page that is never cached (it shows one person's data).
+fn page(status: StatusCode, body: String) -> Response {
+    (status, [(CACHE_CONTROL, "no-store")], Html(body)).into_response()
+}
+
+/// The error page.
+pub fn error_page(app: &App, status: StatusCode, message: &str) -> Response {
+    page(status, app.pages.render("error.html", context! { message, status => status.as_u16() }))
+}
+
+/// The login page's HTML.
+pub fn render_login(app: &App, csrf: &str, realms: &[String], error: Option<&str>) -> String {
+    app.pages.render("login.html", context! { csrf, realms, error })
+}
+
+/// `1d 4h`, `2h 5m`, `4m 10s`.
+fn uptime(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// A VM as a page row.
+#[derive(Serialize)]
+struct VmRow<'a> {
+    #[serde(flatten)]
+    vm: &'a VmView,
+    uptime: String,
+    console: String,
+    memory: String,
+}
+
+/// A stand as a page card.
+#[derive(Serialize)]
+struct StandCard<'a> {
+    lab: &'a str,
+    user: &'a str,
+    node: &'a str,
+    running: usize,
+    total: usize,
+    vms: Vec<VmRow<'a>>,
+    picture: String,
+    may_reset: bool,
+    may_power: bool,
+    busy: bool,
+    grades: Option<Latest>,
+}
+
+/// One lab an instructor teaches.
+#[derive(Serialize)]
+struct LabSection<'a> {
+    lab: &'a str,
+    expires: Option<&'a str>,
+    student_reset: bool,
+    stands: Vec<StandCard<'a>>,
+    running: usize,
+    vms: usize,
+    criteria: Vec<String>,
+    credentials: bool,
+    operations: Vec<OpView>,
+}
+
+fn console_url(console: &str, vm: &VmView) -> String {
+    format!(
+        "{}/?console=kvm&novnc=1&vmid={}&vmname={}&node={}&resize=off&cmd=",
+        console.trim_end_matches('/'),
+        vm.vmid,
+        urlencoding::encode(&vm.name),
+        urlencoding::encode(&vm.node)
+    )
+}
+
+impl App {
+    fn card<'s>(&self, s: &'s StandView, access: &Access, grades: &BTreeMap<String, Latest>) -> StandCard<'s> {
+        StandCard {
+            lab: &s.lab,
+            user: &s.user,
+            node: &s.node,
+            running: s.running(),
+            total: s.vms.len(),
+            vms: s
+                .vms
+                .iter()
+                .map(|vm| VmRow {
+                    vm,
+                    uptime: if vm.status == "running" { uptime(vm.uptime_s) } else { String::new() },
+                    console: console_url(&self.backend.console, vm),
+                    memory: format!("{} MiB", vm.maxmem >> 20),
+                })
+                .collect(),
+            picture: picture::svg(s),
+            may_reset: access.may_reset(s),
+            may_power: access.may_power(s),
+            busy: self.ops.running(&s.lab, &s.user),
+            grades: grades.get(&s.user).cloned(),
+        }
+    }
+
+    async fn grades_of(&self, lab: &str) -> BTreeMap<String, Latest> {
+        self.grades.latest(lab).await.iter().map(|l| (l.run.user.clone(), l.clone())).collect()
+    }
+}
+
+/// The session, what PVE shows it, and the class now; or the response that ends the request.
+pub(super) async fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Caller, Seen, ClassView), Response> {
+    let Some(caller) = app.caller(headers) else { return Err(redirect("/login")) };
+    let seen = match app.seen(&caller).await {
+        Ok(Some(seen)) => seen,
+        Ok(None) => return Err(redirect("/login")),
+        Err(e) => return Err(error_page(app, StatusCode::BAD_GATEWAY, &format!("The cluster did not answer: {e}"))),
+    };
+    match app.view.class().await {
+        Ok(class) => Ok((caller, seen, class)),
+        Err(e) => Err(error_page(app, StatusCode::BAD_GATEWAY, &format!("The cluster did not answer: {e}"))),
+    }
+}
+
+/// `GET /`: the student's stands, or the instructor's labs (and their own stands).
+pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let (caller, seen, class) = match signed_in(&app, &headers).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let user = caller.session.user.as_str();
+    let access = Access::new(user, &seen, &class);
+    let visible = access.visible(&class);
+    let taught = access.taught(&class);
+    let operations = app.ops.list();
+    let mut labs = Vec::new();
+    for info in &taught {
+        let grades = app.grades_of(&info.lab).await;
+        let stands: Vec<StandCard> =
+            visible.iter().filter(|s| s.lab == info.lab).map(|s| app.card(s, &access, &grades)).collect();
+        let mut criteria: Vec<String> = Vec::new();
+        for l in grades.values() {
+            for m in &l.marks {
+                if !criteria.contains(&m.criterion) {
+                    criteria.push(m.criterion.clone());
+                }
+            }
+        }
+        labs.push(LabSection {
+            lab: &info.lab,
+            expires: info.expires.as_deref(),
+            student_reset: info.student_reset,
+            running: stands.iter().map(|s| s.running).sum(),
+            vms: stands.iter().map(|s| s.total).sum(),
+            stands,
+            criteria,
+            credentials: app.config.credentials_dir.join(format!("{}-credentials.csv", info.lab)).is_file(),
+            operations: operations.iter().filter(|o| o.lab == info.lab).cloned().collect(),
+        });
+    }
+    let mut own = Vec::new();
+    for s in visible.iter().filter(|s| !access.instructs(&s.lab)) {
+        let grades = app.grades_of(&s.lab).await;
+        own.push(app.card(s, &access, &grades));
+    }
+    let mine: Vec<OpView> = operations.into_iter().filter(|o| o.user == user || o.by == user).collect();
+    let busy = own.iter().any(|s| s.busy) || labs.iter().any(|l| l.operations.iter().any(|o| o.state == "running"));
+    let body = app.pages.render(
+        "home.html",
+        context! { user, csrf => &caller.session.csrf, labs, stands => own, operations => mine, busy },
+    );
+    page(StatusCode::OK, body)
+}
+
+/// `?vm=NAME`: one VM of the stand.
+#[derive(Deserialize)]
+pub struct VmQuery {
+    #[serde(default)]
+    vm: Option<String>,
+}
+
+/// `GET /stands/{lab}/{user}/reset[?vm=NAME]`: asks to confirm.
+pub async fn confirm_reset(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((lab, user)): Path<(String, String)>,
+    Query(q): Query<VmQuery>,
+) -> Response {
+    let (caller, seen, class) = match signed_in(&app, &headers).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let access = Access::new(&caller.session.user, &seen, &class);
+    let Some(stand) = class.stand(&lab, &user).filter(|s| access.may_reset(s)) else {
+        return error_page(&app, StatusCode::FORBIDDEN, "You may not reset this stand.");
+    };
+    if let Some(vm) = &q.vm
+        && !stand.vms.iter().any(|v| &v.short == vm || &v.name == vm)
+    {
+        return error_page(&app, StatusCode::NOT_FOUND, &format!("The stand has no VM {vm}."));
+    }
+    let baseline = class.labs.get(&lab).map(|l| l.baseline.clone()).unwrap_or_default();
+    let body = app.pages.render(
+        "confirm.html",
+        context! { user => &caller.session.user, csrf => &caller.session.csrf, lab, owner => user, vm => q.vm, baseline },
+    );
+    page(StatusCode::OK, body)
+}
+
+fn refused(app: &App, r: Refusal) -> Response {
+    match r {
+        Refusal::SignIn => redirect("/login"),
+        Refusal::Status(status, message) => error_page(app, status, &message),
+    }
+}
+
+/// `POST /stands/{lab}/{user}/reset` (form: `csrf`, `vm`): resets, back to the page.
+pub async fn reset(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((lab, user)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    match act(&app, &headers, form.csrf.as_deref(), &lab, &user, form.vm.as_deref(), Kind::Reset).await {
+        Ok(_) => redirect("/"),
+        Err(r) => refused(&app, r),
+    }
+}
+
+/// `POST /stands/{lab}/{user}/power/{op}` (form: `csrf`): on, off, shutdown, reboot.
+pub async fn power(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((lab, user, op)): Path<(String, String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some(op) = power_op(&op) else {
+        return error_page(&app, StatusCode::NOT_FOUND, "Power operations are on, off, shutdown and reboot.");
+    };
+    match act(&app, &headers, form.csrf.as_deref(), &lab, &user, form.vm.as_deref(), Kind::Power(op)).await {
+        Ok(_) => redirect("/"),
+        Err(r) => refused(&app, r),
+    }
+}
+
+/// `GET /stands/{lab}/{user}/network.svg`: the stand's network picture.
+pub async fn network(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((lab, user)): Path<(String, String)>,
+) -> Response {
+    let (caller, seen, class) = match signed_in(&app, &headers).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let access = Access::new(&caller.session.user, &seen, &class);
+    match access.visible(&class).into_iter().find(|s| s.lab == lab && s.user == user) {
+        Some(stand) => {
+            ([(CONTENT_TYPE, "image/svg+xml"), (CACHE_CONTROL, "no-store")], picture::svg(&stand)).into_response()
+        }
+        None => error_page(&app, StatusCode::FORBIDDEN, "You may not see this stand."),
+    }
+}
+
+/// `GET /labs/{lab}/credentials.csv`: the students' logins, for the lab's instructor.
+pub async fn credentials(State(app): State<Arc<App>>, headers: HeaderMap, Path(lab): Path<String>) -> Response {
+    let (caller, seen, class) = match signed_in(&app, &headers).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let access = Access::new(&caller.session.user, &seen, &class);
+    if !access.taught(&class).iter().any(|l| l.lab == lab) {
+        return error_page(&app, StatusCode::FORBIDDEN, "Only the lab's instructor may download its credentials.");
+    }
+    let path = app.config.credentials_dir.join(format!("{lab}-credentials.csv"));
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            tracing::info!("{} downloaded the credentials of {lab}", caller.session.user);
+            (
+                [
+                    (CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (CONTENT_DISPOSITION, format!("attachment; filename=\"{lab}-credentials.csv\"")),
+                    (CACHE_CONTROL, "no-store".to_string()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) => error_page(&app, StatusCode::NOT_FOUND, &format!("No {lab}-credentials.csv next to the server.")),
+    }
+}
+
+/// `GET /assets/{file}`: the stylesheet and the small script.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (kind, body) = match file.as_str() {
+        "style.css" => ("text/css; charset=utf-8", include_str!("assets/style.css")),
+        "app.js" => ("text/javascript; charset=utf-8", include_str!("assets/app.js")),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(CONTENT_TYPE, kind), (CACHE_CONTROL, "max-age=3600")], body).into_response()
+}
