@@ -165,6 +165,16 @@ pub async fn serve(cluster: &Cluster, args: ServeArgs<'_>) -> anyhow::Result<u8>
     let scheme = if tls.is_some() { "https" } else { "http" };
     crate::outln!("{scheme}://{local}/");
     crate::errln!("stand serve: {scheme}://{local}/ (metrics at /metrics; Ctrl-C stops)");
+    // A ticket login renews itself on use; a night without visitors must not let it lapse.
+    let keep = cluster.pve.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(20 * 60)).await;
+            if let Err(e) = keep.version().await {
+                tracing::warn!("the cluster did not answer: {e}");
+            }
+        }
+    });
     let stop = handle.clone();
     tokio::spawn(async move {
         stopped().await;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Form, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -70,7 +70,7 @@ async fn login_page(app: &App, status: StatusCode, error: Option<&str>) -> Respo
         .unwrap_or_else(|_| vec!["pve".into(), "pam".into()]);
     let body = render_login(app, &token, &realms, error);
     let set = cookie(LOGIN_COOKIE, &nonce, Duration::from_secs(3600), app.config.tls, "/login");
-    (status, [(SET_COOKIE, set)], body).into_response()
+    (status, [(SET_COOKIE, set), (CACHE_CONTROL, "no-store".to_string())], Html(body)).into_response()
 }
 
 /// `POST /login`: `username` (`user@realm`, or a name and `realm`), `password`, `csrf`.

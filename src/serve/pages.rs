@@ -28,6 +28,7 @@ impl Templates {
     /// Loads the templates shipped in the binary.
     pub fn new() -> Templates {
         let mut env = Environment::new();
+        env.add_filter("points", |n: f64| crate::grade::number(n));
         for (name, source) in [
             ("base.html", include_str!("assets/base.html")),
             ("login.html", include_str!("assets/login.html")),

@@ -33,6 +33,10 @@ mod grading;
 mod lab_cycle;
 /// A third-party client (proxmoxer) against the simulator.
 mod peer;
+/// `stand serve` in headless Chromium over WebDriver.
+mod browser;
+/// `stand serve`: pages, API, sessions, metrics, load.
+mod serve;
 /// The seed examples planned exactly.
 mod plan_examples;
 /// Kills, concurrent instructors, isolation, secrets.

@@ -1,0 +1,200 @@
+//! `stand serve` in a real browser: headless Chromium driven over WebDriver (chromedriver)
+//! by fantoccini. A student logs in, sees only their VMs, resets one and sees it back; the
+//! instructor sees the class and the grade sheet. Screenshots of both pages are written to
+//! `docs/screenshots/` (the README shows them).
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
+//! the test says it is skipped, and fails when `STAND_REQUIRE_BROWSER` is set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use stand::grade::{GradeSheet, History, StandOutcome};
+use stand::pve::PveExt;
+use stand::script::Grade;
+use stand::serve::{ServeConfig, router};
+use stand::sim::{Fixture, LatencyModel, Sim, SimOptions};
+
+use crate::serve::{PASSWORD, TEACHER, TEACHER_PASSWORD, backend, deploy};
+
+/// chromedriver, stopped when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|n| std::env::split_paths(&path).map(|d| d.join(n)).find(|p| p.is_file()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts chromedriver and connects a headless Chromium session.
+async fn browser(driver: &Path, chromium: &Path) -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver(child);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--disable-quic", "--window-size=1280,1000",
+                     format!("--user-data-dir={}", tempfile::tempdir().unwrap().keep().display())]
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    // chromedriver listens a moment after it starts: connect until it answers (bounded).
+    let mut last = None;
+    for _ in 0..100 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+            Ok(client) => return (driver, client),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer: {last:?}");
+}
+
+async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(password).await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+fn screenshot(name: &str, png: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
+    let (Some(driver), Some(chromium)) = (find(&["chromedriver"]), find(&["chromium", "chromium-browser"])) else {
+        if std::env::var_os("STAND_REQUIRE_BROWSER").is_some() {
+            panic!("STAND_REQUIRE_BROWSER is set but chromium or chromedriver is missing");
+        }
+        eprintln!("SKIPPED: the browser test needs chromium and chromedriver (apt install chromium chromium-driver)");
+        return;
+    };
+    // Real time, PVE's durations at 1/20: a rollback takes a moment, as it would.
+    let opts = SimOptions { latency: LatencyModel::realistic(), time_scale: 0.05, ..SimOptions::default() };
+    let sim = Sim::new(&Fixture::default_cluster(), opts);
+    let students = ["петрова@pve".to_string(), "sidorov@pve".to_string(), "kozlova@pve".to_string()];
+    deploy(&sim, "lab3", &students, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stand.db");
+    let outcomes: Vec<StandOutcome> = students
+        .iter()
+        .enumerate()
+        .map(|(i, u)| StandOutcome {
+            user: u.clone(),
+            node: "pve1".into(),
+            grades: vec![
+                Grade { title: "router named gw".into(), points: 1.0, passed: true, hint: None },
+                Grade {
+                    title: "LAN address on gw".into(),
+                    points: 2.0,
+                    passed: i != 0,
+                    hint: Some("give gw's LAN interface 192.168.1.1/24".into()),
+                },
+                Grade { title: "SSH on port 2024".into(), points: 1.0, passed: i == 1, hint: Some("Port 2024 in sshd_config".into()) },
+            ],
+            error: None,
+        })
+        .collect();
+    History::open(&db).unwrap().record(&GradeSheet::new("lab3", &outcomes), "2026-11-23T10:00:00Z").unwrap();
+    std::fs::write(dir.path().join("lab3-credentials.csv"), "user,password,node,vms\n").unwrap();
+    let config = ServeConfig { db: Some(db), credentials_dir: dir.path().to_path_buf(), ..ServeConfig::default() };
+    let app = router(backend(&sim), config).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp(listener).handle(handle.clone());
+    tokio::spawn(async move { server.serve(app).await });
+
+    let (_driver, c) = browser(&driver, &chromium).await;
+
+    // The student: their stand only.
+    log_in(&c, &base, &students[0], PASSWORD).await;
+    c.wait().for_element(Locator::Css("article.stand")).await.unwrap();
+    let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("gw-petrova") && text.contains("pc-petrova"), "{text}");
+    assert!(!text.contains("sidorov") && !text.contains("kozlova"), "another student's stand on the page: {text}");
+    assert!(text.contains("give gw's LAN interface 192.168.1.1/24"), "the hint of a failed criterion");
+
+    // Something breaks in pc; the student resets that VM, confirms, and sees it back.
+    let root = sim.session("root@pam");
+    let pc = root.resources(Some("vm")).await.unwrap().into_iter().find(|r| r.name.as_deref() == Some("pc-petrova")).unwrap();
+    let (node, vmid) = (pc.node.clone().unwrap(), pc.vmid.unwrap());
+    root.set_vm_config(&node, vmid, [("memory".to_string(), "4096".to_string())].into()).await.unwrap();
+    c.find(Locator::XPath("//tr[@data-vm='pc']//a[text()='Reset VM']")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("confirm-reset")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("article.stand")).await.unwrap();
+    let mut back = false;
+    for _ in 0..200 {
+        let config = root.vm_config(&node, vmid).await.unwrap();
+        let running = root.vm_status(&node, vmid).await.unwrap().status == "running";
+        if config.get("memory").as_deref() == Some("512") && running {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "pc rolled back to its snapshot and started again");
+    // The page (refreshed in place by its script) shows the VM running again.
+    let mut shown = false;
+    for _ in 0..100 {
+        c.refresh().await.unwrap();
+        let row = c.find(Locator::Css("tr[data-vm='pc']")).await.unwrap();
+        if row.attr("data-status").await.unwrap().as_deref() == Some("running")
+            && c.find(Locator::Css("article.stand")).await.unwrap().text().await.unwrap().contains("running")
+            && c.find_all(Locator::Css("span.pill.busy")).await.unwrap().is_empty()
+        {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(shown, "the page shows pc running after the reset");
+    let student_png = screenshot("student.png", &c.screenshot().await.unwrap());
+
+    // Log out, log in as the instructor: the class, its live state and the grade sheet.
+    c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("input[name=username]")).await.unwrap();
+    log_in(&c, &base, TEACHER, TEACHER_PASSWORD).await;
+    c.wait().for_element(Locator::Css("table.class")).await.unwrap();
+    let rows = c.find_all(Locator::Css("table.class tr.stand-row")).await.unwrap();
+    assert_eq!(rows.len(), students.len(), "every stand of the class");
+    let sheet = c.find(Locator::Css("table.sheet")).await.unwrap().text().await.unwrap();
+    for s in &students {
+        assert!(sheet.contains(s.as_str()), "{s} in the grade sheet");
+    }
+    assert!(sheet.contains("SSH on port 2024") && sheet.contains("4 / 4") && sheet.contains("1 / 4"), "{sheet}");
+    let instructor_png = screenshot("instructor.png", &c.screenshot().await.unwrap());
+    eprintln!("screenshots: {} {}", student_png.display(), instructor_png.display());
+    c.close().await.unwrap();
+    handle.shutdown();
+}
