@@ -118,7 +118,8 @@ async fn main() {
             while Instant::now() < end {
                 tick.tick().await;
                 let t = Instant::now();
-                let resp = http.get(format!("{base}/")).header("cookie", format!("stand_session={session}")).send().await;
+                let resp =
+                    http.get(format!("{base}/")).header("cookie", format!("stand_session={session}")).send().await;
                 match resp {
                     Ok(r) if r.status().is_success() => {
                         let body = r.text().await.unwrap_or_default();

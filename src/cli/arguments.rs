@@ -336,16 +336,17 @@ pub enum Command {
         per_node: usize,
     },
     /// Serve the class's web page (students and instructors), its JSON API and /metrics.
-    #[command(long_about = "Serves a web page where each student logs in with their own Proxmox VE account and sees\n\
-        their stand (VMs, state, console links, network picture, last grades, a reset button when\n\
-        the lab allows it: lab(#{ student_reset: true })), and the lab's teacher or a PVE\n\
-        administrator sees the class (live state, grade sheet, reset and power per student,\n\
-        credentials sheet). What a person sees is what PVE shows them; what they do runs with their\n\
-        own ticket. Also a JSON API under /api and Prometheus metrics at /metrics\n\
-        (prometheus-pve-exporter's names) for loopback, or with --metrics-token-file.\n\
+    #[command(long_about = "Serves the class's web page. Each student logs in with their own Proxmox VE\n\
+        account and sees their stand: VMs, state, console links, the network picture,\n\
+        the last grades, and a reset button when the lab allows it\n\
+        (lab(#{ student_reset: true })). The lab's teacher or a PVE administrator sees\n\
+        the class: live state, grade sheet, reset and power per student, credentials.\n\
+        What a person sees is what PVE shows them; what they do runs with their own\n\
+        ticket. Also a JSON API under /api, and Prometheus metrics at /metrics in\n\
+        prometheus-pve-exporter's names (loopback, or with --metrics-token-file).\n\
         Plain HTTP listens on loopback only; elsewhere give --tls-cert and --tls-key.\n\n\
-        Examples:\n  stand serve --sim\n  stand serve --cluster lab --lab lab3 --listen 127.0.0.1:8080\n  \
-        stand serve --cluster lab --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem")]
+        Examples:\n  stand serve --sim\n  stand serve --cluster lab --lab lab3\n  \
+        stand serve --cluster lab --listen 0.0.0.0:8443 \\\n      --tls-cert cert.pem --tls-key key.pem")]
     Serve {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]

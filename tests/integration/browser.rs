@@ -119,7 +119,12 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
                     passed: i != 0,
                     hint: Some("give gw's LAN interface 192.168.1.1/24".into()),
                 },
-                Grade { title: "SSH on port 2024".into(), points: 1.0, passed: i == 1, hint: Some("Port 2024 in sshd_config".into()) },
+                Grade {
+                    title: "SSH on port 2024".into(),
+                    points: 1.0,
+                    passed: i == 1,
+                    hint: Some("Port 2024 in sshd_config".into()),
+                },
             ],
             error: None,
         })
@@ -147,7 +152,13 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
 
     // Something breaks in pc; the student resets that VM, confirms, and sees it back.
     let root = sim.session("root@pam");
-    let pc = root.resources(Some("vm")).await.unwrap().into_iter().find(|r| r.name.as_deref() == Some("pc-petrova")).unwrap();
+    let pc = root
+        .resources(Some("vm"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name.as_deref() == Some("pc-petrova"))
+        .unwrap();
     let (node, vmid) = (pc.node.clone().unwrap(), pc.vmid.unwrap());
     root.set_vm_config(&node, vmid, [("memory".to_string(), "4096".to_string())].into()).await.unwrap();
     c.find(Locator::XPath("//tr[@data-vm='pc']//a[text()='Reset VM']")).await.unwrap().click().await.unwrap();

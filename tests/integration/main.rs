@@ -11,6 +11,8 @@ mod common;
 mod action_graph;
 /// The bad input corpus of `tests/bad_input/`: exit 2, a clear message, the cluster unchanged.
 mod bad_input;
+/// `stand serve` in headless Chromium over WebDriver.
+mod browser;
 /// The command line end to end.
 mod cli;
 /// The HTTPS client against `stand sim serve`.
@@ -33,10 +35,6 @@ mod grading;
 mod lab_cycle;
 /// A third-party client (proxmoxer) against the simulator.
 mod peer;
-/// `stand serve` in headless Chromium over WebDriver.
-mod browser;
-/// `stand serve`: pages, API, sessions, metrics, load.
-mod serve;
 /// The seed examples planned exactly.
 mod plan_examples;
 /// Kills, concurrent instructors, isolation, secrets.
@@ -45,6 +43,8 @@ mod reliability;
 mod repl;
 /// `--sim` runs replayed by their seed.
 mod replay;
+/// `stand serve`: pages, API, sessions, metrics, load.
+mod serve;
 /// The simulator against PVE's documented behaviour.
 mod sim_semantics;
 /// What a newcomer and third-party clients found (the trust issue).

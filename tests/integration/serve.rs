@@ -94,7 +94,12 @@ fn graded(dir: &std::path::Path, lab: &str, students: &[String]) -> std::path::P
             node: "pve1".into(),
             grades: vec![
                 Grade { title: "hostname".into(), points: 1.0, passed: true, hint: None },
-                Grade { title: "nginx".into(), points: 2.0, passed: false, hint: Some(format!("enable the site, {u}")) },
+                Grade {
+                    title: "nginx".into(),
+                    points: 2.0,
+                    passed: false,
+                    hint: Some(format!("enable the site, {u}")),
+                },
             ],
             error: None,
         })
@@ -399,13 +404,16 @@ async fn a_session_ends_with_its_ticket_and_metrics_stay_on_this_host_without_th
     }
     let guest = format!("pve_guest_info{{id=\"qemu/{gw}\",node=");
     assert!(text.lines().any(|l| l.starts_with(&guest) && l.contains("type=\"qemu\",template=\"0\",tags=\"")));
-    assert!(text.contains("pve_memory_usage_bytes{id=\"qemu/") && text.contains("pve_uptime_seconds{id=\"node/pve1\"}"));
+    assert!(
+        text.contains("pve_memory_usage_bytes{id=\"qemu/") && text.contains("pve_uptime_seconds{id=\"node/pve1\"}")
+    );
     assert!(text.contains("stand_http_requests_total{method=\"GET\",route=\"/api/stands\",status=\"401\"}"));
 
     let mut remote = Client::new(&app);
     remote.peer = "192.0.2.7:40000".parse().unwrap();
     assert_eq!(remote.get("/metrics").await.0, StatusCode::FORBIDDEN);
-    let req = |t: &str| Request::get("/metrics").header(header::AUTHORIZATION, format!("Bearer {t}")).body(Body::empty());
+    let req =
+        |t: &str| Request::get("/metrics").header(header::AUTHORIZATION, format!("Bearer {t}")).body(Body::empty());
     assert_eq!(remote.send(req("wrong").unwrap()).await.0, StatusCode::FORBIDDEN);
     assert_eq!(remote.send(req(token).unwrap()).await.0, StatusCode::OK);
 
@@ -444,4 +452,3 @@ async fn a_hundred_students_polling_cost_the_cluster_what_one_does() {
     // once after 5 minutes at most: 3000 page views cost a few dozen requests, not 3000.
     assert!(requests <= 30 + 5, "{requests} PVE requests for 3000 page views");
 }
-
