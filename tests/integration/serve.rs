@@ -217,8 +217,30 @@ async fn until(mut done: impl AsyncFnMut() -> bool) {
     panic!("it never happened");
 }
 
+/// Log lines, captured (the test runs on one thread: the paused clock's runtime).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
     let sim = Sim::default_instant();
     let students = students();
     deploy(&sim, "lab3", &students, true).await;
@@ -309,6 +331,12 @@ async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
     assert!(!seen.contains(PASSWORD) && !seen.contains(ticket_prefix) && !seen.contains("PVEAuthCookie"));
     let metrics = c.get("/metrics").await.2;
     assert!(!metrics.contains(&csrf), "the CSRF token is not in the metrics");
+
+    // Nor in the logs, which say who logged in and who failed.
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("иванов@pve logged in") && logged.contains("failed login for иванов@pve"), "{logged}");
+    assert!(!logged.contains(PASSWORD) && !logged.contains("wrong-password") && !logged.contains(ticket_prefix));
+    assert!(!logged.contains(&csrf));
 
     // Logging out wants the token too, then ends the session.
     assert_eq!(c.form("/logout", &[]).await.0, StatusCode::FORBIDDEN);
