@@ -88,19 +88,8 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
 fn vm_state(vm: &VmEntry) -> String {
     match (&vm.lock, vm.status.as_str()) {
         (Some(l), _) => format!("{} (lock {l})", vm.status),
-        (None, "running") => format!("running {}", uptime(vm.uptime_s)),
+        (None, "running") => format!("running {}", crate::out::uptime(vm.uptime_s)),
         _ => vm.status.clone(),
-    }
-}
-
-/// `3d 4h`, `2h 5m`, `4m 10s`.
-fn uptime(seconds: u64) -> String {
-    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
     }
 }
 

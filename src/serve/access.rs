@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 
 use axum::http::HeaderMap;
-use axum::http::header::COOKIE;
 use tokio::time::Instant;
 
 use super::App;
-use super::session::{SEEN_FOR, SESSION_COOKIE, Seen, Session, cookie_value};
+use super::session::{SEEN_FOR, SESSION_COOKIE, Seen, Session, request_cookie};
 use super::view::{ClassView, LabInfo, StandView};
 use crate::pve::{PveError, PveExt};
 
@@ -25,12 +24,7 @@ pub struct Caller {
 impl App {
     /// The session a request's cookie names, unless it ended.
     pub(super) fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
-        let token = headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|h| cookie_value(h, SESSION_COOKIE))?
-            .to_string();
+        let token = request_cookie(headers, SESSION_COOKIE)?;
         let session = self.sessions.get(&token)?;
         Some(Caller { token, session })
     }

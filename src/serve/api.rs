@@ -51,7 +51,7 @@ fn forbidden(what: &str) -> Refusal {
 }
 
 /// The caller, what PVE shows them, and the class now.
-async fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Caller, Seen, ClassView), Refusal> {
+pub(super) async fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Caller, Seen, ClassView), Refusal> {
     let caller = app.caller(headers).ok_or(Refusal::SignIn)?;
     let seen = match app.seen(&caller).await {
         Ok(Some(seen)) => seen,
@@ -196,6 +196,18 @@ fn body(bytes: &[u8]) -> Result<ActBody, Refusal> {
         .map_err(|e| Refusal::Status(StatusCode::BAD_REQUEST, format!("the body must be {{\"vm\": \"name\"}}: {e}")))
 }
 
+/// Starts `kind` as the JSON API does: `202 {"operation": id}`, or the refusal.
+async fn start_json(app: &Arc<App>, headers: &HeaderMap, lab: &str, user: &str, bytes: &[u8], kind: Kind) -> Response {
+    let started = async {
+        let b = body(bytes)?;
+        act(app, headers, csrf_header(headers), lab, user, b.vm.as_deref(), kind).await
+    };
+    match started.await {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "operation": id }))).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
 /// `POST /api/stands/{lab}/{user}/reset`.
 pub async fn reset(
     State(app): State<Arc<App>>,
@@ -203,14 +215,7 @@ pub async fn reset(
     Path((lab, user)): Path<(String, String)>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let started = async {
-        let b = body(&bytes)?;
-        act(&app, &headers, csrf_header(&headers), &lab, &user, b.vm.as_deref(), Kind::Reset).await
-    };
-    match started.await {
-        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "operation": id }))).into_response(),
-        Err(r) => r.into_response(),
-    }
+    start_json(&app, &headers, &lab, &user, &bytes, Kind::Reset).await
 }
 
 /// `POST /api/stands/{lab}/{user}/power/{op}`.
@@ -220,16 +225,10 @@ pub async fn power(
     Path((lab, user, op)): Path<(String, String, String)>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    let Some(op) = power_op(&op) else {
-        return Refusal::Status(StatusCode::NOT_FOUND, "power operations: on, off, shutdown, reboot".into())
-            .into_response();
-    };
-    let started = async {
-        let b = body(&bytes)?;
-        act(&app, &headers, csrf_header(&headers), &lab, &user, b.vm.as_deref(), Kind::Power(op)).await
-    };
-    match started.await {
-        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "operation": id }))).into_response(),
-        Err(r) => r.into_response(),
+    match power_op(&op) {
+        Some(op) => start_json(&app, &headers, &lab, &user, &bytes, Kind::Power(op)).await,
+        None => {
+            Refusal::Status(StatusCode::NOT_FOUND, "power operations: on, off, shutdown, reboot".into()).into_response()
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Form, State};
-use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::App;
 use super::pages::{redirect, render_login};
-use super::session::{LOGIN_COOKIE, SESSION_COOKIE, TICKET_LIFETIME, cookie, cookie_value, csrf_ok, random_token};
+use super::session::{LOGIN_COOKIE, SESSION_COOKIE, TICKET_LIFETIME, cookie, csrf_ok, random_token, request_cookie};
 use crate::pve::{Credentials, PveExt, Secret};
 
 /// How long a failed login takes at least.
@@ -39,15 +39,6 @@ pub struct CsrfForm {
     /// A VM of the stand (reset one VM).
     #[serde(default)]
     pub vm: Option<String>,
-}
-
-fn login_nonce(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| cookie_value(h, LOGIN_COOKIE))
-        .map(str::to_string)
 }
 
 /// `GET /login`: the form, with a CSRF token bound to a fresh cookie.
@@ -78,7 +69,7 @@ pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, Form(form): 
     let started = Instant::now();
     let LoginForm { username, password, csrf, realm } = form;
     let password = Secret::new(password);
-    if !login_nonce(&headers).is_some_and(|n| app.sessions.login_token_ok(&n, &csrf)) {
+    if !request_cookie(&headers, LOGIN_COOKIE).is_some_and(|n| app.sessions.login_token_ok(&n, &csrf)) {
         return login_page(&app, StatusCode::FORBIDDEN, Some("The form expired: log in again.")).await;
     }
     let username = username.trim();

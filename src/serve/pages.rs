@@ -77,17 +77,6 @@ pub fn render_login(app: &App, csrf: &str, realms: &[String], error: Option<&str
     app.pages.render("login.html", context! { csrf, realms, error })
 }
 
-/// `1d 4h`, `2h 5m`, `4m 10s`.
-fn uptime(seconds: u64) -> String {
-    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
 /// A VM as a page row.
 #[derive(Serialize)]
 struct VmRow<'a> {
@@ -151,7 +140,7 @@ impl App {
                 .iter()
                 .map(|vm| VmRow {
                     vm,
-                    uptime: if vm.status == "running" { uptime(vm.uptime_s) } else { String::new() },
+                    uptime: if vm.status == "running" { crate::out::uptime(vm.uptime_s) } else { String::new() },
                     console: console_url(&self.backend.console, vm),
                     memory: format!("{} MiB", vm.maxmem >> 20),
                 })
@@ -169,18 +158,9 @@ impl App {
     }
 }
 
-/// The session, what PVE shows it, and the class now; or the response that ends the request.
+/// The session, what PVE shows it, and the class now; or the page that ends the request.
 pub(super) async fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Caller, Seen, ClassView), Response> {
-    let Some(caller) = app.caller(headers) else { return Err(redirect("/login")) };
-    let seen = match app.seen(&caller).await {
-        Ok(Some(seen)) => seen,
-        Ok(None) => return Err(redirect("/login")),
-        Err(e) => return Err(error_page(app, StatusCode::BAD_GATEWAY, &format!("The cluster did not answer: {e}"))),
-    };
-    match app.view.class().await {
-        Ok(class) => Ok((caller, seen, class)),
-        Err(e) => Err(error_page(app, StatusCode::BAD_GATEWAY, &format!("The cluster did not answer: {e}"))),
-    }
+    super::api::signed_in(app, headers).await.map_err(|r| refused(app, r))
 }
 
 /// `GET /`: the student's stands, or the instructor's labs (and their own stands).

@@ -166,3 +166,13 @@ pub fn cookie(name: &str, value: &str, max_age: Duration, secure: bool, path: &s
 pub fn cookie_value<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     header.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| cookie_value(h, name))
+        .map(str::to_string)
+}
