@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use stand::apply::{ApplyOptions, Doomed, apply, destroy};
 use stand::plan::course::Scope;
+use stand::plan::templates::{self, Catalog, SyncRequest};
 use stand::plan::{Plan, Snapshot, VmSnap};
 use stand::pve::{BridgeParams, CloneParams, Params, Pve, PveClient, PveExt, WaitPolicy};
 use stand::script::{RunOptions, run_source};
@@ -381,6 +382,67 @@ fn makespan_vs_bound_and_sequential(users: usize, vms: usize, memory: u32, fixtu
     });
 }
 
+/// `stand templates sync` on the default fixture (templates on shared NFS), then the same
+/// class deployed before and after: what the copies gain, what they cost, when they pay off.
+fn templates_sync_before_and_after(users: usize, vms: usize, memory: u32) {
+    let rt = paused_runtime();
+    rt.block_on(async {
+        let lat = LatencyModel::realistic();
+        let fixture = Fixture::default_cluster();
+        let new_sim = || Sim::new(&fixture, SimOptions { latency: lat.clone(), ..SimOptions::default() });
+        let script = class_script(users, vms, memory);
+
+        let sim = new_sim();
+        let pve = connect(&sim);
+        let snap = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+        let plan = plan_of(&script, snap.clone());
+        let before = apply(pve.clone(), &plan, snap.clone(), &options()).await;
+        assert!(before.ok(), "{:#?}", before.failures);
+        let before_bound = lower_bound(&plan, &snap, &lat);
+
+        let sim = new_sim();
+        let pve = connect(&sim);
+        let mut snap = Snapshot::take(&pve).await.expect("snapshot");
+        let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
+        snap.read_all_configs(&pve, &nodes).await.expect("configs");
+        let request = SyncRequest { first_vmid: 9000, ..SyncRequest::default() };
+        let sync = templates::sync(&snap, &Catalog::of(&snap), &request).expect("sync plan");
+        let start = tokio::time::Instant::now();
+        let synced = stand::apply::run(pve.clone(), &sync.graph, &options()).await;
+        assert!(synced.failures().is_empty(), "{:#?}", synced.failures());
+        let sync_s = start.elapsed().as_secs_f64();
+        let copies = sync.graph.steps().len();
+
+        let snap = Arc::new(Snapshot::take(&pve).await.expect("snapshot"));
+        let plan = plan_of(&script, snap.clone());
+        let after = apply(pve.clone(), &plan, snap.clone(), &options()).await;
+        assert!(after.ok(), "{:#?}", after.failures);
+        let after_bound = lower_bound(&plan, &snap, &lat);
+        let gain = before.seconds - after.seconds;
+
+        println!(
+            "## templates sync, then {users} users × {vms} VMs ({} VMs, default 3-node fixture, realistic latency, paused clock)",
+            plan.vms.len()
+        );
+        println!(
+            "before sync         {:>8.1} s   makespan / bound      = {:.2}   (clones queue on nfs-shared's lock)",
+            before.seconds,
+            before.seconds / before_bound
+        );
+        println!(
+            "after sync          {:>8.1} s   makespan / bound      = {:.2}   (each node clones from its own copy)",
+            after.seconds,
+            after.seconds / after_bound
+        );
+        println!("before / after      {:>8.2}×", before.seconds / after.seconds);
+        println!("sync ({copies} copies)    {:>8.1} s   full clone + migrate + template per node", sync_s);
+        if gain > 0.0 {
+            println!("pays off after      {:>8} deployments (sync / gain per deployment = {:.2})", (sync_s / gain).ceil(), sync_s / gain);
+        }
+        println!();
+    });
+}
+
 fn real_https(users: usize, vms: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
@@ -470,6 +532,7 @@ fn main() {
     makespan_vs_bound_and_sequential(30, 4, 512, &default, shared);
     reset_vs_bound_and_sequential(30, 4);
     check_vs_bound_and_sequential(30, 6, 5);
+    templates_sync_before_and_after(30, 3, 512);
     if full {
         makespan_vs_bound_and_sequential(100, 6, 256, &default, shared);
         let local = Fixture::parse(&fixture_with_local_templates(), "local templates").expect("fixture");

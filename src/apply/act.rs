@@ -135,6 +135,7 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         | Action::PowerVm { .. }
         | Action::CutUplinks { .. }
         | Action::RestoreUplinks { .. } => super::course::perform(pve, action, opts).await,
+        Action::CopyTemplate { .. } => super::templates::perform(pve, action, opts).await,
         other => Err(ActError::new(format!("{} is not a removal", other.object()), "report this as a bug of stand")),
     }
 }

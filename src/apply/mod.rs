@@ -13,6 +13,7 @@ mod pending;
 mod report;
 mod retry;
 mod runner;
+mod templates;
 
 pub use act::{ActError, Done};
 pub use deploy::{apply, course_actions, deploy_graph};

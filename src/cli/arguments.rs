@@ -441,12 +441,63 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
         watch: Option<f64>,
     },
+    /// Templates by name, their copies on each node; make (sync) or remove (prune) copies.
+    #[command(long_about = "Templates by name, with their copies on each node and storage.\n\n\
+        `stand templates sync` puts a copy of each template on every node's own storage\n\
+        (same name, marker `stand: template-of=<vmid>`), so that `clone` by name picks the\n\
+        copy on the stand's node and the nodes make their linked clones in parallel.\n\
+        `stand templates prune` removes the copies no linked clone uses.")]
+    Templates {
+        /// List (the default), sync or prune.
+        #[command(subcommand)]
+        action: Option<TemplatesCommand>,
+    },
     /// Named clusters in ~/.config/stand/clusters.toml.
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// The built-in Proxmox VE simulator.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+/// `stand templates ...`.
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Templates by name, with their copies per node and storage.
+    List,
+    /// Copy templates to every (chosen) node's own storage; refresh outdated copies.
+    Sync {
+        /// Templates by name or VMID (default: all).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Storage of the copies (default: each node's own storage for VM images, LVM-thin first).
+        #[arg(long, value_name = "STORAGE")]
+        storage: Option<String>,
+        /// Only these nodes (default: every online node).
+        #[arg(long, value_name = "NODE", num_args = 1..)]
+        nodes: Vec<String>,
+        /// Replace copies whose original changed since they were made.
+        #[arg(long)]
+        refresh: bool,
+        /// The first VMID copies may take.
+        #[arg(long, value_name = "VMID", default_value_t = 9000)]
+        first_vmid: u32,
+        /// Show what would be copied; copy nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove copies made by `sync` (those no linked clone uses).
+    Prune {
+        /// Copies of these templates only (default: all copies).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Only on these nodes.
+        #[arg(long, value_name = "NODE", num_args = 1..)]
+        nodes: Vec<String>,
+        /// Show what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `stand cluster ...`.

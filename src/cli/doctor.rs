@@ -442,6 +442,16 @@ fn grading_checks(
 /// `stand doctor [LAB.rhai]`.
 /// Whether `stand reset` will have a baseline to go back to: each new VM's storage must
 /// take snapshots (not thick LVM, not raw files).
+/// Where the lab's linked clones queue, and what `stand templates sync` would gain.
+fn clone_queue_check(plan: &crate::plan::Plan, snap: &Snapshot) -> Check {
+    let queues = super::up::clone_queues(plan, snap);
+    match (queues.advice(), queues.summary()) {
+        (Some(advice), _) => row("template copies", Verdict::Warn, advice, "stand templates sync"),
+        (None, Some(summary)) => row("template copies", Verdict::Ok, summary, ""),
+        (None, None) => row("template copies", Verdict::Ok, "the lab makes no new linked clones", ""),
+    }
+}
+
 fn baseline_check(plan: &crate::plan::Plan) -> Check {
     let Some(name) = plan.lab.as_ref().and_then(|l| l.baseline.clone()) else {
         return row(
@@ -508,6 +518,7 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                     }
                     if let Ok(plan) = &plan {
                         checks.push(baseline_check(plan));
+                        checks.push(clone_queue_check(plan, &snap));
                         let grades = input.lab.as_deref().is_some_and(|p| {
                             crate::script::CheckScript::load(p, &crate::script::RunOptions::default()).is_ok()
                         });

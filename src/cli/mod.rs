@@ -16,6 +16,7 @@ mod sim_cmd;
 mod status;
 mod suggest;
 mod target;
+mod templates;
 mod up;
 
 use std::process::ExitCode;
@@ -174,6 +175,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
                 Err(e) => Err(Usage(e).into()),
             }
         }
+        Command::Templates { action } => templates::run(&cluster, action.as_ref()).await,
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
         Command::Serve { listen, labs, tls_cert, tls_key, metrics_token_file, db, credentials_dir, console_url } => {
             let args = serve::ServeArgs {
@@ -202,6 +204,12 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             | Command::Uplinks { .. }
             | Command::Snapshot { list: false, .. }
             | Command::Serve { .. }
+            | Command::Templates {
+                action: Some(
+                    arguments::TemplatesCommand::Sync { dry_run: false, .. }
+                        | arguments::TemplatesCommand::Prune { dry_run: false, .. }
+                )
+            }
     ) {
         cluster.close()?;
     }

@@ -12,6 +12,7 @@ use super::arguments::{ApplyArgs, LabInput, Output};
 use super::target::{Cluster, Unreachable};
 use super::{Usage, credentials, exit, lab, render};
 use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, deploy_graph, destroy_actions};
+use crate::plan::templates::CloneQueues;
 use crate::plan::{ActionGraph, ChangeKind, Diff, Plan, Snapshot};
 use crate::pve::WaitPolicy;
 use crate::script::{RunOptions, run_file};
@@ -53,6 +54,11 @@ pub async fn prune_actions(cluster: &Cluster, snap: &Snapshot, plan: &Plan) -> a
     Ok(Doomed::stale(&full, plan).actions(&full, plan.lab_name()))
 }
 
+/// Where the plan's linked clones queue, in the realistic latency model's terms.
+pub fn clone_queues(plan: &Plan, snap: &Snapshot) -> CloneQueues {
+    CloneQueues::of_plan(plan, snap, crate::sim::LatencyModel::realistic().linked_lock_ms)
+}
+
 /// `stand plan`.
 pub async fn plan(
     cluster: &Cluster,
@@ -71,6 +77,7 @@ pub async fn plan(
     let pruned = if prune { Some(prune_actions(cluster, &snap, &plan).await?) } else { None };
     // Exactly what `up` runs: nothing for a plan that changes nothing.
     let actions = if plan.is_noop() { ActionGraph::default() } else { deploy_graph(&plan, &snap, false) };
+    let queues = clone_queues(&plan, &snap);
     match cluster.output {
         Output::Json => crate::outln!(
             "{}",
@@ -81,6 +88,7 @@ pub async fn plan(
                 "changes": diff.changes,
                 "actions": actions,
                 "prune": pruned,
+                "clone_queues": queues,
             })
         ),
         Output::Text => {
@@ -109,6 +117,9 @@ pub async fn plan(
             }
             if !actions.is_empty() {
                 crate::outln!("{}", render::wrap(&format!("up runs {}", render::action_counts(&actions)), 2));
+            }
+            if let Some(line) = queues.summary() {
+                crate::outln!("{}", render::wrap(&format!("templates: {line}"), 2));
             }
             crate::outln!("{}", render::spread(&plan));
         }

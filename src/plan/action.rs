@@ -120,6 +120,27 @@ pub enum Action {
         /// The VM.
         vm: Box<VmPlan>,
     },
+    /// Copy template `of` to `node` (`stand templates sync`): a full clone on the
+    /// original's node onto `via`, a migrate to `node` onto `storage` when the node
+    /// differs, the conversion to a template; a copy that fails half-way is removed.
+    CopyTemplate {
+        /// VMID of the original.
+        of: u32,
+        /// Its name (the copy's too).
+        name: String,
+        /// The original's node, where the clone runs.
+        source_node: String,
+        /// The node the copy is for.
+        node: String,
+        /// The copy's VMID.
+        vmid: u32,
+        /// Storage of the copy on `node`.
+        storage: String,
+        /// Storage of the clone on the original's node (`storage` when it is there too).
+        via: String,
+        /// The copy's marker (`stand: template-of=.. digest=..`).
+        marker: String,
+    },
     /// Stop a VM (when it runs) and delete it with its disks.
     DestroyVm {
         /// Node.
@@ -289,6 +310,7 @@ impl Action {
                 ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) }
             }
             Action::DestroyVm { vmid, .. } => ObjectRef::Vm { vmid: *vmid, name: None },
+            Action::CopyTemplate { vmid, name, .. } => ObjectRef::Vm { vmid: *vmid, name: Some(name.clone()) },
             Action::SnapshotVm { vm, .. }
             | Action::RollbackVm { vm, .. }
             | Action::DeleteSnapshot { vm, .. }
@@ -307,6 +329,8 @@ impl Action {
         match self {
             Action::DestroyVm { node, .. } => Some(format!("node/{node}")),
             Action::CloneVm { vm } => Some(format!("node/{}", vm.node)),
+            // The clone runs on the original's node, against its storage.
+            Action::CopyTemplate { source_node, .. } => Some(format!("node/{source_node}")),
             Action::StartVm { vm } => Some(format!("start/{}", vm.node)),
             // Snapshot work on a node has its own limit, so a baseline never delays clones;
             // a rollback that starts the VM is a start (staggered).
@@ -371,6 +395,9 @@ impl fmt::Display for Action {
             }
             Action::StartVm { vm } => write!(f, "+ start  {} {}", vm.vmid, vm.name),
             Action::DestroyVm { node, vmid, name, .. } => write!(f, "- vm     {vmid} {name} on {node}"),
+            Action::CopyTemplate { of, name, node, vmid, storage, .. } => {
+                write!(f, "+ template {vmid} {name} on {node} ({storage}), a copy of {of}")
+            }
             Action::DeleteBridge { node, iface } => write!(f, "- bridge {node}/{iface}"),
             Action::ReloadNetwork { node, foreign } if foreign.is_empty() => {
                 write!(f, "~ network {node}: apply (one reload)")

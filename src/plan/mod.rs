@@ -14,6 +14,7 @@ mod object;
 mod owner;
 mod planner;
 mod snapshot;
+pub mod templates;
 mod translit;
 
 pub use action::{Action, ActionGraph, PowerOp, Step, VmRef};

@@ -172,9 +172,9 @@ pub trait PveExt: Pve {
         self.task(req).await
     }
 
-    /// `POST /nodes/{node}/qemu/{vmid}/template`.
-    async fn convert_to_template(&self, node: &str, vmid: u32) -> Result<(), PveError> {
-        self.exec(ApiRequest::post(format!("{}/template", vm_path(node, vmid)))).await
+    /// `POST /nodes/{node}/qemu/{vmid}/template`: the `qmtemplate` task.
+    async fn convert_to_template(&self, node: &str, vmid: u32) -> Result<Upid, PveError> {
+        self.task(ApiRequest::post(format!("{}/template", vm_path(node, vmid)))).await
     }
 
     /// `GET /nodes/{node}/qemu/{vmid}/status/current`.
@@ -197,8 +197,25 @@ pub trait PveExt: Pve {
     /// `POST /nodes/{node}/qemu/{vmid}/migrate`: moves the VM to `target` (a stopped VM
     /// offline; a running one only with `online`).
     async fn migrate_vm(&self, node: &str, vmid: u32, target: &str, online: bool) -> Result<Upid, PveError> {
+        self.migrate_vm_to(node, vmid, target, online, None).await
+    }
+
+    /// [`migrate_vm`](PveExt::migrate_vm), moving local disks onto `targetstorage` on the
+    /// target (PVE: "Mapping from source to target storages"; one id maps them all).
+    async fn migrate_vm_to(
+        &self,
+        node: &str,
+        vmid: u32,
+        target: &str,
+        online: bool,
+        targetstorage: Option<&str>,
+    ) -> Result<Upid, PveError> {
         let path = format!("{}/migrate", vm_path(node, vmid));
-        self.task(ApiRequest::post(path).param("target", target).opt("online", online.then_some(1))).await
+        let req = ApiRequest::post(path)
+            .param("target", target)
+            .opt("online", online.then_some(1))
+            .opt("targetstorage", targetstorage);
+        self.task(req).await
     }
 
     /// `DELETE /nodes/{node}/qemu/{vmid}?purge=1&destroy-unreferenced-disks=1`.

@@ -35,6 +35,13 @@ pub struct LatencyModel {
     /// How long a command run through `agent/exec` takes in the guest.
     #[serde(default)]
     pub guest_exec_ms: u64,
+    /// Whether copying disk data (full clones, migrations) takes the storages' bandwidth.
+    #[serde(default = "copies_take_time")]
+    pub copy_data: bool,
+}
+
+fn copies_take_time() -> bool {
+    true
 }
 
 impl LatencyModel {
@@ -54,6 +61,7 @@ impl LatencyModel {
             lock_timeout_ms: 10_000,
             guest_boot_ms: 0,
             guest_exec_ms: 0,
+            copy_data: false,
         }
     }
 
@@ -73,6 +81,7 @@ impl LatencyModel {
             lock_timeout_ms: 10_000,
             guest_boot_ms: 20_000,
             guest_exec_ms: 300,
+            copy_data: true,
         }
     }
 }

@@ -292,6 +292,9 @@ pub enum Effect {
         vmid: u32,
         /// The node it moves to.
         target: String,
+        /// Local volumes moved onto another storage there (`targetstorage`), source → target.
+        #[serde(default)]
+        storages: BTreeMap<String, String>,
     },
     /// A snapshot ends: the lock goes; a failed one leaves no snapshot behind.
     Snapshot {

@@ -47,5 +47,7 @@ mod replay;
 mod serve;
 /// The simulator against PVE's documented behaviour.
 mod sim_semantics;
+/// `stand templates`: copies of templates on every node, used by clone, pruned.
+mod templates;
 /// What a newcomer and third-party clients found (the trust issue).
 mod trust;

@@ -40,9 +40,12 @@ impl Planner {
                     !v.disk_storages().is_empty()
                         && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared))
                 };
+                // A copy on the node's own storage first (`stand templates sync`): its linked
+                // clones take that storage's lock, not the shared storage's cluster-wide one.
                 named
                     .iter()
-                    .find(|v| v.node == node)
+                    .find(|v| v.node == node && !shared(v))
+                    .or_else(|| named.iter().find(|v| v.node == node))
                     .or_else(|| named.iter().find(|v| shared(v)))
                     .or_else(|| named.first())
                     .map(|v| (**v).clone())

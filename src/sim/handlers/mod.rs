@@ -136,11 +136,17 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
                 net.active = p;
             }
         }
-        Effect::Migrate { vmid, target } => {
+        Effect::Migrate { vmid, target, storages } => {
             if let Some(vm) = st.vms.get_mut(vmid) {
                 vm.config.remove("lock");
                 if ok {
                     vm.node = target.clone();
+                    for (key, disk) in vm.disks() {
+                        let Some((sid, rest)) = disk.split_once(':') else { continue };
+                        if let Some(to) = storages.get(sid) {
+                            vm.config.insert(key, format!("{to}:{rest}"));
+                        }
+                    }
                 }
             }
         }

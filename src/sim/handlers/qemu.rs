@@ -354,7 +354,7 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
             let got = start + wait;
             ctx.st.storage_busy.insert(key, got + hold);
             let bandwidth = ctx.st.storages.get(sid).map(|s| s.bandwidth).unwrap_or(1 << 28);
-            let copy = ctx.scaled(bytes_to_copy * 1000 / bandwidth.max(1)) * slow;
+            let copy = if lat.copy_data { ctx.scaled(bytes_to_copy * 1000 / bandwidth.max(1)) * slow } else { 0 };
             duration = (got - ctx.now) + hold + copy + overhead / 2;
             start = ctx.now;
         }
@@ -475,16 +475,50 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if online && !vm.running {
         log.push("VM isn't running. Doing offline migration instead.".to_string());
     }
+    // `targetstorage`: one storage id maps every local volume, `src:dst,..` each one
+    // (qemu-server migrate_vm, storage-pair-list); each target is checked like PVE's
+    // check_storage_access_migrate: enabled on the target, Datastore.AllocateSpace, images.
+    let mut storages = BTreeMap::new();
+    let mut map_all = None;
+    if let Some(list) = ctx.param("targetstorage").map(str::to_string) {
+        for pair in list.split(',') {
+            let (from, to) = match pair.split_once(':') {
+                Some((f, t)) => (Some(f.to_string()), t.to_string()),
+                None => (None, pair.to_string()),
+            };
+            ctx.st.check(&ctx.who, &format!("/storage/{to}"), &["Datastore.AllocateSpace"])?;
+            match ctx.st.storages.get(&to) {
+                None => return Err(ApiFailure::param("targetstorage", format!("storage '{to}' does not exist"))),
+                Some(s) if !s.on_node(&target) => {
+                    return Err(ApiFailure::internal(format!("storage '{to}' is not available on node '{target}'")));
+                }
+                Some(s) if !s.has_images() => {
+                    return Err(ApiFailure::internal(format!("storage '{to}' does not support vm images")));
+                }
+                Some(_) => {}
+            }
+            match from {
+                Some(f) => {
+                    storages.insert(f, to);
+                }
+                None => map_all = Some(to),
+            }
+        }
+    }
     let mut bytes = 0u64;
     let mut bandwidth = u64::MAX;
     for (key, d) in vm.disks() {
-        let sid = d.split(':').next().unwrap_or_default();
-        let Some(storage) = ctx.st.storages.get(sid) else { continue };
+        let sid = d.split(':').next().unwrap_or_default().to_string();
+        let Some(storage) = ctx.st.storages.get(&sid) else { continue };
         if storage.shared {
             continue;
         }
-        if !storage.on_node(&target) {
-            return Err(ApiFailure::internal(format!("storage '{sid}' is not available on node '{target}'")));
+        if let Some(to) = &map_all {
+            storages.insert(sid.clone(), to.clone());
+        }
+        let lands_on = storages.get(&sid).unwrap_or(&sid);
+        if !ctx.st.storages.get(lands_on).is_some_and(|s| s.on_node(&target)) {
+            return Err(ApiFailure::internal(format!("storage '{lands_on}' is not available on node '{target}'")));
         }
         if vm.running && !ctx.flag("with-local-disks").unwrap_or(false) {
             return Err(ApiFailure::internal(format!(
@@ -497,13 +531,13 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     }
     let lat = ctx.opts.latency.clone();
     let (fail, slow) = ctx.roll_task_faults();
-    let copy = if bytes == 0 { 0 } else { ctx.scaled(bytes * 1000 / bandwidth) };
+    let copy = if bytes == 0 || !lat.copy_data { 0 } else { ctx.scaled(bytes * 1000 / bandwidth) };
     let duration = (ctx.scaled(lat.task_overhead_ms) + copy) * slow;
     let exit = if fail { "migration problems".to_string() } else { "OK".to_string() };
     if let Some(v) = ctx.st.vms.get_mut(&vmid) {
         v.config.insert("lock".into(), "migrate".into());
     }
-    let mut spec = TaskSpec::now(ctx.now, duration, exit, Effect::Migrate { vmid, target });
+    let mut spec = TaskSpec::now(ctx.now, duration, exit, Effect::Migrate { vmid, target, storages });
     spec.log = log;
     let upid = ctx.start_task(&node, "qmigrate", &vmid.to_string(), spec);
     Ok(json!(upid).into())
