@@ -453,7 +453,15 @@ fn every_commands_json_has_the_documented_keys() {
         json(&stand(dir.path(), &all, &[]))
     };
     let plan = run(&["plan", lab1]);
-    assert_eq!(keys(&plan), ["actions", "changes", "lab", "plan", "prune", "simulated"]);
+    assert_eq!(keys(&plan), ["actions", "changes", "clone_queues", "lab", "plan", "prune", "simulated"]);
+    assert_eq!(keys(&plan["clone_queues"]), ["local", "now_s", "shared", "synced_s"]);
+    let templates = run(&["templates"]);
+    assert_eq!(keys(&templates), ["copies", "originals", "simulated"]);
+    let sync = run(&["templates", "sync", "debian-12", "--dry-run"]);
+    assert_eq!(keys(&sync), ["actions", "dry_run", "kept", "operation", "present", "simulated"]);
+    let sync = run(&["templates", "sync", "debian-12"]);
+    assert_eq!(keys(&sync), ["converged", "copied", "failures", "kept", "operation", "present", "removed", "simulated"]);
+    assert_eq!(keys(&run(&["templates"])["copies"][0]), ["complete", "fresh", "linked", "name", "node", "of", "storages", "vmid"]);
     assert!(
         plan["actions"].as_array().unwrap().iter().all(|a| a.get("password").is_none()),
         "no password in the graph"
