@@ -28,6 +28,8 @@ PATHS = [
     "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", "/nodes/{node}/qemu/{vmid}/agent/exec",
     "/nodes/{node}/qemu/{vmid}/agent/exec-status", "/nodes/{node}/qemu/{vmid}/agent/file-read",
     "/nodes/{node}/qemu/{vmid}/agent/file-write",
+    "/cluster/sdn", "/cluster/sdn/zones", "/cluster/sdn/zones/{zone}", "/cluster/sdn/vnets",
+    "/cluster/sdn/vnets/{vnet}", "/cluster/sdn/vnets/{vnet}/subnets",
 ]
 
 KEEP = {"type", "optional", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "format", "requires", "default_key", "alias"}

@@ -136,6 +136,9 @@ pub async fn perform(pve: &dyn Pve, action: &Action, opts: &ApplyOptions) -> Res
         | Action::CutUplinks { .. }
         | Action::RestoreUplinks { .. } => super::course::perform(pve, action, opts).await,
         Action::CopyTemplate { .. } => super::templates::perform(pve, action, opts).await,
+        Action::CreateZone { .. } | Action::CreateVnet { .. } | Action::DeleteVnet { .. } | Action::ApplySdn { .. } => {
+            super::sdn::perform(pve, action, opts).await
+        }
         other => Err(ActError::new(format!("{} is not a removal", other.object()), "report this as a bug of stand")),
     }
 }

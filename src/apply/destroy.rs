@@ -224,6 +224,25 @@ impl Doomed {
             let foreign = foreign_pending(snap, node, &ifaces);
             g.add_following(Action::ReloadNetwork { node: node.to_string(), foreign }, Vec::new(), bridges);
         }
+        // The lab's VNets go after its VMs, and one SDN apply makes it so (also when an
+        // interrupted `down` left their removal pending).
+        let lab_vnets: Vec<&crate::plan::VnetSnap> =
+            snap.vnets.iter().filter(|v| v.owner.as_ref().is_some_and(|o| o.has_lab(lab))).collect();
+        let every_vm: Vec<usize> = vm_steps.values().copied().collect();
+        let deletes: Vec<usize> = lab_vnets
+            .iter()
+            .filter(|v| v.state.as_deref() != Some("deleted"))
+            .map(|v| g.add(Action::DeleteVnet { vnet: v.vnet.clone() }, every_vm.clone()))
+            .collect();
+        if !deletes.is_empty() || lab_vnets.iter().any(|v| v.state.is_some()) {
+            let foreign = snap
+                .vnets
+                .iter()
+                .filter(|v| v.state.is_some() && v.owner.is_none())
+                .map(|v| format!("vnet {}", v.vnet))
+                .collect();
+            g.add_following(Action::ApplySdn { foreign }, Vec::new(), deletes);
+        }
         for poolid in &self.pools {
             let members = snap
                 .vms
@@ -242,11 +261,14 @@ impl Doomed {
             let sdn_acls = snap
                 .acl
                 .iter()
-                .filter(|a| a.ugid == u.userid && a.path.starts_with("/sdn/zones/localnetwork/"))
+                .filter(|a| a.ugid == u.userid && a.path.starts_with("/sdn/zones/"))
                 .filter(|a| {
-                    snap.bridges.values().flatten().any(|b| {
-                        a.path.ends_with(&format!("/{}", b.iface)) && b.owner.as_ref().is_some_and(|o| o.has_lab(lab))
-                    })
+                    let local = a.path.starts_with("/sdn/zones/localnetwork/")
+                        && snap.bridges.values().flatten().any(|b| {
+                            a.path.ends_with(&format!("/{}", b.iface))
+                                && b.owner.as_ref().is_some_and(|o| o.has_lab(lab))
+                        });
+                    local || lab_vnets.iter().any(|v| a.path == format!("/sdn/zones/{}/{}", v.zone, v.vnet))
                 })
                 .map(|a| a.path.clone())
                 .collect();

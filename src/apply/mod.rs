@@ -13,6 +13,7 @@ mod pending;
 mod report;
 mod retry;
 mod runner;
+mod sdn;
 mod templates;
 
 pub use act::{ActError, Done};

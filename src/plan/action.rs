@@ -141,6 +141,35 @@ pub enum Action {
         /// The copy's marker (`stand: template-of=.. digest=..`).
         marker: String,
     },
+    /// Create a VXLAN zone with the nodes' cluster addresses as peers (pending until applied).
+    CreateZone {
+        /// Zone id.
+        zone: String,
+    },
+    /// Create a student's VNet (pending until applied).
+    CreateVnet {
+        /// Zone.
+        zone: String,
+        /// VNet id.
+        vnet: String,
+        /// VXLAN network identifier.
+        tag: u32,
+        /// VLAN aware.
+        vlan_aware: bool,
+        /// Marker, in the VNet's `alias`.
+        marker: String,
+    },
+    /// Delete a VNet (pending until applied).
+    DeleteVnet {
+        /// VNet id.
+        vnet: String,
+    },
+    /// Apply the pending SDN configuration (`PUT /cluster/sdn`), once per run. Refused when
+    /// SDN changes `stand` did not make are pending (`foreign`).
+    ApplySdn {
+        /// Someone else's pending SDN changes.
+        foreign: Vec<String>,
+    },
     /// Stop a VM (when it runs) and delete it with its disks.
     DestroyVm {
         /// Node.
@@ -318,6 +347,9 @@ impl Action {
             | Action::CutUplinks { vm, .. }
             | Action::RestoreUplinks { vm, .. } => ObjectRef::Vm { vmid: vm.vmid, name: Some(vm.name.clone()) },
             Action::ReloadNetwork { node, .. } => ObjectRef::Network { node: node.clone() },
+            Action::CreateZone { zone } => ObjectRef::Zone { zone: zone.clone() },
+            Action::CreateVnet { vnet, .. } | Action::DeleteVnet { vnet } => ObjectRef::Vnet { vnet: vnet.clone() },
+            Action::ApplySdn { .. } => ObjectRef::Sdn,
         }
     }
 
@@ -404,6 +436,13 @@ impl fmt::Display for Action {
             }
             Action::ReloadNetwork { node, foreign } => {
                 write!(f, "! network {node}: not applied, pending changes stand did not make ({})", foreign.join(", "))
+            }
+            Action::CreateZone { zone } => write!(f, "+ zone   {zone} (vxlan, the nodes' addresses as peers)"),
+            Action::CreateVnet { vnet, tag, zone, .. } => write!(f, "+ vnet   {vnet} in zone {zone} (VNI {tag})"),
+            Action::DeleteVnet { vnet } => write!(f, "- vnet   {vnet}"),
+            Action::ApplySdn { foreign } if foreign.is_empty() => write!(f, "~ sdn    apply (one PUT /cluster/sdn)"),
+            Action::ApplySdn { foreign } => {
+                write!(f, "! sdn    not applied, pending changes stand did not make ({})", foreign.join(", "))
             }
             Action::DeletePool { poolid } => write!(f, "- pool   {poolid}"),
             Action::DeleteUser { userid } => write!(f, "- user   {userid}"),

@@ -20,10 +20,12 @@ mod translit;
 pub use action::{Action, ActionGraph, PowerOp, Step, VmRef};
 pub use diff::{Change, ChangeKind, Diff};
 pub use marker::{Marker, STAND_TAG, lab_tag};
-pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Quota, Span, UserPlan, VmPlan};
+pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Quota, SdnPlan, Span, UserPlan, VmPlan, VnetPlan};
 pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 pub use object::ObjectRef;
 pub use owner::Owner;
 pub use planner::{CloneSpec, Device, PlanError, Planner, TemplateRef};
-pub use snapshot::{BridgeSnap, GroupSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap};
+pub use snapshot::{
+    BridgeSnap, GroupSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap, VnetSnap, ZoneSnap,
+};
 pub use translit::latin;

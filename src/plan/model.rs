@@ -35,6 +35,57 @@ pub struct LabSettings {
     /// Whether students may reset their own stand from `stand serve`'s page.
     #[serde(default)]
     pub student_reset: bool,
+    /// The SDN zone of the students' networks: each `alias` is a VNet there, on every node
+    /// (`network: "vxlan"`); `None`: Linux bridges of the stand's node.
+    #[serde(default)]
+    pub vxlan_zone: Option<String>,
+    /// Place VM by VM (`spread: true`, needs `network: "vxlan"`), not stand by stand.
+    #[serde(default)]
+    pub spread: bool,
+}
+
+/// The SDN part of a plan: the VXLAN zone and one VNet per student network.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SdnPlan {
+    /// Zone id.
+    pub zone: String,
+    /// The zone exists (else a VXLAN zone is made with the nodes' addresses as peers).
+    pub zone_exists: bool,
+    /// VNets.
+    pub vnets: Vec<VnetPlan>,
+    /// Pending SDN changes on the cluster: the lab's own (applied by this run), and
+    /// someone else's (`PUT /cluster/sdn` would apply them too, so it is not made).
+    pub pending_ours: bool,
+    /// Pending SDN changes `stand` did not make.
+    pub foreign: Vec<String>,
+}
+
+impl SdnPlan {
+    /// Nothing to create, grant or apply.
+    pub fn is_noop(&self) -> bool {
+        self.zone_exists && !self.pending_ours && self.vnets.iter().all(|v| v.exists && v.acl_exists)
+    }
+}
+
+/// A student's network as an SDN VNet.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct VnetPlan {
+    /// VNet id (2–8 characters, stable across runs).
+    pub vnet: String,
+    /// VXLAN network identifier (unique among the cluster's VXLAN VNets).
+    pub tag: u32,
+    /// VLAN aware (the alias was used with a VLAN).
+    pub vlan_aware: bool,
+    /// Owner.
+    pub owner: String,
+    /// The script's name for it (`lan`).
+    pub alias: String,
+    /// Marker, kept in the VNet's `alias` field.
+    pub marker: String,
+    /// Exists.
+    pub exists: bool,
+    /// The owner has `SDN.Use` on it.
+    pub acl_exists: bool,
 }
 
 /// What one student's stand may take (PVE has no pool quotas; the planner enforces them).
@@ -71,6 +122,8 @@ impl LabSettings {
             expires: None,
             quota: None,
             student_reset: false,
+            vxlan_zone: None,
+            spread: false,
         }
     }
 }
@@ -246,6 +299,9 @@ pub struct Plan {
     pub bridges: Vec<BridgePlan>,
     /// VMs.
     pub vms: Vec<VmPlan>,
+    /// The lab's SDN zone and VNets (`network: "vxlan"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdn: Option<SdnPlan>,
     /// What the plan does that works but deserves a look (a node nearly full).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -292,6 +348,7 @@ impl Plan {
         }) && self.group.as_ref().is_none_or(|g| g.exists && !g.comment_update)
             && self.bridges.iter().all(|b| b.exists && !b.comment_update)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
+            && self.sdn.as_ref().is_none_or(SdnPlan::is_noop)
             && self.course.is_empty()
     }
 }

@@ -42,6 +42,18 @@ pub enum ObjectRef {
         /// The node.
         node: String,
     },
+    /// An SDN zone.
+    Zone {
+        /// Its id.
+        zone: String,
+    },
+    /// An SDN VNet.
+    Vnet {
+        /// Its id.
+        vnet: String,
+    },
+    /// The cluster's SDN configuration (its apply).
+    Sdn,
     /// A VM.
     Vm {
         /// Its VMID.
@@ -61,6 +73,9 @@ impl fmt::Display for ObjectRef {
             ObjectRef::Acl { path, ugid } => write!(f, "acl {path} {ugid}"),
             ObjectRef::Bridge { node, iface } => write!(f, "bridge {node}/{iface}"),
             ObjectRef::Network { node } => write!(f, "network {node}"),
+            ObjectRef::Zone { zone } => write!(f, "zone {zone}"),
+            ObjectRef::Vnet { vnet } => write!(f, "vnet {vnet}"),
+            ObjectRef::Sdn => f.write_str("sdn"),
             ObjectRef::Vm { vmid, name: Some(name) } => write!(f, "vm {vmid} {name}"),
             ObjectRef::Vm { vmid, name: None } => write!(f, "vm {vmid}"),
         }

@@ -193,6 +193,38 @@ pub struct Snapshot {
     pub groups: Vec<GroupSnap>,
     /// ACL entries.
     pub acl: Vec<AclEntry>,
+    /// SDN zones (empty where SDN is not installed or not visible).
+    #[serde(default)]
+    pub zones: Vec<ZoneSnap>,
+    /// SDN VNets.
+    #[serde(default)]
+    pub vnets: Vec<VnetSnap>,
+}
+
+/// An SDN zone.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZoneSnap {
+    /// Id.
+    pub zone: String,
+    /// `vxlan`, `simple`, `vlan`, ...
+    pub kind: String,
+    /// Pending state (`new`, `changed`, `deleted`), when not applied.
+    pub state: Option<String>,
+}
+
+/// An SDN VNet.
+#[derive(Clone, Debug, Serialize)]
+pub struct VnetSnap {
+    /// Id.
+    pub vnet: String,
+    /// Zone.
+    pub zone: String,
+    /// VLAN tag or VXLAN VNI.
+    pub tag: Option<u32>,
+    /// Pending state (`new`, `changed`, `deleted`), when not applied.
+    pub state: Option<String>,
+    /// Whose it is, from the marker in its `alias`.
+    pub owner: Option<Owner>,
 }
 
 impl Snapshot {
@@ -319,7 +351,36 @@ impl Snapshot {
         })
         .await?;
         snap.acl = pve.acl().await?;
+        snap.read_sdn(pve).await;
         Ok(snap)
+    }
+
+    /// Reads the SDN zones and VNets; a cluster without SDN (or a token that may not see
+    /// it) has none.
+    async fn read_sdn(&mut self, pve: &(impl PveExt + ?Sized)) {
+        let text = |v: &serde_json::Value, k: &str| v[k].as_str().map(str::to_string);
+        if let Ok(zones) = pve.sdn_zones().await {
+            self.zones = zones
+                .iter()
+                .map(|z| ZoneSnap {
+                    zone: text(z, "zone").unwrap_or_default(),
+                    kind: text(z, "type").unwrap_or_default(),
+                    state: text(z, "state"),
+                })
+                .collect();
+        }
+        if let Ok(vnets) = pve.sdn_vnets().await {
+            self.vnets = vnets
+                .iter()
+                .map(|v| VnetSnap {
+                    vnet: text(v, "vnet").unwrap_or_default(),
+                    zone: text(v, "zone").unwrap_or_default(),
+                    tag: v["tag"].as_u64().or_else(|| v["tag"].as_str().and_then(|t| t.parse().ok())).map(|t| t as u32),
+                    state: text(v, "state"),
+                    owner: text(v, "alias").as_deref().and_then(Owner::of_bridge),
+                })
+                .collect();
+        }
     }
 
     /// Reads the configs not read yet of the guests on `nodes` (online ones), so that

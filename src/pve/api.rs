@@ -456,6 +456,53 @@ pub trait PveExt: Pve {
         self.exec(ApiRequest::delete(format!("/pools/{}", segment(poolid)))).await
     }
 
+    /// `GET /cluster/sdn/zones?pending=1`: zones with their pending state.
+    async fn sdn_zones(&self) -> Result<Vec<Value>, PveError> {
+        self.data(ApiRequest::get("/cluster/sdn/zones").param("pending", 1)).await
+    }
+
+    /// `GET /cluster/sdn/vnets?pending=1`: VNets with their pending state.
+    async fn sdn_vnets(&self) -> Result<Vec<Value>, PveError> {
+        self.data(ApiRequest::get("/cluster/sdn/vnets").param("pending", 1)).await
+    }
+
+    /// `POST /cluster/sdn/zones`: a VXLAN zone with these peers (pending until applied).
+    async fn create_vxlan_zone(&self, zone: &str, peers: &[String]) -> Result<(), PveError> {
+        let req = ApiRequest::post("/cluster/sdn/zones")
+            .param("zone", zone)
+            .param("type", "vxlan")
+            .param("peers", peers.join(","));
+        self.exec(req).await
+    }
+
+    /// `POST /cluster/sdn/vnets` (pending until applied).
+    async fn create_vnet(
+        &self,
+        zone: &str,
+        vnet: &str,
+        tag: u32,
+        vlan_aware: bool,
+        alias: &str,
+    ) -> Result<(), PveError> {
+        let req = ApiRequest::post("/cluster/sdn/vnets")
+            .param("vnet", vnet)
+            .param("zone", zone)
+            .param("tag", tag)
+            .param("alias", alias)
+            .opt("vlanaware", vlan_aware.then_some(1));
+        self.exec(req).await
+    }
+
+    /// `DELETE /cluster/sdn/vnets/{vnet}` (pending until applied).
+    async fn delete_vnet(&self, vnet: &str) -> Result<(), PveError> {
+        self.exec(ApiRequest::delete(format!("/cluster/sdn/vnets/{vnet}"))).await
+    }
+
+    /// `PUT /cluster/sdn`: commits the SDN configuration; every node reloads its network.
+    async fn apply_sdn(&self) -> Result<Upid, PveError> {
+        self.task(ApiRequest::put("/cluster/sdn")).await
+    }
+
     /// `GET /access/permissions[?path=..]`: path → privilege → propagate.
     async fn permissions(&self, path: Option<&str>) -> Result<Value, PveError> {
         self.data(ApiRequest::get("/access/permissions").opt("path", path)).await

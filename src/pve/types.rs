@@ -378,6 +378,9 @@ pub struct ClusterStatusItem {
     /// Node online.
     #[serde(default, deserialize_with = "boolish")]
     pub online: bool,
+    /// A node's cluster address.
+    #[serde(default)]
+    pub ip: Option<String>,
 }
 
 /// `POST /access/ticket`.

@@ -296,6 +296,11 @@ pub enum Effect {
         #[serde(default)]
         storages: BTreeMap<String, String>,
     },
+    /// The nodes have reloaded their network with the committed SDN configuration.
+    SdnApply {
+        /// The configuration they now carry.
+        applied: Box<SdnConfig>,
+    },
     /// A snapshot ends: the lock goes; a failed one leaves no snapshot behind.
     Snapshot {
         /// The VM.
@@ -386,6 +391,47 @@ pub struct SimState {
     /// The fingerprint of the certificate nodes present (`sim serve`'s), for `/nodes`.
     #[serde(default)]
     pub tls_fingerprint: Option<String>,
+    /// Software-defined networking (`/cluster/sdn`).
+    #[serde(default)]
+    pub sdn: Sdn,
+}
+
+/// One SDN configuration (`/etc/pve/sdn/*.cfg`): sections by id, each its options.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdnConfig {
+    /// Zones (`type`, `peers`, `nodes`, `bridge`, ...).
+    pub zones: BTreeMap<String, BTreeMap<String, String>>,
+    /// VNets (`zone`, `tag`, `alias`, ...).
+    pub vnets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Subnets by id `<zone>-<address>-<prefix>` (`vnet`, `gateway`, `snat`, ...).
+    pub subnets: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// SDN as pve-network keeps it: the edited configuration, the running one (`PUT
+/// /cluster/sdn` commits it), and what the nodes have applied (at the end of the
+/// `reloadnetworkall` task): a VNet is a bridge of a node from then on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Sdn {
+    /// The edited configuration (pending until applied).
+    pub config: SdnConfig,
+    /// The committed configuration (`.running-config`).
+    pub running: SdnConfig,
+    /// What the nodes' networks carry.
+    pub applied: SdnConfig,
+}
+
+impl Sdn {
+    /// Whether VNet `vnet` is a bridge on `node`: applied, in a zone that spans the node.
+    pub fn bridge_on(&self, node: &str, vnet: &str) -> bool {
+        let Some(v) = self.applied.vnets.get(vnet) else { return false };
+        let Some(zone) = v.get("zone").and_then(|z| self.applied.zones.get(z)) else { return false };
+        zone.get("nodes").is_none_or(|nodes| nodes.split(',').any(|n| n.trim() == node))
+    }
+
+    /// The zone of VNet `vnet` in the edited configuration (what permission checks use).
+    pub fn zone_of(&self, vnet: &str) -> Option<&str> {
+        self.config.vnets.get(vnet).and_then(|v| v.get("zone")).map(String::as_str)
+    }
 }
 
 impl SimState {
@@ -440,6 +486,7 @@ impl SimState {
             auth_key,
             mac_seq: 0,
             tls_fingerprint: None,
+            sdn: Sdn::default(),
         };
         for node in s.nodes.keys().cloned().collect::<Vec<_>>() {
             let mut net = NodeNet::default();

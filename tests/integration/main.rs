@@ -43,6 +43,8 @@ mod reliability;
 mod repl;
 /// `--sim` runs replayed by their seed.
 mod replay;
+/// SDN VXLAN: stands that span nodes, the simulated /cluster/sdn.
+mod sdn;
 /// `stand serve`: pages, API, sessions, metrics, load.
 mod serve;
 /// The simulator against PVE's documented behaviour.

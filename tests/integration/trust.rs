@@ -460,8 +460,14 @@ fn every_commands_json_has_the_documented_keys() {
     let sync = run(&["templates", "sync", "debian-12", "--dry-run"]);
     assert_eq!(keys(&sync), ["actions", "dry_run", "kept", "operation", "present", "simulated"]);
     let sync = run(&["templates", "sync", "debian-12"]);
-    assert_eq!(keys(&sync), ["converged", "copied", "failures", "kept", "operation", "present", "removed", "simulated"]);
-    assert_eq!(keys(&run(&["templates"])["copies"][0]), ["complete", "fresh", "linked", "name", "node", "of", "storages", "vmid"]);
+    assert_eq!(
+        keys(&sync),
+        ["converged", "copied", "failures", "kept", "operation", "present", "removed", "simulated"]
+    );
+    assert_eq!(
+        keys(&run(&["templates"])["copies"][0]),
+        ["complete", "fresh", "linked", "name", "node", "of", "storages", "vmid"]
+    );
     assert!(
         plan["actions"].as_array().unwrap().iter().all(|a| a.get("password").is_none()),
         "no password in the graph"

@@ -118,6 +118,34 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
             }
         }
     }
+    // SDN: the zone, the VNets, one apply for the run, then each VNet's `SDN.Use` for its
+    // owner; VMs wired to VNets wait for the apply.
+    let sdn_step = plan.sdn.as_ref().and_then(|sdn| {
+        let zone = (!sdn.zone_exists).then(|| g.add(Action::CreateZone { zone: sdn.zone.clone() }, Vec::new()));
+        let made: Vec<usize> = sdn
+            .vnets
+            .iter()
+            .filter(|v| !v.exists)
+            .map(|v| {
+                let a = Action::CreateVnet {
+                    zone: sdn.zone.clone(),
+                    vnet: v.vnet.clone(),
+                    tag: v.tag,
+                    vlan_aware: v.vlan_aware,
+                    marker: v.marker.clone(),
+                };
+                g.add(a, zone.into_iter().collect())
+            })
+            .collect();
+        let apply = (zone.is_some() || !made.is_empty() || sdn.pending_ours)
+            .then(|| g.add(Action::ApplySdn { foreign: sdn.foreign.clone() }, zone.into_iter().chain(made).collect()));
+        for v in sdn.vnets.iter().filter(|v| !v.acl_exists) {
+            let path = format!("/sdn/zones/{}/{}", sdn.zone, v.vnet);
+            let after = apply.into_iter().chain(user_steps.get(v.owner.as_str()).copied()).collect();
+            g.add(Action::SetAcl { path, role: "PVESDNUser".into(), ugid: v.owner.clone() }, after);
+        }
+        apply
+    });
     // Each VM's last deployment step: a course operation on it comes after.
     let mut last: BTreeMap<u32, usize> = BTreeMap::new();
     for vm in &plan.vms {
@@ -125,11 +153,12 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
         let clone =
             g.add(Action::CloneVm { vm: boxed() }, pool_steps.get(vm.pool.as_str()).copied().into_iter().collect());
         // NICs name bridges: they wait for the node's network (and any renamed bridge).
-        let network =
-            network_steps.get(vm.node.as_str()).copied().filter(|_| vm.nets.iter().flatten().next().is_some());
+        let wired = vm.nets.iter().flatten().next().is_some();
+        let network = network_steps.get(vm.node.as_str()).copied().filter(|_| wired);
+        let network: Vec<usize> = network.into_iter().chain(sdn_step.filter(|_| wired)).collect();
         let only = vm.exists.then(|| vm.update.clone());
         let configure =
-            g.add(Action::ConfigureVm { vm: boxed(), only }, std::iter::once(clone).chain(network).collect());
+            g.add(Action::ConfigureVm { vm: boxed(), only }, std::iter::once(clone).chain(network.clone()).collect());
         // The baseline comes before the first start; a start does not wait for it to
         // succeed (the student gets the VM, the report names the missing snapshot).
         let baseline = match (&vm.baseline, vm.exists) {
@@ -141,7 +170,7 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
             _ => None,
         };
         let start = vm.start.then(|| {
-            let network = network_steps.get(vm.node.as_str()).copied();
+            let network = network_steps.get(vm.node.as_str()).copied().into_iter().chain(sdn_step);
             let after = std::iter::once(configure).chain(network).collect();
             g.add_edges(Action::StartVm { vm: boxed() }, after, Vec::new(), baseline.into_iter().collect())
         });

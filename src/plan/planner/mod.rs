@@ -6,6 +6,7 @@
 mod network;
 mod placement;
 mod quota;
+mod sdn;
 mod users;
 mod vms;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use super::course_ops::CourseOp;
 use super::marker::Marker;
-use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan};
+use super::model::{BridgePlan, GroupPlan, LabSettings, Plan, Span, UserPlan, VmPlan, VnetPlan};
 use super::names::valid_lab_name;
 use super::snapshot::Snapshot;
 
@@ -63,6 +64,8 @@ pub struct CloneSpec {
     pub start: bool,
     /// Extra tags.
     pub tags: Vec<String>,
+    /// The node of this VM (default: the stand's).
+    pub node: Option<String>,
     /// Where the script asked for it.
     pub span: Option<Span>,
 }
@@ -136,6 +139,8 @@ pub struct Planner {
     no_baseline: Vec<String>,
     /// Course operations the script asked for, in order.
     course: Vec<CourseOp>,
+    /// VNets of the lab (`network: "vxlan"`).
+    vnets: Vec<VnetPlan>,
 }
 
 impl Planner {
@@ -169,6 +174,7 @@ impl Planner {
             reset_passwords: false,
             no_baseline: Vec::new(),
             course: Vec::new(),
+            vnets: Vec::new(),
         })
     }
 
@@ -200,6 +206,14 @@ impl Planner {
                 "vmid_range [{}, {}] must start at 100 or above and not be empty",
                 s.vmid_range.0, s.vmid_range.1
             )));
+        }
+        if let Some(zone) = &s.vxlan_zone {
+            self.check_zone(zone)?;
+        }
+        if s.spread && s.vxlan_zone.is_none() {
+            return Err(invalid(
+                "lab: `spread: true` places a stand's VMs on different nodes, whose private networks must span nodes: add `network: \"vxlan\"`",
+            ));
         }
         if let Some(t) = &s.teacher
             && self.snap.user(t).is_none()
@@ -310,6 +324,7 @@ impl Planner {
             users: self.users.clone(),
             bridges: self.bridges.clone(),
             vms: self.vms.clone(),
+            sdn: self.sdn_plan(),
             warnings: Vec::new(),
             course: self.course.clone(),
         }

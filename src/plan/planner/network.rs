@@ -74,6 +74,14 @@ impl Planner {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
             return Err(invalid(format!("alias '{name}' may only have letters, digits, '_' and '-'")));
         }
+        if let Some(zone) = self.settings.vxlan_zone.clone() {
+            self.user_index(userid)?;
+            let vnet = self.vnet_alias(userid, name, vlan.is_some(), &zone)?;
+            return Ok(match vlan {
+                Some(t) => format!("{vnet}.{t}"),
+                None => vnet,
+            });
+        }
         let node = self.place_balanced(userid, None)?;
         let with_vlan = |iface: &str| match vlan {
             Some(t) => format!("{iface}.{t}"),
@@ -123,8 +131,19 @@ impl Planner {
         Ok(with_vlan(&iface))
     }
 
+    /// Whether `bridge` is a bridge on `node`: one of the node's, planned there, or one of
+    /// the lab's VNets (present on every node of the zone).
     pub(super) fn bridge_on_node(&self, node: &str, bridge: &str) -> bool {
-        self.snap.bridge(node, bridge).is_some() || self.bridges.iter().any(|b| b.node == node && b.iface == bridge)
+        self.snap.bridge(node, bridge).is_some()
+            || self.bridges.iter().any(|b| b.node == node && b.iface == bridge)
+            || self.vnets.iter().any(|v| v.vnet == bridge)
+    }
+
+    /// Whether NIC target `net` is one of `userid`'s private networks (a bridge or a VNet).
+    pub(super) fn is_private(&self, userid: &str, net: &str) -> bool {
+        let base = net.rsplit_once('.').filter(|(_, t)| t.parse::<u16>().is_ok()).map_or(net, |(b, _)| b);
+        self.bridges.iter().any(|b| b.owner.as_deref() == Some(userid) && b.iface == base)
+            || self.vnets.iter().any(|v| v.owner == userid && v.vnet == base)
     }
 
     pub(super) fn nic_target(&self, node: &str, spec_net: &str) -> Result<(String, Option<u16>), PlanError> {

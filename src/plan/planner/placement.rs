@@ -136,6 +136,17 @@ impl Planner {
         Ok(node)
     }
 
+    /// The online node with the most free memory for one VM on its own (`spread: true`).
+    pub(super) fn place_alone(&self) -> Result<String, PlanError> {
+        self.snap
+            .nodes
+            .iter()
+            .filter(|n| n.online)
+            .max_by(|a, b| self.free_memory(&a.name).cmp(&self.free_memory(&b.name)).then_with(|| b.name.cmp(&a.name)))
+            .map(|n| n.name.clone())
+            .ok_or_else(|| invalid("no online node to place the VM on: check `stand doctor`"))
+    }
+
     fn pin(&mut self, i: usize, node: String) {
         *self.stands_on.entry(node.clone()).or_default() += 1;
         self.users[i].node = Some(node);

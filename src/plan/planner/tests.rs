@@ -66,6 +66,7 @@ fn spec(name: &str, memory_mib: u64, start: bool) -> CloneSpec {
         cores: None,
         start,
         tags: Vec::new(),
+        node: None,
         span: None,
     }
 }

@@ -84,7 +84,8 @@ impl Planner {
         if self.vms.iter().any(|v| v.user == userid && v.spec_name == spec.name) {
             return Err(invalid(format!("the stand of {userid} already has a VM named '{}'", spec.name)));
         }
-        let node = self.place_balanced(userid, None)?;
+        let private_nets = spec.nets.iter().any(|n| self.is_private(userid, n));
+        let node = self.vm_node(userid, spec.node.as_deref(), private_nets)?;
         let existing = self
             .snap
             .vms

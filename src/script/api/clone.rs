@@ -10,7 +10,7 @@ use crate::pve::NetDevice;
 
 /// The keys `clone` takes.
 pub const CLONE_KEYS: &[&str] =
-    &["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags"];
+    &["template", "name", "device", "nets", "full", "storage", "memory", "cores", "start", "tags", "node"];
 
 fn vm_handle(v: &VmPlan) -> Map {
     let mut m = Map::new();
@@ -120,6 +120,7 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
         cores,
         start: boolean("start", true)?,
         tags: strings("tags")?,
+        node: string("node")?,
         span: None,
     })
 }
@@ -143,6 +144,9 @@ const DOC_CLONE: &str = r#"/// A VM of the student's stand, cloned from a templa
 /// - `memory`, `cores`: MiB and cores (default: the template's).
 /// - `start`: start after deploying (default `true`).
 /// - `tags`: extra PVE tags (`stand` and `lab-<lab>` are always set).
+/// - `node`: the node of this VM (default: the stand's node; with `spread: true`, the node
+///   with the most free memory). A VM on another node than its stand's private networks
+///   needs `lab(#{ network: "vxlan" })`.
 ///
 /// Returns `#{ vmid, name, node, user, nets: [#{ bridge, model, mac, tag }] }`.
 ///

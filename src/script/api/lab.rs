@@ -20,8 +20,12 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
         "expires",
         "quota",
         "student_reset",
+        "network",
+        "zone",
+        "spread",
     ];
     let mut s = cur.clone();
+    let mut zone = None;
     for (k, v) in m {
         match k.as_str() {
             "name" => s.name = v.to_string(),
@@ -69,7 +73,27 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
                 Ok(b) => s.student_reset = b,
                 Err(_) => return fail(ctx, "lab: `student_reset` must be true or false"),
             },
+            "network" => match v.to_string().as_str() {
+                "bridges" => s.vxlan_zone = None,
+                "vxlan" => {
+                    s.vxlan_zone.get_or_insert_with(|| "stand".to_string());
+                }
+                other => {
+                    return fail(ctx, format!("lab: `network` is \"bridges\" (default) or \"vxlan\", got \"{other}\""));
+                }
+            },
+            "zone" => zone = Some(v.to_string()),
+            "spread" => match v.as_bool() {
+                Ok(b) => s.spread = b,
+                Err(_) => return fail(ctx, "lab: `spread` must be true or false"),
+            },
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
+        }
+    }
+    if let Some(z) = zone {
+        match &mut s.vxlan_zone {
+            Some(current) => *current = z,
+            None => return fail(ctx, "lab: `zone` names the SDN zone of `network: \"vxlan\"`; add that key"),
         }
     }
     Ok(s)

@@ -6,6 +6,7 @@ mod cluster;
 mod network;
 mod pools;
 mod qemu;
+mod sdn;
 mod tasks;
 
 use super::context::Ctx;
@@ -61,6 +62,19 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Get, "/nodes/{node}/network/{iface}") => network::get(ctx),
         (Put, "/nodes/{node}/network/{iface}") => network::update(ctx),
         (Delete, "/nodes/{node}/network/{iface}") => network::delete(ctx),
+
+        (Get, "/cluster/sdn") => sdn::index(ctx),
+        (Put, "/cluster/sdn") => sdn::apply(ctx),
+        (Get, "/cluster/sdn/zones") => sdn::zones(ctx),
+        (Post, "/cluster/sdn/zones") => sdn::create_zone(ctx),
+        (Get, "/cluster/sdn/zones/{zone}") => sdn::zone(ctx),
+        (Delete, "/cluster/sdn/zones/{zone}") => sdn::delete_zone(ctx),
+        (Get, "/cluster/sdn/vnets") => sdn::vnets(ctx),
+        (Post, "/cluster/sdn/vnets") => sdn::create_vnet(ctx),
+        (Get, "/cluster/sdn/vnets/{vnet}") => sdn::vnet(ctx),
+        (Delete, "/cluster/sdn/vnets/{vnet}") => sdn::delete_vnet(ctx),
+        (Get, "/cluster/sdn/vnets/{vnet}/subnets") => sdn::subnets(ctx),
+        (Post, "/cluster/sdn/vnets/{vnet}/subnets") => sdn::create_subnet(ctx),
 
         (Get, "/nodes/{node}/tasks") => tasks::list(ctx),
         (Get, "/nodes/{node}/tasks/{upid}") => tasks::index(ctx),
@@ -153,6 +167,11 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
         Effect::Unlock { vmid } => {
             if let Some(vm) = st.vms.get_mut(vmid) {
                 vm.config.remove("lock");
+            }
+        }
+        Effect::SdnApply { applied } => {
+            if ok {
+                st.sdn.applied = (**applied).clone();
             }
         }
         Effect::Snapshot { vmid, name } => qemu::finish_snapshot(st, *vmid, name, ok),

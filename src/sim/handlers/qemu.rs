@@ -178,20 +178,24 @@ pub(super) fn update_config(ctx: &mut Ctx<'_>, asynchronous: bool) -> Result<Rep
     Ok(Value::Null.into())
 }
 
-/// PVE 8: a non-root user needs `SDN.Use` on `/sdn/zones/localnetwork/<bridge>[/<tag>]`.
+/// A non-root user needs `SDN.Use` on the bridge (pve-guest-common `check_vnet_access`):
+/// a VNet on `/sdn/zones/<zone>/<vnet>[/<tag>]`, a plain bridge in the `localnetwork` zone.
 fn check_bridge_use(ctx: &Ctx<'_>, bridge: &str, tag: Option<u16>) -> Result<(), ApiFailure> {
     if ctx.who.is_root() {
         return Ok(());
     }
+    let zone = ctx.st.sdn.zone_of(bridge).unwrap_or("localnetwork");
     let path = match tag {
-        Some(t) => format!("/sdn/zones/localnetwork/{bridge}/{t}"),
-        None => format!("/sdn/zones/localnetwork/{bridge}"),
+        Some(t) => format!("/sdn/zones/{zone}/{bridge}/{t}"),
+        None => format!("/sdn/zones/{zone}/{bridge}"),
     };
     ctx.st.check(&ctx.who, &path, &["SDN.Use"])
 }
 
+/// A bridge the node's network has up: its own, or a VNet applied in a zone spanning it.
 fn bridge_active(st: &SimState, node: &str, bridge: &str) -> bool {
     st.net.get(node).is_some_and(|n| n.active.get(bridge).is_some_and(|i| i.kind == "bridge"))
+        || st.sdn.bridge_on(node, bridge)
 }
 
 fn quorate(st: &SimState) -> bool {
