@@ -442,6 +442,38 @@ fn grading_checks(
 /// `stand doctor [LAB.rhai]`.
 /// Whether `stand reset` will have a baseline to go back to: each new VM's storage must
 /// take snapshots (not thick LVM, not raw files).
+/// A VXLAN lab: its zone, and the rights to make VNets and apply them.
+fn sdn_check(sdn: &crate::plan::SdnPlan, perms: Option<&Value>) -> Check {
+    let zone_path = format!("/sdn/zones/{}", sdn.zone);
+    let missing: Vec<String> = [(zone_path.as_str(), "SDN.Allocate"), ("/sdn", "SDN.Allocate")]
+        .iter()
+        .filter(|(path, privilege)| perms.is_some_and(|p| !granted(p, path, privilege)))
+        .map(|(path, privilege)| format!("{privilege} on {path}"))
+        .collect();
+    let zone = if sdn.zone_exists {
+        format!("zone {} exists", sdn.zone)
+    } else {
+        format!("zone {} will be made (vxlan, the nodes' addresses as peers)", sdn.zone)
+    };
+    if !missing.is_empty() {
+        row(
+            "sdn",
+            Verdict::Fail,
+            format!("{zone}; the token lacks {}", missing.join(", ")),
+            "grant PVESDNAdmin on /sdn",
+        )
+    } else if !sdn.foreign.is_empty() {
+        row(
+            "sdn",
+            Verdict::Warn,
+            format!("{zone}; SDN changes stand did not make are pending ({})", sdn.foreign.join(", ")),
+            "apply or revert them (Datacenter → SDN); `up` will not apply over them",
+        )
+    } else {
+        row("sdn", Verdict::Ok, format!("{zone}; {} VNets, one apply per run", sdn.vnets.len()), "")
+    }
+}
+
 /// Where the lab's linked clones queue, and what `stand templates sync` would gain.
 fn clone_queue_check(plan: &crate::plan::Plan, snap: &Snapshot) -> Check {
     let queues = super::up::clone_queues(plan, snap);
@@ -519,6 +551,9 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                     if let Ok(plan) = &plan {
                         checks.push(baseline_check(plan));
                         checks.push(clone_queue_check(plan, &snap));
+                        if let Some(sdn) = &plan.sdn {
+                            checks.push(sdn_check(sdn, perms.as_ref()));
+                        }
                         let grades = input.lab.as_deref().is_some_and(|p| {
                             crate::script::CheckScript::load(p, &crate::script::RunOptions::default()).is_ok()
                         });

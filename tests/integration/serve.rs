@@ -241,6 +241,9 @@ async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
         .with_ansi(false)
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
+    // Tests on other threads run without a subscriber; a callsite they reached first may
+    // have cached "never" before this one existed.
+    tracing::callsite::rebuild_interest_cache();
     let sim = Sim::default_instant();
     let students = students();
     deploy(&sim, "lab3", &students, true).await;

@@ -134,9 +134,14 @@ const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user
 /// it, `stand status` shows it, `stand down --expired` removes the lab), `quota` (what one
 /// stand may take: `#{ vms: 6, memory_gib: 16, cores: 8 }`, any of them; a `clone` beyond
 /// it is an error naming the student and the limit), `student_reset` (`true`: students
-/// may reset their own stand, or one VM of it, from `stand serve`'s page).
+/// may reset their own stand, or one VM of it, from `stand serve`'s page), `network`
+/// (`"bridges"`, the default: each `alias` is a Linux bridge of the stand's node; `"vxlan"`:
+/// each `alias` is an SDN VNet present on every node, so a stand's VMs may sit on different
+/// nodes), `zone` (the VXLAN zone, `"stand"` by default; made with the nodes' addresses as
+/// peers when missing), `spread` (`true`, with `"vxlan"`: place VM by VM, not stand by stand).
 ///
 /// ```rhai
+/// lab(#{ network: "vxlan", zone: "stand", spread: true });
 /// lab(#{ vmid_range: [3000, 3999], teacher: "teacher@pve", overcommit: 1.5 });
 /// lab(#{ expires: "2026-12-31", quota: #{ vms: 6, memory_gib: 16, cores: 8 } });
 /// ```"#;
