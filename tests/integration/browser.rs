@@ -91,6 +91,7 @@ fn screenshot(name: &str, png: &[u8]) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
+    let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
     let (Some(driver), Some(chromium)) = (find(&["chromedriver"]), find(&["chromium", "chromium-browser"])) else {
         if std::env::var_os("STAND_REQUIRE_BROWSER").is_some() {
             panic!("STAND_REQUIRE_BROWSER is set but chromium or chromedriver is missing");

@@ -167,3 +167,8 @@ pub fn token_env(server: &stand::sim::RunningServer) -> Vec<(String, String)> {
         ("PVE_FINGERPRINT".into(), server.fingerprint.clone()),
     ]
 }
+
+/// Held by the tests that serve `stand serve` in process, one at a time: tracing's callsite
+/// interest is global, and a login logged on another test's thread (without a subscriber)
+/// while the log-capturing test registers its own could leave that test's callsite silent.
+pub static SERVE_IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -233,6 +233,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test(start_paused = true)]
 async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
+    let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -349,6 +350,7 @@ async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
 
 #[tokio::test(start_paused = true)]
 async fn the_instructor_sees_the_class_and_grades_powers_a_stand_and_gets_the_credentials() {
+    let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
     let sim = Sim::default_instant();
     let students = students();
     deploy(&sim, "lab3", &students, false).await;
@@ -398,6 +400,7 @@ async fn the_instructor_sees_the_class_and_grades_powers_a_stand_and_gets_the_cr
 
 #[tokio::test(start_paused = true)]
 async fn a_session_ends_with_its_ticket_and_metrics_stay_on_this_host_without_the_token() {
+    let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
     let sim = Sim::default_instant();
     let students = students();
     deploy(&sim, "lab3", &students, true).await;
@@ -457,6 +460,7 @@ async fn a_session_ends_with_its_ticket_and_metrics_stay_on_this_host_without_th
 
 #[tokio::test(start_paused = true)]
 async fn a_hundred_students_polling_cost_the_cluster_what_one_does() {
+    let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
     let sim = Sim::default_instant();
     let students: Vec<String> = (1..=100).map(|i| format!("student{i:03}@pve")).collect();
     deploy(&sim, "big", &students, true).await;
