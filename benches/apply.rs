@@ -402,9 +402,7 @@ fn templates_sync_before_and_after(users: usize, vms: usize, memory: u32) {
 
         let sim = new_sim();
         let pve = connect(&sim);
-        let mut snap = Snapshot::take(&pve).await.expect("snapshot");
-        let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
-        snap.read_all_configs(&pve, &nodes).await.expect("configs");
+        let snap = Snapshot::take_all(&pve).await.expect("snapshot");
         let request = SyncRequest { first_vmid: 9000, ..SyncRequest::default() };
         let sync = templates::sync(&snap, &Catalog::of(&snap), &request).expect("sync plan");
         let start = tokio::time::Instant::now();

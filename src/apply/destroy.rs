@@ -235,12 +235,8 @@ impl Doomed {
             .map(|v| g.add(Action::DeleteVnet { vnet: v.vnet.clone() }, every_vm.clone()))
             .collect();
         if !deletes.is_empty() || lab_vnets.iter().any(|v| v.state.is_some()) {
-            let foreign = snap
-                .vnets
-                .iter()
-                .filter(|v| v.state.is_some() && v.owner.is_none())
-                .map(|v| format!("vnet {}", v.vnet))
-                .collect();
+            let zones: Vec<&str> = lab_vnets.iter().map(|v| v.zone.as_str()).collect();
+            let foreign = snap.foreign_sdn_pending(&zones);
             g.add_following(Action::ApplySdn { foreign }, Vec::new(), deletes);
         }
         for poolid in &self.pools {

@@ -522,13 +522,7 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
     let mut checks = Vec::new();
     if let Some(major) = connection_checks(cluster, &mut checks).await {
         let perms = access_checks(cluster, &mut checks).await;
-        let taken = match Snapshot::take(&cluster.pve).await {
-            Ok(mut snap) => {
-                let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
-                snap.read_all_configs(&cluster.pve, &nodes).await.map(|()| snap)
-            }
-            Err(e) => Err(e),
-        };
+        let taken = Snapshot::take_all(&cluster.pve).await;
         match taken {
             Ok(snap) => {
                 let snap = std::sync::Arc::new(snap);

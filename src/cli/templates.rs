@@ -41,13 +41,7 @@ pub async fn run(cluster: &Cluster, action: Option<&TemplatesCommand>) -> anyhow
 
 /// The cluster with every VM's config: a copy's linked clones may be anyone's.
 async fn read(cluster: &Cluster) -> anyhow::Result<Snapshot> {
-    let read = async {
-        let mut snap = Snapshot::take(&cluster.pve).await?;
-        let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
-        snap.read_all_configs(&cluster.pve, &nodes).await?;
-        Ok::<_, crate::pve::PveError>(snap)
-    };
-    Ok(read
+    Ok(Snapshot::take_all(&cluster.pve)
         .await
         .with_context(|| format!("cannot read the cluster at {}", cluster.pve.endpoint()))
         .map_err(Unreachable)?)

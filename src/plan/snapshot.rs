@@ -355,6 +355,28 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// [`Snapshot::take`] with the config of every guest on an online node (a copy's linked
+    /// clones, a bridge's users: anyone's VMs).
+    pub async fn take_all(pve: &(impl PveExt + ?Sized)) -> Result<Snapshot, PveError> {
+        let mut snap = Snapshot::take(pve).await?;
+        let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
+        snap.read_all_configs(pve, &nodes).await?;
+        Ok(snap)
+    }
+
+    /// Pending SDN changes `stand` did not make, which `PUT /cluster/sdn` would apply too:
+    /// VNets without a marker, and zones other than `ours`.
+    pub fn foreign_sdn_pending(&self, ours: &[&str]) -> Vec<String> {
+        let vnets =
+            self.vnets.iter().filter(|v| v.state.is_some() && v.owner.is_none()).map(|v| format!("vnet {}", v.vnet));
+        let zones = self
+            .zones
+            .iter()
+            .filter(|z| z.state.is_some() && !ours.contains(&z.zone.as_str()))
+            .map(|z| format!("zone {}", z.zone));
+        vnets.chain(zones).collect()
+    }
+
     /// Reads the SDN zones and VNets; a cluster without SDN (or a token that may not see
     /// it) has none.
     async fn read_sdn(&mut self, pve: &(impl PveExt + ?Sized)) {

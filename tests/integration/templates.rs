@@ -107,9 +107,7 @@ fn opts() -> ApplyOptions {
 }
 
 async fn catalog(pve: &Arc<dyn Pve>) -> (Snapshot, Catalog) {
-    let mut snap = Snapshot::take(pve).await.unwrap();
-    let nodes: Vec<String> = snap.nodes.iter().map(|n| n.name.clone()).collect();
-    snap.read_all_configs(pve, &nodes).await.unwrap();
+    let snap = Snapshot::take_all(pve).await.unwrap();
     let cat = Catalog::of(&snap);
     (snap, cat)
 }

@@ -103,20 +103,7 @@ impl Planner {
         let ours = |o: &Option<Owner>| o.as_ref().is_some_and(|o| o.has_lab(lab));
         let pending_ours = zone_snap.is_some_and(|z| z.state.is_some())
             || self.snap.vnets.iter().any(|v| v.state.is_some() && ours(&v.owner));
-        let foreign = self
-            .snap
-            .vnets
-            .iter()
-            .filter(|v| v.state.is_some() && v.owner.is_none())
-            .map(|v| format!("vnet {}", v.vnet))
-            .chain(
-                self.snap
-                    .zones
-                    .iter()
-                    .filter(|z| z.state.is_some() && z.zone != zone)
-                    .map(|z| format!("zone {}", z.zone)),
-            )
-            .collect();
+        let foreign = self.snap.foreign_sdn_pending(&[&zone]);
         Some(SdnPlan { zone, zone_exists: zone_snap.is_some(), vnets: self.vnets.clone(), pending_ours, foreign })
     }
 
