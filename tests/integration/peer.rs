@@ -1,10 +1,13 @@
-//! Peer test: `proxmoxer`, a real Python Proxmox client, against `stand sim serve`, and its
-//! request log checked against the official API schema.
+//! Peer tests: `proxmoxer`, a real Python Proxmox client, and deploy-stand, the program `stand`
+//! succeeds, against `stand sim serve`, each request log checked against the official schema.
 
-use std::path::Path;
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::common::{assert_log_matches_schema, serve};
+use crate::common::{assert_log_matches_schema, serve, served_in_process};
 
 fn python_has_proxmoxer() -> bool {
     Command::new("python3").args(["-c", "import proxmoxer, requests"]).status().is_ok_and(|s| s.success())
@@ -37,5 +40,229 @@ fn proxmoxer_walks_the_scenario_against_sim_serve_and_every_request_matches_the_
 
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.lines().count() > 20, "the request log has the whole scenario");
+    assert_log_matches_schema(&log);
+}
+
+/// A checkout of deploy-stand 1.2.0 (aleti000/deploy-stand 5f71f23) from `STAND_DEPLOY_STAND`
+/// and the Python to run it from `STAND_DEPLOY_STAND_PYTHON` (3.12 or newer: its menu uses
+/// PEP 701 f-strings; with proxmoxer and PyYAML). `None` when not given: deploy-stand's code
+/// is not ours to commit, so a fresh machine has no copy of it.
+fn deploy_stand() -> Option<(PathBuf, String)> {
+    let Some(checkout) = std::env::var_os("STAND_DEPLOY_STAND") else {
+        eprintln!(
+            "skipped: set STAND_DEPLOY_STAND to a checkout of aleti000/deploy-stand 1.2.0 and \
+             STAND_DEPLOY_STAND_PYTHON to a Python >= 3.12 with proxmoxer and PyYAML"
+        );
+        return None;
+    };
+    let checkout = PathBuf::from(checkout);
+    assert!(
+        checkout.join("core/modules/deployment/balanced_deployer.py").exists(),
+        "{checkout:?} is not deploy-stand 1.2.0"
+    );
+    let python = std::env::var("STAND_DEPLOY_STAND_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import sys, proxmoxer, yaml; assert sys.version_info >= (3, 12)"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{python} is not a Python >= 3.12 with proxmoxer and PyYAML (STAND_DEPLOY_STAND_PYTHON)");
+    Some((checkout, python))
+}
+
+/// Runs deploy-stand's `main.py` in `dir`, answering its menus with `answers`; fails the test
+/// after 300 s.
+fn run_deploy_stand(python: &str, dir: &Path, answers: &str) -> String {
+    let mut child = Command::new(python)
+        .arg("main.py")
+        .current_dir(dir)
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(answers.as_bytes()).unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(Duration::from_secs(300)).is_err() {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        panic!("deploy-stand hung for 300 s");
+    }
+    let out = waiter.join().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "deploy-stand failed:\n{text}");
+    text
+}
+
+/// A deploy-stand configuration: a router and a pc per student, both from templates on pve1.
+const BALANCED_LAB: &str = r#"machines:
+  - device_type: ecorouter
+    name: router
+    template_node: pve1
+    template_vmid: 100
+    networks:
+      - bridge: lan
+      - bridge: wan
+  - device_type: linux
+    name: pc
+    template_node: pve1
+    template_vmid: 103
+    networks:
+      - bridge: lan
+    full_clone: false
+"#;
+
+/// deploy-stand's "balanced" mode, its own code unchanged, driven through its menus against the
+/// simulator over HTTPS: six students round-robin on three nodes; for the two nodes without the
+/// templates it makes a copy of each (full clone on pve1, convert to template, offline
+/// migrate), reuses it for the second student there, and links every student's VM to the copy
+/// on its own node. A second run finds everything in place. Every request matches the schema.
+#[test]
+fn deploy_stands_balanced_mode_runs_unchanged_against_sim_serve() {
+    let Some((checkout, python)) = deploy_stand() else { return };
+    let (sim, _rt, server) = served_in_process();
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("requests.jsonl");
+    sim.log_requests_to(&log).unwrap();
+
+    let ds = work.path().join("deploy-stand");
+    let copied = Command::new("cp").arg("-r").arg(&checkout).arg(&ds).status().unwrap();
+    assert!(copied.success());
+    let _ = std::fs::remove_dir_all(ds.join(".git"));
+    // Its own data files, as its menus 7, 3 and 1 would save them.
+    let (token_id, secret) = server.token.split_once('=').unwrap();
+    let (user, token_name) = token_id.split_once('!').unwrap();
+    let host = server.url.trim_start_matches("https://");
+    std::fs::create_dir_all(ds.join("data/configs")).unwrap();
+    std::fs::write(
+        ds.join("data/connections_config.yml"),
+        format!("sim:\n  host: '{host}'\n  user: '{user}'\n  use_token: true\n  token_name: '{token_name}'\n  token_value: '{secret}'\n"),
+    )
+    .unwrap();
+    let students: Vec<String> = (1..=6).map(|i| format!("student{i}@pve")).collect();
+    let list: String = students.iter().map(|s| format!("  - {s}\n")).collect();
+    std::fs::write(ds.join("data/users_group.yml"), format!("users:\n{list}")).unwrap();
+    std::fs::write(ds.join("data/configs/balanced-lab.yml"), BALANCED_LAB).unwrap();
+    // Connection 1, menu 4 (deploy), configuration 1, user list 1, strategy 3 (balanced),
+    // Enter, 0 (exit).
+    let answers = "1\n4\n1\n1\n3\n\n0\n";
+
+    let out = run_deploy_stand(&python, &ds, answers);
+    assert!(out.contains("Развертывание завершено!") && out.contains("Создано пользователей: 6"), "{out}");
+    assert!(!out.contains(" - ERROR - "), "deploy-stand logged no error:\n{out}");
+    let requests: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let posted = |path: &str| {
+        requests
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap().ends_with(path))
+            .map(|r| &r["params"])
+            .collect::<Vec<_>>()
+    };
+    {
+        let st = sim.state();
+        // The copies: one of each template on pve2 and on pve3, none on pve1.
+        let mut copies = BTreeMap::new();
+        for (id, vm) in &st.vms {
+            let name = vm.config.get("name").map(String::as_str).unwrap_or_default();
+            if let Some(rest) = name.strip_prefix("template-clone-") {
+                assert_eq!(vm.config.get("template").map(String::as_str), Some("1"), "copy {id} is a template");
+                let of: u32 = rest.split('-').next().unwrap().parse().unwrap();
+                copies.insert((of, vm.node.clone()), *id);
+            }
+        }
+        let keys: Vec<_> = copies.keys().map(|(of, node)| format!("{of}@{node}")).collect();
+        assert_eq!(keys, ["100@pve2", "100@pve3", "103@pve2", "103@pve3"]);
+        for ((of, node), id) in &copies {
+            let id = id.to_string();
+            let full_clone = |p: &&serde_json::Value| p["newid"] == id.as_str() && p["full"] == "1";
+            assert!(
+                posted(&format!("/nodes/pve1/qemu/{of}/clone")).iter().any(full_clone),
+                "copy {id}: full clone of {of}"
+            );
+            assert_eq!(posted(&format!("/nodes/pve1/qemu/{id}/template")).len(), 1, "copy {id} converted on pve1");
+            let to_node = |p: &&serde_json::Value| p["target"] == node.as_str() && p["online"] == "0";
+            assert!(
+                posted(&format!("/nodes/pve1/qemu/{id}/migrate")).iter().any(to_node),
+                "copy {id} migrated offline to {node}"
+            );
+        }
+
+        // Each student: a pool with the router and the pc on one node, linked clones of the
+        // template on that node, a bridge of its own for `lan`; two students per node.
+        let printed: BTreeMap<&str, &str> = out
+            .lines()
+            .filter_map(|l| l.split_once(char::is_whitespace))
+            .filter(|(u, _)| u.starts_with("student"))
+            .map(|(u, p)| (u, p.trim()))
+            .collect();
+        let mut per_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for student in &students {
+            let pool = student.trim_end_matches("@pve");
+            let vms: Vec<u32> = st.pools[pool].vms.iter().copied().collect();
+            assert_eq!(vms.len(), 2, "{student}: router and pc");
+            let node = st.vms[&vms[0]].node.clone();
+            for id in &vms {
+                let vm = &st.vms[id];
+                assert_eq!(vm.node, node, "{student}'s stand on one node");
+                let disk = &vm.config["scsi0"];
+                let base: u32 = disk.split("base-").nth(1).unwrap().split('-').next().unwrap().parse().unwrap();
+                assert_eq!(st.vms[&base].node, node, "VM {id} links to a template on its own node ({disk})");
+                let lan = vm.config.values().find(|v| v.contains("bridge=vmbr1")).unwrap();
+                assert!(!lan.is_empty());
+            }
+            assert!(
+                st.acl
+                    .iter()
+                    .any(|a| a.path == format!("/pool/{pool}") && a.ugid == *student && a.role == "PVEVMAdmin"),
+                "{student} administers its pool"
+            );
+            assert!(st.verify_password(student, printed[student.as_str()], 0), "{student}'s printed password works");
+            per_node.entry(node).or_default().push(student.clone());
+        }
+        assert!(per_node.values().all(|s| s.len() == 2), "round robin: {per_node:?}");
+        // Two students on one node never share a `lan` bridge.
+        for (node, pair) in &per_node {
+            let lan_of = |student: &String| {
+                let pool = student.trim_end_matches("@pve");
+                let pc = st.pools[pool].vms.iter().find(|id| st.vms[id].config["name"] == "pc").unwrap();
+                st.vms[pc].config["net1"].clone()
+            };
+            let (a, b) = (lan_of(&pair[0]), lan_of(&pair[1]));
+            let bridge = |n: &str| n.split("bridge=").nth(1).unwrap().split(',').next().unwrap().to_string();
+            assert_ne!(bridge(&a), bridge(&b), "on {node}");
+        }
+    }
+
+    // A second run finds the copies and makes none. It skips the machines on pve2 and pve3 but
+    // clones the stands on pve1 again: its path for the templates' own node does not look for
+    // existing machines (`_create_machine_local`), as `stand up` does everywhere.
+    let vms_before: std::collections::BTreeSet<u32> = sim.state().vms.keys().copied().collect();
+    let logged_before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let out = run_deploy_stand(&python, &ds, answers);
+    assert!(out.contains("Создано пользователей: 6"), "{out}");
+    {
+        let st = sim.state();
+        let again: Vec<(&str, &str)> = st
+            .vms
+            .iter()
+            .filter(|(id, _)| !vms_before.contains(id))
+            .map(|(_, vm)| (vm.node.as_str(), vm.config["name"].as_str()))
+            .collect();
+        assert_eq!(again, [("pve1", "router"), ("pve1", "pc"), ("pve1", "router"), ("pve1", "pc")]);
+    }
+    let second = std::fs::read_to_string(&log).unwrap();
+    let made: Vec<&str> = second
+        .lines()
+        .skip(logged_before)
+        .filter(|l| ["/migrate\"", "/template\""].iter().any(|p| l.contains(p)) || l.contains("\"full\":\"1\""))
+        .collect();
+    assert!(made.is_empty(), "the second run copies no template: {made:?}");
+
     assert_log_matches_schema(&log);
 }
