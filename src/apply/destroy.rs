@@ -19,6 +19,8 @@ pub struct DestroyReport {
     pub vms: usize,
     /// Bridges removed.
     pub bridges: usize,
+    /// SDN VNets removed.
+    pub vnets: usize,
     /// Pools removed.
     pub pools: usize,
     /// Users removed.
@@ -64,6 +66,28 @@ pub struct KeptBridge {
     pub reason: String,
 }
 
+/// An SDN VNet of the lab (`network: "vxlan"`).
+#[derive(Clone, Debug, Serialize)]
+pub struct DoomedVnet {
+    /// VNet id.
+    pub vnet: String,
+    /// Its zone.
+    pub zone: String,
+    /// Pending state (`new`, `changed`, `deleted`), when not applied.
+    pub state: Option<String>,
+}
+
+/// A VNet of the lab that stays, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptVnet {
+    /// VNet id.
+    pub vnet: String,
+    /// Its zone.
+    pub zone: String,
+    /// Why it stays (a VM still wired to it).
+    pub reason: String,
+}
+
 /// A user of the lab.
 #[derive(Clone, Debug, Serialize)]
 pub struct DoomedUser {
@@ -80,6 +104,8 @@ pub struct Doomed {
     pub vms: Vec<DoomedVm>,
     /// Bridges.
     pub bridges: Vec<NodeBridge>,
+    /// SDN VNets.
+    pub vnets: Vec<DoomedVnet>,
     /// Pools.
     pub pools: Vec<String>,
     /// Users.
@@ -88,6 +114,8 @@ pub struct Doomed {
     pub groups: Vec<String>,
     /// Bridges of the lab that stay, and why.
     pub kept_bridges: Vec<KeptBridge>,
+    /// VNets of the lab that stay, and why.
+    pub kept_vnets: Vec<KeptVnet>,
 }
 
 impl Doomed {
@@ -123,6 +151,27 @@ impl Doomed {
                 }
             }
         }
+        let mut vnets = Vec::new();
+        let mut kept_vnets = Vec::new();
+        for v in &snap.vnets {
+            if !v.owner.as_ref().is_some_and(|o| o.has_lab(lab) && wanted(o.user())) {
+                continue;
+            }
+            // A VNet is a bridge of every node of its zone: a VM anywhere may be wired to it.
+            let mut staying = Vec::new();
+            for node in snap.bridges.keys() {
+                let (wired, _) = snap.vms_on_bridge(node, &v.vnet);
+                staying.extend(wired.into_iter().filter(|id| !vms.iter().any(|d| d.vmid == *id)));
+            }
+            match staying.is_empty() {
+                true => vnets.push(DoomedVnet { vnet: v.vnet.clone(), zone: v.zone.clone(), state: v.state.clone() }),
+                false => {
+                    let ids: Vec<String> = staying.iter().map(u32::to_string).collect();
+                    let reason = format!("VM {} still wired to it", ids.join(", "));
+                    kept_vnets.push(KeptVnet { vnet: v.vnet.clone(), zone: v.zone.clone(), reason });
+                }
+            }
+        }
         let pools = snap
             .pools
             .iter()
@@ -152,7 +201,7 @@ impl Doomed {
         } else {
             Vec::new()
         };
-        Doomed { vms, bridges, pools, users, groups, kept_bridges }
+        Doomed { vms, bridges, vnets, pools, users, groups, kept_bridges, kept_vnets }
     }
 
     /// Why a bridge of lab `lab` must stay although the lab goes: a VM that stays is wired
@@ -183,8 +232,11 @@ impl Doomed {
     pub fn stale(snap: &Snapshot, plan: &crate::plan::Plan) -> Doomed {
         let mut d = Doomed::select(snap, plan.lab_name(), &[]);
         d.kept_bridges.clear();
+        d.kept_vnets.clear();
         d.vms.retain(|d| !plan.vms.iter().any(|v| v.vmid == d.vmid));
         d.bridges.retain(|d| !plan.bridges.iter().any(|b| b.node == d.node && b.iface == d.iface));
+        let planned: Vec<&str> = plan.sdn.iter().flat_map(|s| s.vnets.iter().map(|v| v.vnet.as_str())).collect();
+        d.vnets.retain(|v| !planned.contains(&v.vnet.as_str()));
         d.pools.retain(|p| !plan.users.iter().any(|u| u.pool == *p));
         d.users.retain(|d| !plan.users.iter().any(|p| p.userid == d.userid));
         d.groups.retain(|g| plan.group.as_ref().is_none_or(|pg| pg.groupid != *g));
@@ -224,21 +276,22 @@ impl Doomed {
             let foreign = foreign_pending(snap, node, &ifaces);
             g.add_following(Action::ReloadNetwork { node: node.to_string(), foreign }, Vec::new(), bridges);
         }
-        // The lab's VNets go after its VMs, and one SDN apply makes it so (also when an
+        // The VNets go after the VMs, and one SDN apply makes it so (also when an
         // interrupted `down` left their removal pending).
-        let lab_vnets: Vec<&crate::plan::VnetSnap> =
-            snap.vnets.iter().filter(|v| v.owner.as_ref().is_some_and(|o| o.has_lab(lab))).collect();
         let every_vm: Vec<usize> = vm_steps.values().copied().collect();
-        let deletes: Vec<usize> = lab_vnets
+        let deletes: Vec<usize> = self
+            .vnets
             .iter()
             .filter(|v| v.state.as_deref() != Some("deleted"))
             .map(|v| g.add(Action::DeleteVnet { vnet: v.vnet.clone() }, every_vm.clone()))
             .collect();
-        if !deletes.is_empty() || lab_vnets.iter().any(|v| v.state.is_some()) {
-            let zones: Vec<&str> = lab_vnets.iter().map(|v| v.zone.as_str()).collect();
+        if !deletes.is_empty() || self.vnets.iter().any(|v| v.state.is_some()) {
+            let zones: Vec<&str> = self.vnets.iter().map(|v| v.zone.as_str()).collect();
             let foreign = snap.foreign_sdn_pending(&zones);
             g.add_following(Action::ApplySdn { foreign }, Vec::new(), deletes);
         }
+        let lab_vnets: Vec<&crate::plan::VnetSnap> =
+            snap.vnets.iter().filter(|v| v.owner.as_ref().is_some_and(|o| o.has_lab(lab))).collect();
         for poolid in &self.pools {
             let members = snap
                 .vms
@@ -284,6 +337,7 @@ impl Doomed {
     pub fn is_empty(&self) -> bool {
         self.vms.is_empty()
             && self.bridges.is_empty()
+            && self.vnets.is_empty()
             && self.pools.is_empty()
             && self.users.is_empty()
             && self.groups.is_empty()
@@ -308,6 +362,7 @@ pub async fn destroy_actions(pve: Arc<dyn Pve>, graph: &ActionGraph, opts: &Appl
     DestroyReport {
         vms: run.done(graph, |a| matches!(a, Action::DestroyVm { .. })),
         bridges: run.done(graph, |a| matches!(a, Action::DeleteBridge { .. })),
+        vnets: run.done(graph, |a| matches!(a, Action::DeleteVnet { .. })),
         pools: run.done(graph, |a| matches!(a, Action::DeletePool { .. })),
         users: run.done(graph, |a| matches!(a, Action::DeleteUser { .. })),
         groups: run.done(graph, |a| matches!(a, Action::DeleteGroup { .. })),

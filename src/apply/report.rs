@@ -110,6 +110,10 @@ pub struct ApplyReport {
     pub bridges_created: usize,
     /// Network reloads.
     pub networks_applied: usize,
+    /// SDN VNets created (`network: "vxlan"`).
+    pub vnets_created: usize,
+    /// SDN applies (`PUT /cluster/sdn`).
+    pub sdn_applied: usize,
     /// VMs cloned.
     pub vms_created: usize,
     /// VMs whose config changed.

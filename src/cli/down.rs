@@ -102,11 +102,11 @@ async fn down_into(
     snap.read_all_configs(&*cluster.pve, &nodes).await.context("cannot read the VMs' configs")?;
     let doomed = Doomed::select(&snap, &name, only);
     let text = cluster.output == Output::Text;
-    if doomed.is_empty() && doomed.kept_bridges.is_empty() {
+    if doomed.is_empty() && doomed.kept_bridges.is_empty() && doomed.kept_vnets.is_empty() {
         match text {
             true => crate::outln!("lab {name}: nothing of these students carries its marker; nothing to remove"),
             false => emit(
-                json!({ "simulated": cluster.simulated(), "lab": name, "removed": DestroyReport::default(), "kept_bridges": [], "converged": true }),
+                json!({ "simulated": cluster.simulated(), "lab": name, "removed": DestroyReport::default(), "kept_bridges": [], "kept_vnets": [], "converged": true }),
                 &mut sink,
             ),
         }
@@ -115,6 +115,9 @@ async fn down_into(
     if text {
         for k in &doomed.kept_bridges {
             crate::errln!("keeping bridge {}/{}: {}", k.node, k.iface, k.reason);
+        }
+        for k in &doomed.kept_vnets {
+            crate::errln!("keeping VNet {} of zone {}: {}", k.vnet, k.zone, k.reason);
         }
     }
     let graph = doomed.actions(&snap, &name);
@@ -134,9 +137,10 @@ async fn down_into(
     let ok = report.failures.is_empty();
     if text {
         crate::outln!(
-            "lab {name}: removed {}, {}, {}, {}{}",
+            "lab {name}: removed {}, {}{}, {}, {}{}",
             render::count(report.vms, "VM"),
             render::count(report.bridges, "bridge"),
+            if report.vnets > 0 { format!(", {}", render::count(report.vnets, "VNet")) } else { String::new() },
             render::count(report.pools, "pool"),
             render::count(report.users, "user"),
             if report.users_kept > 0 {
@@ -148,10 +152,10 @@ async fn down_into(
         crate::out!("{}", render::failures(&report.failures));
     } else {
         emit(
-            json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "kept_bridges": doomed.kept_bridges, "converged": ok }),
+            json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "kept_bridges": doomed.kept_bridges, "kept_vnets": doomed.kept_vnets, "converged": ok }),
             &mut sink,
         );
     }
-    let progress = report.vms + report.bridges + report.pools + report.users;
+    let progress = report.vms + report.bridges + report.vnets + report.pools + report.users;
     Ok(exit::of_run(ok, progress > 0))
 }

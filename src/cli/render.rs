@@ -169,6 +169,10 @@ pub fn apply_counts(r: &ApplyReport) -> String {
         count(r.networks_applied, "network reload"),
         r.seconds
     );
+    if r.vnets_created + r.sdn_applied > 0 {
+        let times = if r.sdn_applied == 1 { "once".to_string() } else { format!("{} times", r.sdn_applied) };
+        let _ = write!(s, "\n{} created, SDN applied {times}", count(r.vnets_created, "VNet"));
+    }
     if r.course_actions > 0 {
         let _ = write!(s, "\n{} by the script's reset, power and uplinks calls", count(r.course_actions, "VM change"));
     }

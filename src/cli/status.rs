@@ -25,14 +25,27 @@ struct VmEntry {
     lock: Option<String>,
 }
 
-/// One private bridge of a stand (`stands[].bridges[]`).
+/// One private network of a stand (`stands[].bridges[]`): a Linux bridge of a node, or an
+/// SDN VNet of a zone (present on each of its nodes).
 #[derive(Debug, Serialize)]
 struct BridgeEntry {
     alias: String,
-    node: String,
+    /// The bridge's node; `null` for a VNet.
+    node: Option<String>,
+    /// The VNet's zone; `null` for a bridge.
+    zone: Option<String>,
     iface: String,
-    /// Applied; `false` while the node's network change is pending.
+    /// Applied; `false` while the node's network change (or the SDN change) is pending.
     active: bool,
+}
+
+impl BridgeEntry {
+    /// `lan: pve1/vmbr1001` (node/bridge), `lan: stand/s3f9a0c1 (pending)` (zone/VNet).
+    fn cell(&self) -> String {
+        let place = self.zone.as_ref().or(self.node.as_ref()).map(String::as_str).unwrap_or_default();
+        let pending = if self.active { "" } else { " (pending)" };
+        format!("{}: {place}/{}{pending}", self.alias, self.iface)
+    }
 }
 
 /// One student's stand (`status --output json`: `stands[]`).
@@ -74,11 +87,24 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
             if let Some(s) = out.get_mut(&(lab.clone(), user.clone())) {
                 s.bridges.push(BridgeEntry {
                     alias: alias.clone(),
-                    node: node.clone(),
+                    node: Some(node.clone()),
+                    zone: None,
                     iface: b.iface.clone(),
                     active: b.active,
                 });
             }
+        }
+    }
+    for v in &snap.vnets {
+        let Some(Owner::Private { lab, user, alias }) = &v.owner else { continue };
+        if let Some(s) = out.get_mut(&(lab.clone(), user.clone())) {
+            s.bridges.push(BridgeEntry {
+                alias: alias.clone(),
+                node: None,
+                zone: Some(v.zone.clone()),
+                iface: v.vnet.clone(),
+                active: v.state.is_none(),
+            });
         }
     }
     out
@@ -133,11 +159,7 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
         for s in &chosen {
             let vms: Vec<String> =
                 s.vms.iter().map(|vm| format!("{} {}: {}", vm.vmid, vm.name, vm_state(vm))).collect();
-            let bridges: Vec<String> = s
-                .bridges
-                .iter()
-                .map(|b| format!("{}: {}/{}{}", b.alias, b.node, b.iface, if b.active { "" } else { " (pending)" }))
-                .collect();
+            let bridges: Vec<String> = s.bridges.iter().map(BridgeEntry::cell).collect();
             t.add_row(vec![
                 s.user.clone(),
                 s.nodes.join(", "),

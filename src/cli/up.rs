@@ -304,12 +304,13 @@ async fn deploy(
         }
         Output::Text => {
             if let Some(p) = &pruned {
+                let vnets = if p.vnets > 0 { format!(", {}", render::count(p.vnets, "VNet")) } else { String::new() };
                 crate::outln!(
-                    "pruned {} VMs, {} bridges, {} pools, {} users no longer in the script",
-                    p.vms,
-                    p.bridges,
-                    p.pools,
-                    p.users
+                    "pruned {}, {}{vnets}, {}, {} no longer in the script",
+                    render::count(p.vms, "VM"),
+                    render::count(p.bridges, "bridge"),
+                    render::count(p.pools, "pool"),
+                    render::count(p.users, "user")
                 );
             }
             if plan.is_noop() && pruned.is_none() {

@@ -37,7 +37,7 @@ pub struct Change {
 /// All changes of a plan.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Diff {
-    /// In plan order: users, pools, ACLs, bridges, VMs, then deletions.
+    /// In plan order: users, pools, ACLs, bridges, SDN zone and VNets, VMs, then deletions.
     pub changes: Vec<Change>,
 }
 
@@ -115,6 +115,17 @@ impl Diff {
                 detail,
             );
         }
+        if let Some(sdn) = &plan.sdn {
+            if !sdn.zone_exists {
+                push(ChangeKind::Create, "zone", sdn.zone.clone(), "VXLAN, the nodes' addresses as peers".into());
+            }
+            for v in &sdn.vnets {
+                let kind = if v.exists { ChangeKind::Keep } else { ChangeKind::Create };
+                push(kind, "vnet", v.vnet.clone(), format!("{} of {}, VNI {}", v.alias, v.owner, v.tag));
+                let kind = if v.acl_exists { ChangeKind::Keep } else { ChangeKind::Create };
+                push(kind, "acl", format!("/sdn/zones/{}/{} {}", sdn.zone, v.vnet, v.owner), "PVESDNUser".into());
+            }
+        }
         for v in &plan.vms {
             let (kind, detail) = if !v.exists {
                 (
@@ -143,6 +154,13 @@ impl Diff {
                 if ours && !plan.bridges.iter().any(|p| p.node == *node && p.iface == b.iface) {
                     push(ChangeKind::Delete, "bridge", format!("{node}/{}", b.iface), String::new());
                 }
+            }
+        }
+        let planned_vnets: Vec<&str> = plan.sdn.iter().flat_map(|s| s.vnets.iter().map(|v| v.vnet.as_str())).collect();
+        for v in &snap.vnets {
+            let ours = matches!(&v.owner, Some(o @ Owner::Private { .. }) if o.has_lab(&lab));
+            if ours && !planned_vnets.contains(&v.vnet.as_str()) {
+                push(ChangeKind::Delete, "vnet", v.vnet.clone(), format!("zone {}", v.zone));
             }
         }
         for p in &snap.pools {

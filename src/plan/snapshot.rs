@@ -440,12 +440,13 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Every owner on the cluster: VMs, bridges, pools, users, groups.
+    /// Every owner on the cluster: VMs, bridges, VNets, pools, users, groups.
     pub fn owners(&self) -> impl Iterator<Item = &Owner> {
         self.vms
             .iter()
             .filter_map(VmSnap::owner)
             .chain(self.bridges.values().flatten().filter_map(|b| b.owner.as_ref()))
+            .chain(self.vnets.iter().filter_map(|v| v.owner.as_ref()))
             .chain(self.pools.iter().filter_map(|p| p.owner.as_ref()))
             .chain(self.users.iter().filter_map(|u| u.owner.as_ref()))
             .chain(self.groups.iter().filter_map(|g| g.owner.as_ref()))

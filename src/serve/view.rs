@@ -240,6 +240,15 @@ impl ClusterView {
                 })
             })
             .collect();
+        // A VNet is the same network on every node of its zone.
+        let vnet_aliases: BTreeMap<&str, &str> = snap
+            .vnets
+            .iter()
+            .filter_map(|v| match &v.owner {
+                Some(Owner::Private { alias, .. }) => Some((v.vnet.as_str(), alias.as_str())),
+                _ => None,
+            })
+            .collect();
         for vm in &snap.vms {
             if vm.tags.iter().any(|t| t == STAND_TAG) && !vm.template {
                 vmids.insert(vm.vmid);
@@ -255,7 +264,10 @@ impl ClusterView {
                     let bridge = nic.bridge.clone()?;
                     Some(Nic {
                         slot: format!("net{slot}"),
-                        alias: aliases.get(&(vm.node.as_str(), bridge.as_str())).map(|a| a.to_string()),
+                        alias: aliases
+                            .get(&(vm.node.as_str(), bridge.as_str()))
+                            .or_else(|| vnet_aliases.get(bridge.as_str()))
+                            .map(|a| a.to_string()),
                         bridge,
                         link_down: nic.link_down,
                     })

@@ -44,8 +44,17 @@ fn a_stand_spans_nodes_on_one_vxlan_vnet_and_students_stay_apart() {
     std::fs::write(&script, SPANNING).unwrap();
     let script = script.to_str().unwrap();
 
-    let out = stand(dir.path(), &["up", script, "-q"], &env);
+    // The plan shows the zone, each VNet and its grant.
+    let out = stand(dir.path(), &["plan", script], &env);
+    let shown = text(&out);
+    assert!(shown.contains("+ zone   stand"), "{shown}");
+    assert_eq!(shown.matches("+ vnet   s").count(), 2, "{shown}");
+    assert!(shown.contains("lan of петрова@pve, VNI "), "{shown}");
+    assert_eq!(shown.matches("PVESDNUser").count(), 2, "{shown}");
+
+    let out = stand(dir.path(), &["up", script], &env);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 VNets created, SDN applied once"), "{}", text(&out));
     let (a_nodes, a_nets) = nics(&sim, "-ivanov");
     let (b_nodes, b_nets) = nics(&sim, "-petrova");
     assert!(a_nodes.len() >= 2 && b_nodes.len() >= 2, "stands span nodes: {a_nodes:?} {b_nodes:?}");
@@ -96,15 +105,69 @@ fn a_stand_spans_nodes_on_one_vxlan_vnet_and_students_stay_apart() {
     assert!(text(&out).contains("nothing to do") || out.status.success(), "{}", text(&out));
     assert_eq!(reloads(&sim), 1);
 
-    // `down` removes the VNets and applies once; the zone stays for other labs.
-    let out = stand(dir.path(), &["down", "span", "-q"], &env);
+    // `status` lists each stand's VNet as its `lan`.
+    let out = stand(dir.path(), &["status", "span", "--output", "json"], &env);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (user, vnet) in [("ivanov@pve", &a_vnet), ("петрова@pve", &b_vnet)] {
+        let stand = v["stands"].as_array().unwrap().iter().find(|s| s["user"] == user).unwrap();
+        let nets = stand["bridges"].as_array().unwrap();
+        assert_eq!(nets.len(), 1, "{nets:?}");
+        assert_eq!(
+            (&nets[0]["alias"], &nets[0]["zone"], &nets[0]["iface"]),
+            (&"lan".into(), &"stand".into(), &vnet.as_str().into())
+        );
+        assert!(nets[0]["node"].is_null() && nets[0]["active"] == true, "{nets:?}");
+    }
+    let out = stand(dir.path(), &["status", "span"], &env);
+    assert!(text(&out).contains(&format!("lan: stand/{a_vnet}")), "{}", text(&out));
+
+    // `up --prune` of the same script removes nothing; without петрова it removes her VMs and
+    // her VNet only, in one SDN apply.
+    let out = stand(dir.path(), &["up", script, "--prune", "--output", "json"], &env);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(sim.state().sdn.applied.vnets.contains_key(&a_vnet) && sim.state().sdn.applied.vnets.contains_key(&b_vnet));
+    assert_eq!(reloads(&sim), 1);
+    let alone = dir.path().join("span.rhai");
+    std::fs::write(&alone, SPANNING.replace(", \"петрова@pve\"", "")).unwrap();
+    let out = stand(dir.path(), &["up", script, "--prune"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("pruned 3 VMs, 0 bridges, 1 VNet, 1 pool, 1 user"), "{}", text(&out));
+    {
+        let st = sim.state();
+        assert!(st.sdn.applied.vnets.contains_key(&a_vnet), "ivanov's VNet stays");
+        assert!(!st.sdn.applied.vnets.contains_key(&b_vnet), "петрова's VNet goes");
+        assert_eq!(st.sdn.config, st.sdn.running, "nothing left pending");
+    }
+    assert_eq!(reloads(&sim), 2);
+
+    // A VM that is not the lab's, wired to ivanov's VNet, keeps it through `down`.
+    let root = sim.session("root@pam");
+    let clone = ApiRequest::post("/nodes/pve1/qemu/103/clone").param("newid", "950").param("name", "other");
+    rt.block_on(root.task(clone)).unwrap();
+    let wire = ApiRequest::put("/nodes/pve1/qemu/950/config").param("net1", format!("virtio,bridge={a_vnet}"));
+    rt.block_on(root.exec(wire)).unwrap();
+    let out = stand(dir.path(), &["down", "span"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("removed 3 VMs, 0 bridges, 1 pool, 1 user"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("keeping VNet {a_vnet} of zone stand: VM 950 still wired to it")),
+        "{}",
+        text(&out)
+    );
+    assert!(sim.state().sdn.applied.vnets.contains_key(&a_vnet));
+    assert_eq!(reloads(&sim), 2, "nothing to apply");
+
+    // Unwired, the next `down` removes it and applies once; the zone stays for other labs.
+    rt.block_on(root.exec(ApiRequest::put("/nodes/pve1/qemu/950/config").param("delete", "net1"))).unwrap();
+    let out = stand(dir.path(), &["down", "span"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("removed 0 VMs, 0 bridges, 1 VNet, 0 pools, 0 users"), "{}", text(&out));
     let st = sim.state();
     assert!(st.sdn.applied.vnets.is_empty(), "{:?}", st.sdn.applied.vnets);
     assert!(st.sdn.applied.zones.contains_key("stand"));
     assert!(!st.acl.iter().any(|a| a.path.starts_with("/sdn/zones/stand/")));
     drop(st);
-    assert_eq!(reloads(&sim), 2);
+    assert_eq!(reloads(&sim), 3);
 }
 
 #[test]
@@ -185,4 +248,39 @@ async fn the_simulated_sdn_keeps_changes_pending_until_applied_and_follows_pve_8
         .await
         .unwrap_err();
     assert!(e.to_string().contains("/sdn/zones, SDN.Allocate"), "{e}");
+}
+
+/// The class page draws a stand's VNet by its alias, as it does a bridge.
+#[tokio::test(start_paused = true)]
+async fn the_class_page_draws_a_stands_vnet_by_its_alias() {
+    use std::sync::Arc;
+
+    use stand::apply::apply;
+    use stand::plan::Snapshot;
+    use stand::pve::Pve;
+    use stand::script::{RunOptions, run_source};
+    use stand::serve::{ServeConfig, router};
+
+    use super::serve::{Client, PASSWORD, backend, fast};
+
+    let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
+    let sim = stand::sim::Sim::default_instant();
+    let pve: Arc<dyn Pve> = Arc::new(sim.client());
+    let snap = Arc::new(Snapshot::take(&*pve).await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { lab: Some("span".into()), ..RunOptions::default() };
+    let mut plan = run_source("span", dir.path(), SPANNING, snap.clone(), &opts).unwrap().plan;
+    for u in plan.users.iter_mut().filter(|u| u.new_password) {
+        u.password = Some(PASSWORD.to_string());
+    }
+    let report = apply(pve, &plan, snap, &fast()).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let (_, nets) = nics(&sim, "-ivanov");
+    let vnet = nets.first().unwrap().clone();
+
+    let app = router(backend(&sim), ServeConfig::default());
+    let mut c = Client::new(&app);
+    c.log_in("ivanov@pve", PASSWORD).await;
+    let (_, _, page) = c.get("/").await;
+    assert!(page.contains("<svg") && page.contains(&format!("lan ({vnet})")), "the VNet in the picture:\n{page}");
 }

@@ -492,10 +492,16 @@ fn every_commands_json_has_the_documented_keys() {
     assert_eq!(keys(&doctor["checks"][0]), ["detail", "fix", "name", "verdict"]);
     let would = run(&["down", "lab1", "--dry-run"]);
     assert_eq!(keys(&would), ["actions", "dry_run", "lab", "simulated", "would_remove"]);
-    assert_eq!(keys(&would["would_remove"]), ["bridges", "groups", "kept_bridges", "pools", "users", "vms"]);
+    assert_eq!(
+        keys(&would["would_remove"]),
+        ["bridges", "groups", "kept_bridges", "kept_vnets", "pools", "users", "vms", "vnets"]
+    );
     assert_eq!(keys(&would["would_remove"]["vms"][0]), ["name", "node", "running", "vmid"]);
     assert_eq!(keys(&would["would_remove"]["users"][0]), ["other_labs", "userid"]);
     let down = run(&["down", "lab1"]);
-    assert_eq!(keys(&down), ["converged", "kept_bridges", "lab", "removed", "simulated"]);
-    assert_eq!(keys(&down["removed"]), ["bridges", "failures", "groups", "pools", "users", "users_kept", "vms"]);
+    assert_eq!(keys(&down), ["converged", "kept_bridges", "kept_vnets", "lab", "removed", "simulated"]);
+    assert_eq!(
+        keys(&down["removed"]),
+        ["bridges", "failures", "groups", "pools", "users", "users_kept", "vms", "vnets"]
+    );
 }

@@ -232,10 +232,13 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
                 None => false,
             };
             let done = super::act::perform(&*ctx.pve, &action, &ctx.opts).await?;
-            if course && done == Done::Changed {
+            if done == Done::Changed {
                 match action {
-                    Action::SnapshotVm { .. } => ctx.count(|r| r.snapshots_taken += 1),
-                    _ => ctx.count(|r| r.course_actions += 1),
+                    Action::SnapshotVm { .. } if course => ctx.count(|r| r.snapshots_taken += 1),
+                    Action::CreateVnet { .. } => ctx.count(|r| r.vnets_created += 1),
+                    Action::ApplySdn { .. } => ctx.count(|r| r.sdn_applied += 1),
+                    _ if course => ctx.count(|r| r.course_actions += 1),
+                    _ => {}
                 }
             }
             Ok(done)
