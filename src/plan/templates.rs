@@ -80,6 +80,18 @@ fn copy_of(vm: &VmSnap) -> Option<(u32, String)> {
     Some((of, marker.get("digest").unwrap_or_default().to_string()))
 }
 
+/// A VM's config digest (changes with every config write).
+fn config_digest(vm: &VmSnap) -> String {
+    vm.config.as_ref().and_then(|c| c.get("digest")).unwrap_or_default()
+}
+
+/// Whether `vm` is a copy `stand templates sync` made: its original's VMID, and whether it
+/// is up to date (the original's config is as it was when the copy was made).
+pub fn copy_state(snap: &Snapshot, vm: &VmSnap) -> Option<(u32, bool)> {
+    let (of, copied_from) = copy_of(vm)?;
+    Some((of, snap.vm(of).is_some_and(|o| config_digest(o) == copied_from)))
+}
+
 /// Whether `vm`'s disks are linked clones of template `base` (volumes named
 /// `base-<vmid>-disk-N/vm-...`, pve-storage's linked clone names on every plugin).
 fn linked_to(vm: &VmSnap, base: u32) -> bool {
@@ -98,18 +110,17 @@ impl Catalog {
     /// the clones linked to a copy are known).
     pub fn of(snap: &Snapshot) -> Catalog {
         let shared = |s: &String| snap.storage(s).is_some_and(|x| x.shared);
-        let digest = |vm: &VmSnap| vm.config.as_ref().and_then(|c| c.get("digest")).unwrap_or_default();
         let mut cat = Catalog::default();
         for vm in &snap.vms {
             let storages = vm.disk_storages();
-            match copy_of(vm) {
-                Some((of, copied_from)) => cat.copies.push(TemplateCopy {
+            match copy_state(snap, vm) {
+                Some((of, fresh)) => cat.copies.push(TemplateCopy {
                     vmid: vm.vmid,
                     name: vm.name.clone(),
                     node: vm.node.clone(),
                     storages,
                     of,
-                    fresh: snap.vm(of).is_some_and(|o| digest(o) == copied_from),
+                    fresh,
                     complete: vm.template,
                     linked: snap.vms.iter().filter(|o| linked_to(o, vm.vmid)).map(|o| o.vmid).collect(),
                 }),
@@ -119,7 +130,7 @@ impl Catalog {
                     node: vm.node.clone(),
                     shared: !storages.is_empty() && storages.iter().all(shared),
                     storages,
-                    digest: digest(vm),
+                    digest: config_digest(vm),
                 }),
                 None => {}
             }

@@ -156,3 +156,50 @@ async fn a_copy_that_fails_half_way_is_removed_and_a_changed_original_is_refresh
     assert!(cat.copies.iter().all(|c| c.fresh));
     assert!(templates::sync(&snap, &cat, &req).unwrap().graph.is_empty());
 }
+
+/// The template of each planned VM of `script`: (VM name, node, template VMID).
+fn planned_templates(dir: &Path, script: &str, env: &[(String, String)]) -> Vec<(String, String, u32)> {
+    let path = dir.join("pick.rhai");
+    std::fs::write(&path, script).unwrap();
+    let out = stand(dir, &["plan", path.to_str().unwrap(), "--output", "json"], env);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["plan"]["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let name = v["name"].as_str().unwrap().to_string();
+            (name, v["node"].as_str().unwrap().to_string(), v["template"].as_u64().unwrap() as u32)
+        })
+        .collect()
+}
+
+#[test]
+fn a_template_named_by_vmid_or_by_name_comes_from_its_up_to_date_copy_on_the_node_never_a_stale_one() {
+    let (sim, _rt, server) = served_in_process();
+    let env = token_env(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let out = stand(dir.path(), &["templates", "sync", "debian-12"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let copy_on: BTreeMap<String, u32> = copies(&sim).into_iter().map(|(id, c)| (c.0, id)).collect();
+    assert_eq!(copy_on.len(), 3);
+    // By VMID (as deploy-stand's files name them) and by name, one student per node.
+    let script = r#"lab(#{ vmid_range: [5000, 5999] });
+        for n in [1, 2, 3] {
+            let u = create_user(`s${n}@pve`);
+            place(u, `pve${n}`);
+            clone(u, #{ template: 103, name: "by-id" });
+            clone(u, #{ template: "debian-12", name: "by-name" });
+        }"#;
+    let picked = planned_templates(dir.path(), script, &env);
+    assert_eq!(picked.len(), 6);
+    for (name, node, template) in &picked {
+        assert_eq!(*template, copy_on[node], "{name} on {node} clones the copy on {node}");
+    }
+
+    // The original changes: its copies are out of date, and no clone takes them.
+    sim.state().vms.get_mut(&103).unwrap().config.insert("memory".into(), "4096".into());
+    let picked = planned_templates(dir.path(), script, &env);
+    assert!(picked.iter().all(|(_, _, t)| *t == 103), "{picked:?}");
+}

@@ -11,13 +11,24 @@ use crate::plan::model::VmPlan;
 use crate::plan::names::dns_safe;
 use crate::plan::owner::Owner;
 use crate::plan::snapshot::VmSnap;
+use crate::plan::templates;
 use crate::plan::translit::latin;
 use crate::pve::{NetDevice, NicModel};
 
 impl Planner {
+    /// The template a clone on `node` comes from. A template named by VMID, or by name, is
+    /// taken from its up-to-date copy on the node's own storage when there is one (`stand
+    /// templates sync`): linked clones then take that storage's lock, not the shared
+    /// storage's cluster-wide one. A copy older than its original is used only when nothing
+    /// else has the name.
     fn resolve_template(&self, t: &TemplateRef, node: &str) -> Result<VmSnap, PlanError> {
         let templates: Vec<&VmSnap> = self.snap.vms.iter().filter(|v| v.template).collect();
         let list = || templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect::<Vec<_>>().join(", ");
+        let shared = |v: &VmSnap| {
+            !v.disk_storages().is_empty()
+                && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared))
+        };
+        let copy = |v: &VmSnap| templates::copy_state(&self.snap, v);
         match t {
             TemplateRef::Id(id) => {
                 let vm = self.snap.vm(*id).ok_or_else(|| PlanError::Unknown {
@@ -32,16 +43,15 @@ impl Planner {
                         list()
                     )));
                 }
-                Ok(vm.clone())
+                let local = |v: &&&VmSnap| v.node == node && !shared(v) && copy(v) == Some((*id, true));
+                let on_node = vm.node == node && !shared(vm);
+                Ok(templates.iter().find(local).filter(|_| !on_node).copied().unwrap_or(vm).clone())
             }
             TemplateRef::Name(name) => {
-                let named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
-                let shared = |v: &VmSnap| {
-                    !v.disk_storages().is_empty()
-                        && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared))
-                };
-                // A copy on the node's own storage first (`stand templates sync`): its linked
-                // clones take that storage's lock, not the shared storage's cluster-wide one.
+                let mut named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
+                if named.iter().any(|v| copy(v).is_none_or(|(_, fresh)| fresh)) {
+                    named.retain(|v| copy(v).is_none_or(|(_, fresh)| fresh));
+                }
                 named
                     .iter()
                     .find(|v| v.node == node && !shared(v))
