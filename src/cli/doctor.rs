@@ -9,7 +9,7 @@ use super::arguments::{LabInput, Output};
 use super::target::Cluster;
 use super::{exit, lab, render};
 use crate::apply::foreign_pending;
-use crate::plan::Snapshot;
+use crate::plan::{Snapshot, VmSnap, templates};
 use crate::pve::{Credentials, PveError, PveExt, TlsMode, presented_fingerprint};
 
 /// How a check came out.
@@ -285,17 +285,31 @@ fn lab_fix(message: &str) -> &'static str {
 
 fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
     let templates: Vec<_> = snap.vms.iter().filter(|v| v.template).collect();
+    let copies = templates.iter().filter(|t| templates::copy_state(snap, t).is_some()).count();
     checks.push(if templates.is_empty() {
         row("templates", Verdict::Fail, "no templates", "convert the VMs to clone into templates (qm template <vmid>)")
     } else {
-        let names: Vec<String> = templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect();
-        row("templates", Verdict::Ok, names.join(", "), "")
+        let originals = templates.iter().filter(|t| templates::copy_state(snap, t).is_none());
+        let names: Vec<String> = originals.map(|t| format!("{} {}", t.vmid, t.name)).collect();
+        let copies =
+            if copies > 0 { format!("; {copies} copies on the nodes (`stand templates`)") } else { String::new() };
+        row("templates", Verdict::Ok, format!("{}{copies}", names.join(", ")), "")
     });
-    let local: Vec<String> = templates
-        .iter()
-        .filter(|t| t.disk_storages().iter().any(|s| !snap.storage(s).is_some_and(|x| x.shared)))
-        .map(|t| format!("{} on {}", t.name, t.node))
-        .collect();
+    // A name is cloneable (linked) on a node when a template of that name is on shared
+    // storage, or on that node's own storage (a copy per node, `stand templates sync`).
+    let on_shared = |t: &VmSnap| t.disk_storages().iter().all(|s| snap.storage(s).is_some_and(|x| x.shared));
+    let online: Vec<&str> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
+    let mut local = Vec::new();
+    for name in templates.iter().map(|t| t.name.as_str()).collect::<std::collections::BTreeSet<_>>() {
+        let named: Vec<&&VmSnap> = templates.iter().filter(|t| t.name == name).collect();
+        if named.iter().any(|t| on_shared(t)) {
+            continue;
+        }
+        let on: Vec<&str> = named.iter().map(|t| t.node.as_str()).collect();
+        if online.iter().any(|n| !on.contains(n)) {
+            local.push(format!("{name} only on {}", on.join(", ")));
+        }
+    }
     let with_images = snap.storages.iter().filter(|s| s.content.iter().any(|c| c == "images")).count();
     checks.push(if with_images == 0 {
         row("storage", Verdict::Fail, "no storage holds VM images", "enable the `images` content on a storage")
@@ -303,27 +317,32 @@ fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
         row(
             "storage",
             Verdict::Warn,
-            format!("templates on local storage: {} (linked clones only on that node)", local.join(", ")),
-            "move them to shared storage, keep a copy per node with the same name, or use full: true",
+            format!("templates on local storage: {} (linked clones only there)", local.join(", ")),
+            "`stand templates sync` (a copy on every node), move them to shared storage, or use full: true",
         )
     } else {
         let shared: Vec<String> = templates
             .iter()
+            .filter(|t| on_shared(t))
             .flat_map(|t| t.disk_storages())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        row(
-            "storage",
-            Verdict::Ok,
-            format!(
+        let detail = match (shared.is_empty(), copies > 0) {
+            (true, _) => {
+                "a template of each name on every online node's own storage: the nodes clone in parallel".into()
+            }
+            (false, false) => format!(
                 "templates on shared storage ({}): linked clones on any node; clones queue on its allocation lock",
                 shared.join(", ")
             ),
-            "",
-        )
+            (false, true) => format!(
+                "templates on shared storage ({}), copies on the nodes' own storage: linked clones on any node",
+                shared.join(", ")
+            ),
+        };
+        row("storage", Verdict::Ok, detail, "")
     });
-    let online: Vec<&str> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
     let no_uplink: Vec<&str> = online
         .iter()
         .copied()

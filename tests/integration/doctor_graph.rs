@@ -274,3 +274,38 @@ fn doctor_names_the_vms_whose_storage_cannot_take_the_baseline() {
     let all = checks(&stand(dir.path(), &["doctor", "snaps.rhai", "--sim=thick.yaml", "--output", "json"], &[]));
     assert_eq!(row(&all, "snapshots")["verdict"], "ok");
 }
+
+/// The storage row: a template only on one node's own storage warns (linked clones of it
+/// work there only) until `stand templates sync` puts a copy on every node; copies beside
+/// shared originals are fine.
+#[test]
+fn doctor_warns_of_a_template_on_one_nodes_storage_until_it_is_synced() {
+    let (sim, _rt, server) = served();
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(&server.url, &server.token, &server.fingerprint);
+    let doctor = || checks(&stand(dir.path(), &["doctor", "--output", "json"], &env));
+    let all = doctor();
+    assert_eq!(row(&all, "storage")["verdict"], "ok");
+    assert!(row(&all, "storage")["detail"].as_str().unwrap().contains("templates on shared storage (nfs-shared)"));
+
+    // alt-workstation's disk moves to pve1's local-lvm.
+    sim.state().vms.get_mut(&102).unwrap().config.insert("scsi0".into(), "local-lvm:base-102-disk-0,size=8G".into());
+    let all = doctor();
+    let storage = row(&all, "storage");
+    assert_eq!(storage["verdict"], "warn", "{storage}");
+    assert!(storage["detail"].as_str().unwrap().contains("alt-workstation only on pve1"), "{storage}");
+    assert!(storage["fix"].as_str().unwrap().starts_with("`stand templates sync`"), "{storage}");
+
+    let out = stand(dir.path(), &["templates", "sync"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all = doctor();
+    let storage = row(&all, "storage");
+    assert_eq!(storage["verdict"], "ok", "{storage}");
+    assert!(storage["detail"].as_str().unwrap().contains("copies on the nodes' own storage"), "{storage}");
+    // Three copies of each shared original, two of alt-workstation (pve1 holds it already).
+    let templates = row(&all, "templates");
+    assert!(
+        templates["detail"].as_str().unwrap().ends_with("; 11 copies on the nodes (`stand templates`)"),
+        "{templates}"
+    );
+}
