@@ -45,17 +45,12 @@ fn proxmoxer_walks_the_scenario_against_sim_serve_and_every_request_matches_the_
 
 /// A checkout of deploy-stand 1.2.0 (aleti000/deploy-stand 5f71f23) from `STAND_DEPLOY_STAND`
 /// and the Python to run it from `STAND_DEPLOY_STAND_PYTHON` (3.12 or newer: its menu uses
-/// PEP 701 f-strings; with proxmoxer and PyYAML). `None` when not given: deploy-stand's code
-/// is not ours to commit, so a fresh machine has no copy of it.
-fn deploy_stand() -> Option<(PathBuf, String)> {
-    let Some(checkout) = std::env::var_os("STAND_DEPLOY_STAND") else {
-        eprintln!(
-            "skipped: set STAND_DEPLOY_STAND to a checkout of aleti000/deploy-stand 1.2.0 and \
-             STAND_DEPLOY_STAND_PYTHON to a Python >= 3.12 with proxmoxer and PyYAML"
-        );
-        return None;
-    };
-    let checkout = PathBuf::from(checkout);
+/// PEP 701 f-strings; with proxmoxer and PyYAML). Its code is not ours to commit, so the test
+/// that needs it is ignored unless asked for, and then fails without it.
+fn deploy_stand() -> (PathBuf, String) {
+    let checkout = std::env::var_os("STAND_DEPLOY_STAND")
+        .map(PathBuf::from)
+        .expect("set STAND_DEPLOY_STAND to a checkout of aleti000/deploy-stand 1.2.0 (5f71f23)");
     assert!(
         checkout.join("core/modules/deployment/balanced_deployer.py").exists(),
         "{checkout:?} is not deploy-stand 1.2.0"
@@ -66,7 +61,7 @@ fn deploy_stand() -> Option<(PathBuf, String)> {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "{python} is not a Python >= 3.12 with proxmoxer and PyYAML (STAND_DEPLOY_STAND_PYTHON)");
-    Some((checkout, python))
+    (checkout, python)
 }
 
 /// Runs deploy-stand's `main.py` in `dir`, answering its menus with `answers`; fails the test
@@ -123,8 +118,9 @@ const BALANCED_LAB: &str = r#"machines:
 /// migrate), reuses it for the second student there, and links every student's VM to the copy
 /// on its own node. A second run finds everything in place. Every request matches the schema.
 #[test]
+#[ignore = "needs a checkout of deploy-stand 1.2.0 (STAND_DEPLOY_STAND), which this repository cannot include"]
 fn deploy_stands_balanced_mode_runs_unchanged_against_sim_serve() {
-    let Some((checkout, python)) = deploy_stand() else { return };
+    let (checkout, python) = deploy_stand();
     let (sim, _rt, server) = served_in_process();
     let work = tempfile::tempdir().unwrap();
     let log = work.path().join("requests.jsonl");
