@@ -297,7 +297,8 @@ fn snapshot_checks(snap: &Snapshot, checks: &mut Vec<Check>) {
     });
     // A name is cloneable (linked) on a node when a template of that name is on shared
     // storage, or on that node's own storage (a copy per node, `stand templates sync`).
-    let on_shared = |t: &VmSnap| t.disk_storages().iter().all(|s| snap.storage(s).is_some_and(|x| x.shared));
+    // (A template without disks clones anywhere.)
+    let on_shared = |t: &VmSnap| t.disk_storages().is_empty() || snap.on_shared_storage(t);
     let online: Vec<&str> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
     let mut local = Vec::new();
     for name in templates.iter().map(|t| t.name.as_str()).collect::<std::collections::BTreeSet<_>>() {

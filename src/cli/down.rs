@@ -137,12 +137,8 @@ async fn down_into(
     let ok = report.failures.is_empty();
     if text {
         crate::outln!(
-            "lab {name}: removed {}, {}{}, {}, {}{}",
-            render::count(report.vms, "VM"),
-            render::count(report.bridges, "bridge"),
-            if report.vnets > 0 { format!(", {}", render::count(report.vnets, "VNet")) } else { String::new() },
-            render::count(report.pools, "pool"),
-            render::count(report.users, "user"),
+            "lab {name}: removed {}{}",
+            render::removed_counts(&report),
             if report.users_kept > 0 {
                 format!(" ({} kept: other labs use them)", report.users_kept)
             } else {

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 
-use crate::apply::{ApplyReport, Failure};
+use crate::apply::{ApplyReport, DestroyReport, Failure};
 use crate::plan::{ActionGraph, ChangeKind, Diff, Plan};
 
 /// The width output must fit: the terminal's; when stdout is not a terminal, `COLUMNS`, else
@@ -152,6 +152,18 @@ pub fn spread(plan: &Plan) -> Table {
 /// `1 VM`, `48 VMs`.
 pub fn count(n: usize, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
+/// What a removal did: `3 VMs, 0 bridges, 1 VNet, 1 pool, 1 user` (VNets only when any).
+pub fn removed_counts(r: &DestroyReport) -> String {
+    let vnets = if r.vnets > 0 { format!(", {}", count(r.vnets, "VNet")) } else { String::new() };
+    format!(
+        "{}, {}{vnets}, {}, {}",
+        count(r.vms, "VM"),
+        count(r.bridges, "bridge"),
+        count(r.pools, "pool"),
+        count(r.users, "user")
+    )
 }
 
 /// What an apply did, in one line.

@@ -304,14 +304,7 @@ async fn deploy(
         }
         Output::Text => {
             if let Some(p) = &pruned {
-                let vnets = if p.vnets > 0 { format!(", {}", render::count(p.vnets, "VNet")) } else { String::new() };
-                crate::outln!(
-                    "pruned {}, {}{vnets}, {}, {} no longer in the script",
-                    render::count(p.vms, "VM"),
-                    render::count(p.bridges, "bridge"),
-                    render::count(p.pools, "pool"),
-                    render::count(p.users, "user")
-                );
+                crate::outln!("pruned {} no longer in the script", render::removed_counts(p));
             }
             if plan.is_noop() && pruned.is_none() {
                 crate::outln!("nothing to do: the lab is as the script says");

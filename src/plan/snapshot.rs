@@ -514,6 +514,12 @@ impl Snapshot {
         self.storages.iter().find(|s| s.id == id)
     }
 
+    /// Whether `vm` has disks and all of them are on shared storage (NFS, Ceph, ...).
+    pub fn on_shared_storage(&self, vm: &VmSnap) -> bool {
+        let storages = vm.disk_storages();
+        !storages.is_empty() && storages.iter().all(|s| self.storage(s).is_some_and(|x| x.shared))
+    }
+
     /// A guest by VMID.
     pub fn vm(&self, vmid: u32) -> Option<&VmSnap> {
         self.vms.iter().find(|v| v.vmid == vmid)

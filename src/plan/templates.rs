@@ -109,7 +109,6 @@ impl Catalog {
     /// Reads the catalog from a snapshot (the configs of every VM should be read, so that
     /// the clones linked to a copy are known).
     pub fn of(snap: &Snapshot) -> Catalog {
-        let shared = |s: &String| snap.storage(s).is_some_and(|x| x.shared);
         let mut cat = Catalog::default();
         for vm in &snap.vms {
             let storages = vm.disk_storages();
@@ -128,7 +127,7 @@ impl Catalog {
                     vmid: vm.vmid,
                     name: vm.name.clone(),
                     node: vm.node.clone(),
-                    shared: !storages.is_empty() && storages.iter().all(shared),
+                    shared: snap.on_shared_storage(vm),
                     storages,
                     digest: config_digest(vm),
                 }),

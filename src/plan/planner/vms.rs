@@ -24,10 +24,7 @@ impl Planner {
     fn resolve_template(&self, t: &TemplateRef, node: &str) -> Result<VmSnap, PlanError> {
         let templates: Vec<&VmSnap> = self.snap.vms.iter().filter(|v| v.template).collect();
         let list = || templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect::<Vec<_>>().join(", ");
-        let shared = |v: &VmSnap| {
-            !v.disk_storages().is_empty()
-                && v.disk_storages().iter().all(|s| self.snap.storage(s).is_some_and(|s| s.shared))
-        };
+        let shared = |v: &VmSnap| self.snap.on_shared_storage(v);
         let copy = |v: &VmSnap| templates::copy_state(&self.snap, v);
         match t {
             TemplateRef::Id(id) => {
@@ -43,9 +40,11 @@ impl Planner {
                         list()
                     )));
                 }
-                let local = |v: &&&VmSnap| v.node == node && !shared(v) && copy(v) == Some((*id, true));
-                let on_node = vm.node == node && !shared(vm);
-                Ok(templates.iter().find(local).filter(|_| !on_node).copied().unwrap_or(vm).clone())
+                if vm.node == node && !shared(vm) {
+                    return Ok(vm.clone());
+                }
+                let local_copy = |v: &&&VmSnap| v.node == node && !shared(v) && copy(v) == Some((*id, true));
+                Ok(templates.iter().find(local_copy).copied().unwrap_or(vm).clone())
             }
             TemplateRef::Name(name) => {
                 let mut named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
