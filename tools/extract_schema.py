@@ -30,6 +30,7 @@ PATHS = [
     "/nodes/{node}/qemu/{vmid}/agent/file-write",
     "/cluster/sdn", "/cluster/sdn/zones", "/cluster/sdn/zones/{zone}", "/cluster/sdn/vnets",
     "/cluster/sdn/vnets/{vnet}", "/cluster/sdn/vnets/{vnet}/subnets",
+    "/cluster/sdn/vnets/{vnet}/subnets/{subnet}", "/nodes/{node}/qemu/{vmid}/resize",
 ]
 
 KEEP = {"type", "optional", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "format", "requires", "default_key", "alias"}

@@ -122,6 +122,19 @@ pub fn is_disk_key(k: &str) -> bool {
         .any(|p| k.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
 }
 
+/// A size as PVE writes it into a drive (pve-common JSONSchema.pm `format_size`): the
+/// largest of T, G, M, K that divides it, else bytes.
+pub fn format_size(bytes: u64) -> String {
+    let mut n = bytes;
+    for unit in ["", "K", "M", "G"] {
+        if !n.is_multiple_of(1024) || n == 0 {
+            return format!("{n}{unit}");
+        }
+        n /= 1024;
+    }
+    format!("{n}T")
+}
+
 /// Size of a disk value (`size=8G`), bytes.
 pub fn disk_size(value: &str) -> u64 {
     value
@@ -314,6 +327,15 @@ pub enum Effect {
         vmid: u32,
         /// Started after rolling back (the `start` parameter).
         start: bool,
+    },
+    /// A disk grows: the config gets its new value (size) when the worker ends well.
+    Resize {
+        /// The VM.
+        vmid: u32,
+        /// The disk key (`scsi0`).
+        disk: String,
+        /// The disk's new config value.
+        value: String,
     },
     /// Drop a lock a task held.
     Unlock {

@@ -559,3 +559,81 @@ async fn shutdown_waits_for_the_guest_and_falls_back_to_stop_only_when_forced() 
     let log = pve.task_log(&t).await.unwrap();
     assert!(log.iter().any(|l| l.contains("terminating now with SIGTERM")), "{log:?}");
 }
+
+/// A task's UPID from a call's `data`.
+fn upid_of(body: &serde_json::Value) -> stand::pve::Upid {
+    body["data"].as_str().unwrap().parse().unwrap()
+}
+
+async fn config_value(pve: &impl PveExt, vmid: u32, key: &str) -> String {
+    pve.vm_config("pve1", vmid).await.unwrap().get(key).unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disk_grows_in_a_resize_task_and_a_cloud_init_drive_is_allocated_as_a_cdrom() {
+    let sim = Sim::default_instant();
+    let pve = sim.session("root@pam");
+    let up = pve.clone_vm("pve1", 103, &linked(960, "r", "pve1")).await.unwrap();
+    pve.wait_task(&up, WaitPolicy::default()).await.unwrap();
+    let resize =
+        |size: &str, disk: &str| ApiRequest::put("/nodes/pve1/qemu/960/resize").param("disk", disk).param("size", size);
+    let t = upid_of(&pve.call(resize("+2G", "scsi0")).await.unwrap());
+    assert_eq!(t.task_type, "resize");
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    assert!(config_value(&pve, 960, "scsi0").await.ends_with(",size=10G"), "8G + 2G");
+    let t = upid_of(&pve.call(resize("10240M", "scsi0")).await.unwrap());
+    pve.wait_task(&t, WaitPolicy::default()).await.unwrap();
+    // Errors of the worker end the task, as in qemu-server's resize_vm.
+    for (size, disk, error) in
+        [("4G", "scsi0", "shrinking disks is not supported"), ("+1G", "scsi5", "disk 'scsi5' does not exist")]
+    {
+        let t = upid_of(&pve.call(resize(size, disk)).await.unwrap());
+        let e = pve.wait_task(&t, WaitPolicy::default()).await.unwrap_err();
+        assert!(e.to_string().contains(error), "{e}");
+    }
+    let e = pve.call(resize("lots", "scsi0")).await.unwrap_err();
+    assert_eq!(status(&e), 400, "the size pattern is the schema's");
+
+    pve.set_vm_config("pve1", 960, params(&[("ide2", "local-lvm:cloudinit"), ("ciuser", "student")])).await.unwrap();
+    assert_eq!(config_value(&pve, 960, "ide2").await, "local-lvm:vm-960-cloudinit,media=cdrom");
+    let t = upid_of(&pve.call(resize("+1G", "ide2")).await.unwrap());
+    let e = pve.wait_task(&t, WaitPolicy::default()).await.unwrap_err();
+    assert!(e.to_string().contains("you can't resize a cdrom"), "{e}");
+    let e = pve.set_vm_config("pve1", 960, params(&[("ide0", "local:cloudinit")])).await.unwrap_err();
+    assert!(e.to_string().contains("ide0 - cloud-init drive is already attached at 'ide2'"), "{e}");
+    pve.set_vm_config("pve1", 960, params(&[("ide0", "none,media=cdrom")])).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subnet_is_read_changed_and_deleted_by_its_id_and_lists_what_its_id_says() {
+    let sim = Sim::default_instant();
+    let pve = sim.session("root@pam");
+    pve.call(ApiRequest::post("/cluster/sdn/zones").param("zone", "z1").param("type", "simple")).await.unwrap();
+    pve.call(ApiRequest::post("/cluster/sdn/vnets").param("vnet", "v1").param("zone", "z1")).await.unwrap();
+    let add = ApiRequest::post("/cluster/sdn/vnets/v1/subnets").param("subnet", "10.9.0.0/24").param("type", "subnet");
+    pve.call(add.param("gateway", "10.9.0.1")).await.unwrap();
+    let listed = pve.call(ApiRequest::get("/cluster/sdn/vnets/v1/subnets")).await.unwrap();
+    let s = &listed["data"][0];
+    assert_eq!(
+        (&s["subnet"], &s["id"], &s["cidr"], &s["network"], &s["mask"], &s["zone"]),
+        (
+            &"z1-10.9.0.0-24".into(),
+            &"z1-10.9.0.0-24".into(),
+            &"10.9.0.0/24".into(),
+            &"10.9.0.0".into(),
+            &"24".into(),
+            &"z1".into()
+        )
+    );
+    let one = pve.call(ApiRequest::get("/cluster/sdn/vnets/v1/subnets/z1-10.9.0.0-24")).await.unwrap();
+    assert_eq!(one["data"]["gateway"], "10.9.0.1");
+    pve.call(ApiRequest::put("/cluster/sdn/vnets/v1/subnets/z1-10.9.0.0-24").param("delete", "gateway")).await.unwrap();
+    let one = pve.call(ApiRequest::get("/cluster/sdn/vnets/v1/subnets/z1-10.9.0.0-24")).await.unwrap();
+    assert!(one["data"].get("gateway").is_none());
+    let e = pve.call(ApiRequest::delete("/cluster/sdn/vnets/v1")).await.unwrap_err();
+    assert!(e.to_string().contains("Can't delete vnet 'v1', it has subnets"), "{e}");
+    pve.call(ApiRequest::delete("/cluster/sdn/vnets/v1/subnets/z1-10.9.0.0-24")).await.unwrap();
+    let e = pve.call(ApiRequest::get("/cluster/sdn/vnets/v1/subnets/z1-10.9.0.0-24")).await.unwrap_err();
+    assert!(e.to_string().contains("sdn subnet 'z1-10.9.0.0-24' does not exist"), "{e}");
+    pve.call(ApiRequest::delete("/cluster/sdn/vnets/v1")).await.unwrap();
+}

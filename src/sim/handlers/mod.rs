@@ -34,6 +34,7 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Post, "/nodes/{node}/qemu/{vmid}/config") => qemu::update_config(ctx, true),
         (Post, "/nodes/{node}/qemu/{vmid}/clone") => qemu::clone(ctx),
         (Post, "/nodes/{node}/qemu/{vmid}/template") => qemu::template(ctx),
+        (Put, "/nodes/{node}/qemu/{vmid}/resize") => qemu::resize(ctx),
         (Get, "/nodes/{node}/qemu/{vmid}/status") => qemu::status_index(ctx),
         (Get, "/nodes/{node}/qemu/{vmid}/status/current") => qemu::status(ctx),
         (Post, "/nodes/{node}/qemu/{vmid}/migrate") => qemu::migrate(ctx),
@@ -75,6 +76,9 @@ pub(super) fn dispatch(ctx: &mut Ctx<'_>, method: Method, template: &str) -> Res
         (Delete, "/cluster/sdn/vnets/{vnet}") => sdn::delete_vnet(ctx),
         (Get, "/cluster/sdn/vnets/{vnet}/subnets") => sdn::subnets(ctx),
         (Post, "/cluster/sdn/vnets/{vnet}/subnets") => sdn::create_subnet(ctx),
+        (Get, "/cluster/sdn/vnets/{vnet}/subnets/{subnet}") => sdn::subnet(ctx),
+        (Put, "/cluster/sdn/vnets/{vnet}/subnets/{subnet}") => sdn::update_subnet(ctx),
+        (Delete, "/cluster/sdn/vnets/{vnet}/subnets/{subnet}") => sdn::delete_subnet(ctx),
 
         (Get, "/nodes/{node}/tasks") => tasks::list(ctx),
         (Get, "/nodes/{node}/tasks/{upid}") => tasks::index(ctx),
@@ -162,6 +166,11 @@ pub(super) fn finish_task(st: &mut SimState, task: &Task) {
                         }
                     }
                 }
+            }
+        }
+        Effect::Resize { vmid, disk, value } => {
+            if ok && let Some(vm) = st.vms.get_mut(vmid) {
+                vm.config.insert(disk.clone(), value.clone());
             }
         }
         Effect::Unlock { vmid } => {

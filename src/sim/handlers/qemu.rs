@@ -11,7 +11,7 @@ use super::cluster::vm_resource;
 use crate::pve::{ApiFailure, NetDevice};
 use crate::sim::context::{Ctx, TaskSpec};
 use crate::sim::core::Reply;
-use crate::sim::state::{Effect, SimState, Snapshot, Vm, disk_size, is_disk_key};
+use crate::sim::state::{Effect, SimState, Snapshot, Vm, disk_size, format_size, is_disk_key};
 
 fn missing(node: &str, vmid: u32) -> ApiFailure {
     ApiFailure::internal(format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"))
@@ -155,6 +155,8 @@ pub(super) fn update_config(ctx: &mut Ctx<'_>, asynchronous: bool) -> Result<Rep
                 }
             }
             value
+        } else if is_disk_key(k) && v.split(',').next().is_some_and(|vol| vol.ends_with(":cloudinit")) {
+            cloudinit_drive(ctx.st, &new_config, k, v, vmid).map_err(ApiFailure::internal)?
         } else {
             v.clone()
         };
@@ -176,6 +178,36 @@ pub(super) fn update_config(ctx: &mut Ctx<'_>, asynchronous: bool) -> Result<Rep
         return Ok(json!(upid).into());
     }
     Ok(Value::Null.into())
+}
+
+/// A cloud-init drive asked for as `STORAGE:cloudinit` (qemu-server API2/Qemu.pm
+/// `create_disks`): a volume `vm-<vmid>-cloudinit` (`.qcow2` on file storages) attached as a
+/// CD-ROM, one per VM.
+fn cloudinit_drive(
+    st: &SimState,
+    config: &BTreeMap<String, String>,
+    key: &str,
+    value: &str,
+    vmid: u32,
+) -> Result<String, String> {
+    if let Some((other, _)) = config.iter().find(|(k, v)| {
+        k.as_str() != key && is_disk_key(k) && v.split(',').next().is_some_and(|vol| vol.contains("-cloudinit"))
+    }) {
+        return Err(format!("{key} - cloud-init drive is already attached at '{other}'"));
+    }
+    let mut parts = value.split(',');
+    let storage = parts.next().and_then(|v| v.strip_suffix(":cloudinit")).unwrap_or_default();
+    let volume = match st.storages.get(storage) {
+        None => return Err(format!("storage '{storage}' does not exist")),
+        Some(s) if s.is_file_based() => format!("{storage}:{vmid}/vm-{vmid}-cloudinit.qcow2"),
+        Some(_) => format!("{storage}:vm-{vmid}-cloudinit"),
+    };
+    let options = parts.filter(|p| !p.starts_with("media=") && !p.starts_with("format="));
+    Ok(std::iter::once(volume)
+        .chain(options.map(str::to_string))
+        .chain(["media=cdrom".to_string()])
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// A non-root user needs `SDN.Use` on the bridge (pve-guest-common `check_vnet_access`):
@@ -410,6 +442,75 @@ pub(super) fn remove_vm(st: &mut SimState, vmid: u32) {
     }
     let path = format!("/vms/{vmid}");
     st.acl.retain(|a| a.path != path);
+}
+
+/// `PUT /nodes/{node}/qemu/{vmid}/resize` (qemu-server API2/Qemu.pm `resize_vm`): `skiplock`
+/// and `VM.Config.Disk` are checked at once; everything else runs in a `resize` worker under
+/// the config lock, so its failures (no such VM or disk, a lock, a CD-ROM, no
+/// `Datastore.AllocateSpace` on the volume's storage, a smaller size) end the task with
+/// PVE's message. `+` adds to the current size; the same size changes nothing.
+pub(super) fn resize(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    let (node, vmid) = (ctx.var("node").to_string(), ctx.vmid());
+    let skiplock = ctx.flag("skiplock").unwrap_or(false);
+    if skiplock && !ctx.who.is_root() {
+        return Err(ApiFailure::param("skiplock", "Only root may use this option."));
+    }
+    ctx.st.check(&ctx.who, &format!("/vms/{vmid}"), &["VM.Config.Disk"])?;
+    let disk = ctx.param("disk").unwrap_or_default().to_string();
+    let size = ctx.param("size").unwrap_or_default().to_string();
+    let grown = (|| -> Result<Option<String>, String> {
+        let vm = vm_on_node(ctx).map_err(|e| e.message)?;
+        if ctx.param("digest").is_some_and(|d| d != digest(&vm.config)) {
+            return Err("checksum mismatch (file change by other user?)".into());
+        }
+        check_lock(vm, skiplock).map_err(|e| e.message)?;
+        let value = vm.config.get(&disk).ok_or_else(|| format!("disk '{disk}' does not exist"))?;
+        let (volid, _) = value.split_once(',').unwrap_or((value.as_str(), ""));
+        if value.split(',').any(|p| p == "media=cdrom") {
+            return Err("you can't resize a cdrom".into());
+        }
+        let storage = volid.split(':').next().unwrap_or_default();
+        ctx.st.check(&ctx.who, &format!("/storage/{storage}"), &["Datastore.AllocateSpace"]).map_err(|e| e.message)?;
+        let current = disk_size(value);
+        let wanted = new_disk_size(&size, current).ok_or_else(|| "internal error".to_string())?;
+        if wanted < current {
+            return Err("shrinking disks is not supported".into());
+        }
+        if wanted == current {
+            return Ok(None);
+        }
+        let rest = value.split(',').skip(1).filter(|p| !p.starts_with("size="));
+        let mut parts: Vec<String> = std::iter::once(volid.to_string()).chain(rest.map(str::to_string)).collect();
+        parts.push(format!("size={}", format_size(wanted)));
+        Ok(Some(parts.join(",")))
+    })();
+    let (exit, effect) = match grown {
+        Err(e) => (e, Effect::None),
+        Ok(None) => ("OK".to_string(), Effect::None),
+        Ok(Some(value)) => ("OK".to_string(), Effect::Resize { vmid, disk, value }),
+    };
+    let duration = ctx.scaled(ctx.opts.latency.task_overhead_ms / 2);
+    let upid = ctx.start_task(&node, "resize", &vmid.to_string(), TaskSpec::now(ctx.now, duration, exit, effect));
+    Ok(json!(upid).into())
+}
+
+/// The size `resize_vm` asks for: `[+]N[.M][KMGT]` bytes, added to `current` with `+`.
+fn new_disk_size(spec: &str, current: u64) -> Option<u64> {
+    let (add, num) = match spec.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, spec),
+    };
+    let (digits, unit) = num.split_at(num.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(num.len()));
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (digits.parse::<f64>().ok()? * factor) as u64;
+    Some(if add { current + bytes } else { bytes })
 }
 
 pub(super) fn template(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {

@@ -307,21 +307,55 @@ pub(super) fn delete_vnet(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     Ok(Value::Null.into())
 }
 
+/// A subnet as the API shows it: its options, and what its id `<zone>-<network>-<mask>` says
+/// (Subnets.pm `sdn_subnets_config`: `id`, `cidr`, `zone`, `network`, `mask`; the API adds
+/// `dhcp-range` as a list, empty without ranges).
+fn subnet_view(mut s: Value) -> Value {
+    let id = s["subnet"].as_str().unwrap_or_default().to_string();
+    let mut parts = id.splitn(3, '-');
+    if let (Some(zone), Some(network), Some(mask)) = (parts.next(), parts.next(), parts.next()) {
+        s["id"] = json!(id);
+        s["cidr"] = json!(format!("{network}/{mask}"));
+        s["zone"] = json!(zone);
+        s["network"] = json!(network);
+        s["mask"] = json!(mask);
+    }
+    if s.get("dhcp-range").is_none() {
+        s["dhcp-range"] = json!([]);
+    }
+    s["type"] = json!("subnet");
+    s
+}
+
+/// The subnets of `vnet` as listed (edited, `running` or `pending` configuration).
+fn vnet_subnets(ctx: &Ctx<'_>, vnet: &str) -> Vec<Value> {
+    listing(ctx, |c| &c.subnets, "subnet").into_iter().filter(|s| s["vnet"] == vnet).map(subnet_view).collect()
+}
+
 /// `GET /cluster/sdn/vnets/{vnet}/subnets`.
 pub(super) fn subnets(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     let id = ctx.var("vnet").to_string();
     let zone = vnet_zone(ctx, &id)?;
     ctx.st.check_any(&ctx.who, &format!("/sdn/zones/{zone}/{id}"), &["SDN.Audit", "SDN.Allocate"])?;
-    let list: Vec<Value> = listing(ctx, |c| &c.subnets, "subnet")
-        .into_iter()
-        .filter(|s| s["vnet"] == id.as_str())
-        .map(|mut s| {
-            s["type"] = json!("subnet");
-            s
-        })
-        .collect();
-    Ok(Value::Array(list).into())
+    Ok(Value::Array(vnet_subnets(ctx, &id)).into())
 }
+
+/// `GET /cluster/sdn/vnets/{vnet}/subnets/{subnet}` (Subnets.pm `read`): a subnet of another
+/// VNet is a parameter error on `vnet`.
+pub(super) fn subnet(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    let (vnet, id) = (ctx.var("vnet").to_string(), ctx.var("subnet").to_string());
+    let zone = vnet_zone(ctx, &vnet)?;
+    ctx.st.check_any(&ctx.who, &format!("/sdn/zones/{zone}/{vnet}"), &["SDN.Audit", "SDN.Allocate"])?;
+    let found = listing(ctx, |c| &c.subnets, "subnet").into_iter().find(|s| s["subnet"] == id.as_str());
+    match found {
+        None => Err(ApiFailure::internal(format!("sdn subnet '{id}' does not exist"))),
+        Some(s) if s["vnet"] != vnet.as_str() => Err(ApiFailure::param("vnet", "wrong vnet")),
+        Some(s) => Ok(subnet_view(s).into()),
+    }
+}
+
+/// Subnet options a client sets (SubnetPlugin.pm `options`); the rest comes from the id.
+const SUBNET_OPTIONS: [&str; 4] = ["gateway", "snat", "dhcp-range", "dnszoneprefix"];
 
 /// `POST /cluster/sdn/vnets/{vnet}/subnets` (Subnets.pm `create`, SDN.Allocate on the
 /// VNet): the id is `<zone>-<address>-<prefix>`.
@@ -340,12 +374,46 @@ pub(super) fn create_subnet(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
     if ctx.st.sdn.config.subnets.contains_key(&id) {
         return Err(ApiFailure::internal(format!("sdn subnet object ID '{id}' already defined")));
     }
-    let mut opts = BTreeMap::from([("vnet".to_string(), vnet), ("cidr".to_string(), cidr), ("zone".to_string(), zone)]);
-    for k in ["gateway", "snat", "dhcp-range", "dnszoneprefix"] {
+    let mut opts = BTreeMap::from([("vnet".to_string(), vnet)]);
+    for k in SUBNET_OPTIONS {
         if let Some(v) = ctx.param(k) {
             opts.insert(k.to_string(), v.to_string());
         }
     }
     ctx.st.sdn.config.subnets.insert(id, opts);
+    Ok(Value::Null.into())
+}
+
+/// `PUT /cluster/sdn/vnets/{vnet}/subnets/{subnet}` (Subnets.pm `update`): sets and
+/// `delete`s options, refused on a stale `digest`.
+pub(super) fn update_subnet(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    let (vnet, id) = (ctx.var("vnet").to_string(), ctx.var("subnet").to_string());
+    let zone = vnet_zone(ctx, &vnet)?;
+    ctx.st.check(&ctx.who, &format!("/sdn/zones/{zone}/{vnet}"), &["SDN.Allocate"])?;
+    check_version_params(ctx)?;
+    let sets: Vec<(String, String)> =
+        SUBNET_OPTIONS.iter().filter_map(|k| ctx.param(k).map(|v| (k.to_string(), v.to_string()))).collect();
+    let deletes: Vec<String> =
+        ctx.param("delete").map(|d| d.split([',', ';', ' ']).map(str::to_string).collect()).unwrap_or_default();
+    let Some(opts) = ctx.st.sdn.config.subnets.get_mut(&id) else {
+        return Err(ApiFailure::internal(format!("sdn subnet '{id}' does not exist")));
+    };
+    opts.extend(sets);
+    for k in deletes {
+        opts.remove(&k);
+    }
+    Ok(Value::Null.into())
+}
+
+/// `DELETE /cluster/sdn/vnets/{vnet}/subnets/{subnet}` (Subnets.pm `delete`, SDN.Allocate on
+/// the VNet): the subnet goes from the edited configuration; one already gone is no error
+/// (`sdn_subnets_config` is called with `noerr`). The simulator keeps no IPAM, so no subnet
+/// is refused for addresses still allocated in it.
+pub(super) fn delete_subnet(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
+    let (vnet, id) = (ctx.var("vnet").to_string(), ctx.var("subnet").to_string());
+    let zone = vnet_zone(ctx, &vnet)?;
+    ctx.st.check(&ctx.who, &format!("/sdn/zones/{zone}/{vnet}"), &["SDN.Allocate"])?;
+    check_version_params(ctx)?;
+    ctx.st.sdn.config.subnets.remove(&id);
     Ok(Value::Null.into())
 }
