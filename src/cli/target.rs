@@ -74,20 +74,29 @@ impl Cluster {
         let seed = target.sim_seed.unwrap_or_else(|| rand::random::<u32>().into());
         let opts = SimOptions { latency: LatencyModel::realistic(), time_scale: target.sim_time_scale, faults, seed };
         let state = target.sim_state.clone().unwrap_or_else(default_state_path);
+        // A named fixture is always read, so a bad one is an error even when a saved cluster
+        // exists; that cluster is continued only when it was made from this same fixture.
+        let named = match fixture {
+            "" => None,
+            path => Some(Fixture::load(std::path::Path::new(path)).map_err(|e| Usage(format!("{e:#}")))?),
+        };
         let sim = if state.exists() {
-            if !fixture.is_empty() {
-                tracing::warn!(
-                    "continuing the simulated cluster saved at {}; `stand sim reset` to start again from {fixture}",
-                    state.display()
-                );
-            }
-            Sim::load(&state, opts).with_context(|| {
+            let sim = Sim::load(&state, opts).with_context(|| {
                 format!("cannot read the simulated cluster at {} (`stand sim reset` starts a new one)", state.display())
-            })?
-        } else if fixture.is_empty() {
-            Sim::new(&Fixture::default_cluster(), opts)
+            })?;
+            if let Some(f) = &named
+                && sim.state().fixture_digest.as_deref() != Some(f.digest().as_str())
+            {
+                return Err(Usage(format!(
+                    "the simulated cluster saved at {} was not made from {fixture}: run `stand sim reset` to start \
+                     again from {fixture}, or use plain --sim to continue the saved cluster",
+                    state.display()
+                ))
+                .into());
+            }
+            sim
         } else {
-            Sim::new(&Fixture::load(std::path::Path::new(fixture)).map_err(|e| Usage(format!("{e:#}")))?, opts)
+            Sim::new(named.as_ref().unwrap_or(&Fixture::default_cluster()), opts)
         };
         let pve = Arc::new(Logged::new(sim.client()));
         Ok(Cluster { pve, sim: Some((sim, state)), output: target.output, connection: None })

@@ -240,6 +240,19 @@ impl Fixture {
         Self::parse(DEFAULT_FIXTURE, "<built-in>").expect("the built-in fixture is valid")
     }
 
+    /// What the fixture describes, as a digest: the same for the same cluster however the
+    /// file is laid out or commented, different when anything in it differs.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(sha2::Sha256::digest(canonical))[..16].to_string()
+    }
+
+    /// Whether this is the built-in cluster.
+    pub fn is_builtin(&self) -> bool {
+        self.digest() == Self::default_cluster().digest()
+    }
+
     /// Reads a fixture file.
     pub fn load(path: &std::path::Path) -> Result<Fixture, FixtureError> {
         let p = path.display().to_string();

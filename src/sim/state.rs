@@ -416,6 +416,10 @@ pub struct SimState {
     /// Software-defined networking (`/cluster/sdn`).
     #[serde(default)]
     pub sdn: Sdn,
+    /// The digest of the fixture this cluster started from ([`Fixture::digest`]); `None` in
+    /// state saved before it was recorded.
+    #[serde(default)]
+    pub fixture_digest: Option<String>,
 }
 
 /// One SDN configuration (`/etc/pve/sdn/*.cfg`): sections by id, each its options.
@@ -509,6 +513,7 @@ impl SimState {
             mac_seq: 0,
             tls_fingerprint: None,
             sdn: Sdn::default(),
+            fixture_digest: Some(f.digest()),
         };
         for node in s.nodes.keys().cloned().collect::<Vec<_>>() {
             let mut net = NodeNet::default();

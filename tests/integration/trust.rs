@@ -341,6 +341,53 @@ fn bad_settings_exit_2() {
     assert_eq!(o.status.code(), Some(2), "a bad PVE_URL: {}", text(&o));
 }
 
+/// A fixture named with `--sim=FILE` is always read: a bad one is exit 2 even over a saved
+/// cluster, and a saved cluster is continued only when it was made from that same fixture
+/// (however the file is laid out); otherwise the command refuses and says what to do.
+#[test]
+fn a_named_fixture_is_read_and_never_silently_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab1.rhai");
+    let lab1 = lab1.to_str().unwrap();
+    assert!(stand(dir.path(), &["up", lab1, "--sim", "-q"], &[]).status.success());
+    let saved = std::fs::read(dir.path().join("sim.json")).unwrap();
+
+    write(dir.path(), "bad.yaml", "nodes: [ { name: solo1, memory_gib: lots } ]\n");
+    let o = stand(dir.path(), &["status", "--sim=bad.yaml"], &[]);
+    assert_eq!(o.status.code(), Some(2), "a bad fixture over a saved cluster: {}", text(&o));
+    assert!(text(&o).contains("fixture bad.yaml: nodes[0].memory_gib: invalid type"), "{}", text(&o));
+
+    let solo = |memory: u32, note: &str| {
+        format!(
+            "{note}\nnodes: [ {{ name: solo1, memory_gib: {memory} }} ]\nstorages: [ {{ id: local, type: dir }} ]\n\
+             bridges: [ {{ iface: vmbr0 }} ]\ntemplates: [ {{ vmid: 100, name: debian-12, node: solo1, storage: local }} ]\n"
+        )
+    };
+    write(dir.path(), "solo.yaml", &solo(32, "# one node"));
+    let o = stand(dir.path(), &["status", "--sim=solo.yaml"], &[]);
+    assert_eq!(o.status.code(), Some(2), "another fixture than the saved cluster's: {}", text(&o));
+    assert!(
+        text(&o).contains("was not made from solo.yaml: run `stand sim reset` to start again from solo.yaml"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(dir.path().join("sim.json")).unwrap(), saved, "the saved cluster is untouched");
+    let o = stand(dir.path(), &["status", "--sim"], &[]);
+    assert!(o.status.success() && text(&o).contains("lab1"), "plain --sim continues it: {}", text(&o));
+
+    assert!(stand(dir.path(), &["sim", "reset"], &[]).status.success());
+    let o = stand(dir.path(), &["up", lab1, "--sim=solo.yaml", "-q"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The same cluster written differently is the same fixture: the saved one goes on.
+    write(dir.path(), "solo.yaml", &solo(32, "# reformatted, same cluster"));
+    let o = stand(dir.path(), &["status", "--sim=solo.yaml"], &[]);
+    assert!(o.status.success() && text(&o).contains("lab1") && text(&o).contains("solo1"), "{}", text(&o));
+    // A changed fixture is another cluster.
+    write(dir.path(), "solo.yaml", &solo(64, "# more memory"));
+    let o = stand(dir.path(), &["status", "--sim=solo.yaml"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
 // Point 11: -v logs every write, -vv every request, no secret, no ANSI in a pipe; a line per
 // finished stand when stderr is not a terminal.
 #[test]
