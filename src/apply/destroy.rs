@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::options::ApplyOptions;
 use super::pending::{foreign_pending, pending_ifaces};
 use super::report::Failure;
-use crate::plan::{Action, ActionGraph, Marker, Owner, Snapshot};
+use crate::plan::{Action, ActionGraph, LabObjects, Marker, Owner, Snapshot};
 use crate::pve::Pve;
 
 /// What `down` removed.
@@ -121,11 +121,23 @@ pub struct Doomed {
 impl Doomed {
     /// What lab `lab` (only the students in `only`, if given) has in `snap`.
     pub fn select(snap: &Snapshot, lab: &str, only: &[String]) -> Doomed {
-        let wanted = |user: Option<&str>| only.is_empty() || user.is_some_and(|u| only.iter().any(|o| o == u));
+        Self::of(snap, lab, &LabObjects::owned(snap, lab, only), None)
+    }
+
+    /// What of lab `plan.lab_name()` is on the cluster but no longer in `plan` (`up --prune`).
+    pub fn stale(snap: &Snapshot, plan: &crate::plan::Plan) -> Doomed {
+        Self::of(snap, plan.lab_name(), &LabObjects::stale(snap, plan), Some(plan))
+    }
+
+    /// The removal of `objects` of lab `lab`: each VM with its state; a bridge or VNet that a
+    /// VM staying behind is wired to (or that another lab still uses) stays, with why; a user
+    /// that other labs still have is only released. With `plan` (`up --prune`, which runs
+    /// after `up`), the plan's VMs count as wired as the plan wires them.
+    fn of(snap: &Snapshot, lab: &str, objects: &LabObjects, plan: Option<&crate::plan::Plan>) -> Doomed {
         let vms = snap
             .vms
             .iter()
-            .filter(|v| v.owner().is_some_and(|o| o.has_lab(lab) && wanted(o.user())))
+            .filter(|v| objects.vms.contains(&v.vmid))
             .map(|v| DoomedVm {
                 node: v.node.clone(),
                 vmid: v.vmid,
@@ -135,33 +147,22 @@ impl Doomed {
             .collect::<Vec<_>>();
         let mut bridges = Vec::new();
         let mut kept_bridges = Vec::new();
-        for (node, list) in &snap.bridges {
-            for b in list {
-                let ours = match &b.owner {
-                    Some(o @ Owner::Private { .. }) => o.has_lab(lab) && wanted(o.user()),
-                    Some(o @ Owner::Shared { .. }) => o.has_lab(lab) && only.is_empty(),
-                    _ => false,
-                };
-                let Some(owner) = b.owner.as_ref().filter(|_| ours) else { continue };
-                match Self::still_used(snap, lab, &vms, node, &b.iface, owner) {
-                    Some(reason) => {
-                        kept_bridges.push(KeptBridge { node: node.clone(), iface: b.iface.clone(), reason })
-                    }
-                    None => bridges.push(NodeBridge { node: node.clone(), iface: b.iface.clone() }),
-                }
+        for (node, iface) in &objects.bridges {
+            let owner = snap.bridges.get(node).and_then(|l| l.iter().find(|b| b.iface == *iface)?.owner.as_ref());
+            let Some(owner) = owner else { continue };
+            let (staying, known) = Self::staying_on(snap, plan, &vms, node, iface);
+            match Self::still_used(snap, lab, &staying, known, node, owner) {
+                Some(reason) => kept_bridges.push(KeptBridge { node: node.clone(), iface: iface.clone(), reason }),
+                None => bridges.push(NodeBridge { node: node.clone(), iface: iface.clone() }),
             }
         }
         let mut vnets = Vec::new();
         let mut kept_vnets = Vec::new();
-        for v in &snap.vnets {
-            if !v.owner.as_ref().is_some_and(|o| o.has_lab(lab) && wanted(o.user())) {
-                continue;
-            }
+        for v in snap.vnets.iter().filter(|v| objects.vnets.contains(&v.vnet)) {
             // A VNet is a bridge of every node of its zone: a VM anywhere may be wired to it.
             let mut staying = Vec::new();
             for node in snap.bridges.keys() {
-                let (wired, _) = snap.vms_on_bridge(node, &v.vnet);
-                staying.extend(wired.into_iter().filter(|id| !vms.iter().any(|d| d.vmid == *id)));
+                staying.extend(Self::staying_on(snap, plan, &vms, node, &v.vnet).0);
             }
             match staying.is_empty() {
                 true => vnets.push(DoomedVnet { vnet: v.vnet.clone(), zone: v.zone.clone(), state: v.state.clone() }),
@@ -172,36 +173,25 @@ impl Doomed {
                 }
             }
         }
-        let pools = snap
-            .pools
-            .iter()
-            .filter(|p| p.owner.as_ref().is_some_and(|o| o.has_lab(lab) && wanted(o.user())))
-            .map(|p| p.poolid.clone())
-            .collect();
         let users = snap
             .users
             .iter()
-            .filter_map(|u| {
-                let o = u.owner.as_ref()?;
-                if !o.has_lab(lab) || !wanted(Some(&u.userid)) {
-                    return None;
-                }
-                Some(DoomedUser {
-                    userid: u.userid.clone(),
-                    other_labs: o.labs().into_iter().filter(|l| l != lab).collect(),
-                })
+            .filter(|u| objects.users.contains(&u.userid))
+            .map(|u| DoomedUser {
+                userid: u.userid.clone(),
+                other_labs: u.owner.iter().flat_map(|o| o.labs()).filter(|l| l != lab).collect(),
             })
             .collect();
-        let groups = if only.is_empty() {
-            snap.groups
-                .iter()
-                .filter(|g| g.owner.as_ref().is_some_and(|o| o.has_lab(lab)))
-                .map(|g| g.groupid.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Doomed { vms, bridges, vnets, pools, users, groups, kept_bridges, kept_vnets }
+        Doomed {
+            vms,
+            bridges,
+            vnets,
+            pools: objects.pools.clone(),
+            users,
+            groups: objects.groups.clone(),
+            kept_bridges,
+            kept_vnets,
+        }
     }
 
     /// Why a bridge of lab `lab` must stay although the lab goes: a VM that stays is wired
@@ -210,16 +200,14 @@ impl Doomed {
     fn still_used(
         snap: &Snapshot,
         lab: &str,
-        leaving: &[DoomedVm],
+        staying: &[u32],
+        known: bool,
         node: &str,
-        iface: &str,
         owner: &Owner,
     ) -> Option<String> {
-        let (wired, known) = snap.vms_on_bridge(node, iface);
-        let staying: Vec<String> =
-            wired.iter().filter(|id| !leaving.iter().any(|v| v.vmid == **id)).map(u32::to_string).collect();
         if !staying.is_empty() {
-            return Some(format!("VM {} still wired to it", staying.join(", ")));
+            let ids: Vec<String> = staying.iter().map(u32::to_string).collect();
+            return Some(format!("VM {} still wired to it", ids.join(", ")));
         }
         if !known {
             return Some(format!("not every VM config on {node} could be read"));
@@ -228,19 +216,36 @@ impl Doomed {
         (!others.is_empty()).then(|| format!("lab {} uses it too", others.join(", ")))
     }
 
-    /// What of lab `plan.lab_name()` is on the cluster but no longer in `plan` (`up --prune`).
-    pub fn stale(snap: &Snapshot, plan: &crate::plan::Plan) -> Doomed {
-        let mut d = Doomed::select(snap, plan.lab_name(), &[]);
-        d.kept_bridges.clear();
-        d.kept_vnets.clear();
-        d.vms.retain(|d| !plan.vms.iter().any(|v| v.vmid == d.vmid));
-        d.bridges.retain(|d| !plan.bridges.iter().any(|b| b.node == d.node && b.iface == d.iface));
-        let planned: Vec<&str> = plan.sdn.iter().flat_map(|s| s.vnets.iter().map(|v| v.vnet.as_str())).collect();
-        d.vnets.retain(|v| !planned.contains(&v.vnet.as_str()));
-        d.pools.retain(|p| !plan.users.iter().any(|u| u.pool == *p));
-        d.users.retain(|d| !plan.users.iter().any(|p| p.userid == d.userid));
-        d.groups.retain(|g| plan.group.as_ref().is_none_or(|pg| pg.groupid != *g));
-        d
+    /// The VMs on `node` that stay wired to bridge `iface`: those wired to it now that do not
+    /// leave, but a VM of `plan` is wired as the plan wires it; and whether every VM config on
+    /// the node was read.
+    fn staying_on(
+        snap: &Snapshot,
+        plan: Option<&crate::plan::Plan>,
+        leaving: &[DoomedVm],
+        node: &str,
+        iface: &str,
+    ) -> (Vec<u32>, bool) {
+        let planned = |id: u32| plan.and_then(|p| p.vms.iter().find(|v| v.vmid == id));
+        let wires = |v: &crate::plan::VmPlan| {
+            v.node == node
+                && v.nets
+                    .iter()
+                    .flatten()
+                    .any(|n| n.parse::<crate::pve::NetDevice>().is_ok_and(|d| d.bridge.as_deref() == Some(iface)))
+        };
+        let (wired, known) = snap.vms_on_bridge(node, iface);
+        let mut staying: Vec<u32> = wired
+            .into_iter()
+            .filter(|id| !leaving.iter().any(|v| v.vmid == *id))
+            .filter(|id| planned(*id).is_none_or(wires))
+            .collect();
+        for v in plan.iter().flat_map(|p| &p.vms).filter(|v| wires(v)) {
+            if !staying.contains(&v.vmid) {
+                staying.push(v.vmid);
+            }
+        }
+        (staying, known)
     }
 
     /// The actions that remove it: VMs first (each stopped, then deleted); a bridge after

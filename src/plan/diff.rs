@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
+use super::lab_objects::LabObjects;
 use super::model::Plan;
-use super::owner::Owner;
 use super::snapshot::Snapshot;
 
 /// What happens to one object.
@@ -143,31 +143,30 @@ impl Diff {
             };
             push(kind, "vm", format!("{} {}", v.vmid, v.name), detail);
         }
-        for vm in snap.lab_vms(&lab) {
-            if !plan.vms.iter().any(|p| p.vmid == vm.vmid) {
-                push(ChangeKind::Delete, "vm", format!("{} {}", vm.vmid, vm.name), format!("on {}", vm.node));
-            }
+        // What the lab has that the plan no longer has: removed by `up --prune`.
+        let stale = LabObjects::stale(snap, plan);
+        for vm in snap.vms.iter().filter(|v| stale.vms.contains(&v.vmid)) {
+            push(ChangeKind::Delete, "vm", format!("{} {}", vm.vmid, vm.name), format!("on {}", vm.node));
         }
-        for (node, bridges) in &snap.bridges {
-            for b in bridges {
-                let ours = matches!(&b.owner, Some(o @ Owner::Private { .. }) if o.has_lab(&lab));
-                if ours && !plan.bridges.iter().any(|p| p.node == *node && p.iface == b.iface) {
-                    push(ChangeKind::Delete, "bridge", format!("{node}/{}", b.iface), String::new());
-                }
-            }
+        for (node, iface) in &stale.bridges {
+            push(ChangeKind::Delete, "bridge", format!("{node}/{iface}"), String::new());
         }
-        let planned_vnets: Vec<&str> = plan.sdn.iter().flat_map(|s| s.vnets.iter().map(|v| v.vnet.as_str())).collect();
-        for v in &snap.vnets {
-            let ours = matches!(&v.owner, Some(o @ Owner::Private { .. }) if o.has_lab(&lab));
-            if ours && !planned_vnets.contains(&v.vnet.as_str()) {
-                push(ChangeKind::Delete, "vnet", v.vnet.clone(), format!("zone {}", v.zone));
-            }
+        for v in snap.vnets.iter().filter(|v| stale.vnets.contains(&v.vnet)) {
+            push(ChangeKind::Delete, "vnet", v.vnet.clone(), format!("zone {}", v.zone));
         }
-        for p in &snap.pools {
-            let ours = p.owner.as_ref().is_some_and(|o| o.has_lab(&lab));
-            if ours && !plan.users.iter().any(|u| u.pool == p.poolid) {
-                push(ChangeKind::Delete, "pool", p.poolid.clone(), String::new());
-            }
+        for p in &stale.pools {
+            push(ChangeKind::Delete, "pool", p.clone(), String::new());
+        }
+        for u in snap.users.iter().filter(|u| stale.users.contains(&u.userid)) {
+            let others: Vec<String> = u.owner.iter().flat_map(|o| o.labs()).filter(|l| *l != lab).collect();
+            let detail = match others.is_empty() {
+                true => String::new(),
+                false => format!("lab {} keeps the account: only this lab's mark goes", others.join(", ")),
+            };
+            push(ChangeKind::Delete, "user", u.userid.clone(), detail);
+        }
+        for g in &stale.groups {
+            push(ChangeKind::Delete, "group", g.clone(), String::new());
         }
         Diff { changes }
     }

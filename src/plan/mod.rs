@@ -7,6 +7,7 @@ pub mod course;
 pub mod course_ops;
 mod diff;
 pub mod expiry;
+mod lab_objects;
 mod marker;
 mod model;
 mod names;
@@ -19,6 +20,7 @@ mod translit;
 
 pub use action::{Action, ActionGraph, PowerOp, Step, VmRef};
 pub use diff::{Change, ChangeKind, Diff};
+pub use lab_objects::LabObjects;
 pub use marker::{Marker, STAND_TAG, lab_tag};
 pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Quota, SdnPlan, Span, UserPlan, VmPlan, VnetPlan};
 pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};

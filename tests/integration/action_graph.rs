@@ -72,6 +72,27 @@ fn plan_prune_lists_exactly_what_up_prune_removes() {
         "the shared bridge: {expected:?}"
     );
     assert!(expected.contains(&("DELETE".into(), "/access/users/boris@pve".into())), "{expected:?}");
+    // The diff's deletions are the objects prune removes: one answer to "what of the lab is no
+    // longer in the script".
+    let deleted: BTreeSet<(String, String)> = planned["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "delete")
+        .map(|c| {
+            let id = c["id"].as_str().unwrap();
+            let path = match c["object"].as_str().unwrap() {
+                "vm" => format!("/nodes/pve1/qemu/{}", id.split(' ').next().unwrap()),
+                "bridge" => format!("/nodes/{}", id.replacen('/', "/network/", 1)),
+                "pool" => format!("/pools/{id}"),
+                "user" => format!("/access/users/{id}"),
+                other => panic!("unexpected deletion of a {other}"),
+            };
+            ("DELETE".to_string(), path)
+        })
+        .collect();
+    let removed: BTreeSet<(String, String)> = expected.iter().filter(|(m, _)| m == "DELETE").cloned().collect();
+    assert_eq!(deleted, removed, "the diff lists what prune removes");
     let text_plan = stand(dir.path(), &["plan", script, "--prune"], &env);
     let shown = String::from_utf8_lossy(&text_plan.stdout).to_string();
     assert!(shown.contains("- bridge pve1/vmbr61") && shown.contains("- user   vera@pve"), "{shown}");
