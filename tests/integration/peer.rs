@@ -1,5 +1,7 @@
-//! Peer tests: `proxmoxer`, a real Python Proxmox client, and deploy-stand, the program `stand`
-//! succeeds, against `stand sim serve`, each request log checked against the official schema.
+//! Peer tests: third-party Proxmox VE clients against `stand sim serve`, each request log
+//! checked against the official schema: `proxmoxer` (a Python client), Ansible's
+//! `community.proxmox` modules, labomatics (a student-lab tool like ours), and deploy-stand,
+//! the program `stand` succeeds.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -40,6 +42,219 @@ fn proxmoxer_walks_the_scenario_against_sim_serve_and_every_request_matches_the_
 
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.lines().count() > 20, "the request log has the whole scenario");
+    assert_log_matches_schema(&log);
+}
+
+/// A peer's command on `PATH` (CI installs the peers into a virtualenv it puts first), or
+/// `None` after saying the test is skipped; with `STAND_REQUIRE_PEER` set (CI), a missing
+/// peer fails the test instead.
+fn peer_command(name: &str, install: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("STAND_REQUIRE_PEER").is_none(),
+            "STAND_REQUIRE_PEER is set but `{name}` is not on PATH"
+        );
+        eprintln!("SKIPPED: `{name}` is not installed ({install})");
+    }
+    found
+}
+
+/// The simulator of `fixture` served over HTTPS from this process, `root@pam`'s password
+/// set, every request logged to `log`; the certificate written to `ca` for clients that
+/// verify TLS.
+fn serve_fixture(
+    fixture: &stand::sim::Fixture,
+    log: &Path,
+    ca: &Path,
+) -> (stand::sim::Sim, tokio::runtime::Runtime, stand::sim::RunningServer) {
+    let sim = stand::sim::Sim::new(fixture, stand::sim::SimOptions::default());
+    sim.set_password("root@pam", "Root-pass-1");
+    sim.log_requests_to(log).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(stand::sim::serve(sim.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
+    std::fs::write(ca, &server.cert_pem).unwrap();
+    (sim, rt, server)
+}
+
+/// One run of an Ansible playbook, as its `json` callback reports it.
+struct PlaybookRun {
+    /// Each task's name with its result on `localhost`.
+    tasks: Vec<(String, serde_json::Value)>,
+    text: String,
+}
+
+impl PlaybookRun {
+    fn changed(&self) -> Vec<&str> {
+        self.tasks.iter().filter(|(_, r)| r["changed"] == true).map(|(n, _)| n.as_str()).collect()
+    }
+    fn skipped(&self) -> Vec<&str> {
+        self.tasks.iter().filter(|(_, r)| r["skipped"] == true).map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+fn ansible_playbook(cmd: &Path, playbook: &str, env: &[(&str, String)]) -> PlaybookRun {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/ansible");
+    let out = Command::new(cmd)
+        .args(["-i", "localhost,", "-c", "local", playbook])
+        .current_dir(&dir)
+        .env("ANSIBLE_STDOUT_CALLBACK", "ansible.builtin.json")
+        .env("ANSIBLE_LOCALHOST_WARNING", "false")
+        // The modules run in the Python that has ansible and proxmoxer: the one beside the command.
+        .env("ANSIBLE_PYTHON_INTERPRETER", cmd.with_file_name("python3"))
+        .env("ANSIBLE_LOCAL_TEMP", std::env::temp_dir().join("stand-ansible-tmp"))
+        .env_remove("PVE_PASSWORD")
+        .env_remove("PVE_TOKEN_ID")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("{playbook}: no JSON report ({e}):\n{text}{}", String::from_utf8_lossy(&out.stderr))
+    });
+    let tasks: Vec<(String, serde_json::Value)> = report["plays"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["task"]["name"].as_str().unwrap().to_string(), t["hosts"]["localhost"].clone()))
+        .collect();
+    let failed: Vec<String> =
+        tasks.iter().filter(|(_, r)| r["failed"] == true).map(|(n, r)| format!("{n}: {}", r["msg"])).collect();
+    assert!(out.status.success() && failed.is_empty(), "{playbook} failed: {failed:#?}\n{text}");
+    PlaybookRun { tasks, text }
+}
+
+/// Ansible's `community.proxmox` collection (the `ansible` package's own, on proxmoxer)
+/// builds a student's VM with a ticket login, finds nothing to change with an API token, then
+/// rolls it back, stops it and removes it with its pool and user; every request matches the
+/// official schema. The modules verify TLS (REQUESTS_CA_BUNDLE is the simulator's
+/// certificate).
+#[test]
+fn ansible_builds_and_tears_down_a_students_vm_against_sim_serve() {
+    let Some(playbook) = peer_command("ansible-playbook", "pip install ansible proxmoxer requests") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (log, ca) = (dir.path().join("requests.jsonl"), dir.path().join("sim-ca.pem"));
+    let (sim, _rt, server) = serve_fixture(&stand::sim::Fixture::default_cluster(), &log, &ca);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let (token_id, secret) = server.token.split_once('=').unwrap();
+    let common = [
+        ("PVE_HOST", "127.0.0.1".to_string()),
+        ("PVE_PORT", port),
+        ("PVE_USER", "root@pam".to_string()),
+        ("REQUESTS_CA_BUNDLE", ca.display().to_string()),
+    ];
+    let with =
+        |extra: &[(&'static str, String)]| common.iter().cloned().chain(extra.iter().cloned()).collect::<Vec<_>>();
+    let ticket = with(&[("PVE_PASSWORD", "Root-pass-1".to_string())]);
+    let token = with(&[
+        ("PVE_TOKEN_ID", token_id.split_once('!').unwrap().1.to_string()),
+        ("PVE_TOKEN_SECRET", secret.to_string()),
+    ]);
+
+    let first = ansible_playbook(&playbook, "lab.yml", &ticket);
+    assert_eq!(
+        first.changed(),
+        [
+            "A pool for the lab",
+            "A student",
+            "Set the student's password (the module cannot compare passwords, so it always sets it)",
+            "A linked clone of the template alt-server on pve2, in the pool",
+            "Less memory (proxmox_kvm's update always writes, so it always reports a change)",
+            "A second NIC, unplugged, on vmbr0",
+            "Start it",
+            "Its baseline snapshot",
+        ],
+        "{}",
+        first.text
+    );
+    {
+        let st = sim.state();
+        let vm = &st.vms[&4242];
+        assert_eq!((vm.node.as_str(), vm.running), ("pve2", true));
+        assert!(vm.config["scsi0"].contains("base-101-disk"), "a linked clone: {}", vm.config["scsi0"]);
+        assert!(vm.snapshots.contains_key("start"));
+        assert!(st.pools["ansible-lab"].vms.contains(&4242));
+        assert!(st.verify_password("ansible-student@pve", "Student-pass-1", 0), "the password was set");
+    }
+
+    // With a token: nothing changes but what the modules never compare. PVE refuses API
+    // tokens to set passwords (pve-access-control `change_password`: allowtoken => 0), so the
+    // playbook leaves that task to the ticket login.
+    let second = ansible_playbook(&playbook, "lab.yml", &token);
+    assert_eq!(second.changed(), ["Less memory (proxmox_kvm's update always writes, so it always reports a change)"]);
+    assert_eq!(
+        second.skipped(),
+        ["Set the student's password (the module cannot compare passwords, so it always sets it)"]
+    );
+
+    let teardown = ansible_playbook(&playbook, "teardown.yml", &token);
+    assert_eq!(
+        teardown.changed(),
+        [
+            "A student's change after the snapshot",
+            "Back to the snapshot",
+            "Start it again",
+            "Stop it",
+            "Delete the VM",
+            "Delete the pool",
+            "Delete the student",
+        ]
+    );
+    {
+        let st = sim.state();
+        assert!(!st.vms.contains_key(&4242) && !st.pools.contains_key("ansible-lab"));
+        assert!(!st.users.contains_key("ansible-student@pve"));
+    }
+    let again = ansible_playbook(&playbook, "teardown.yml", &token);
+    assert!(again.changed().is_empty(), "{:?}", again.changed());
+
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let tokens = logged.lines().filter(|l| !l.contains("/access/ticket")).count();
+    assert!(tokens > 50, "the request log has all four runs");
+    assert_log_matches_schema(&log);
+}
+
+/// labomatics' main flow, its own code unchanged, against the simulator over HTTPS: a class
+/// from its CSV (pools, VXLAN VNets with subnets, users with tokens and ACLs, an OpenWrt VM
+/// each with a cloud-init drive), a lab for one group (clone, configure, grow the disk, start),
+/// its listings, and removal of it all; `tests/peer/labomatics_class.py` checks each step
+/// through proxmoxer and names the steps it does not run. Every request matches the schema.
+#[test]
+fn labomatics_runs_a_class_from_its_csv_against_sim_serve() {
+    let Some(labomatics) = peer_command("labomatics", "pip install labomatics") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (log, ca) = (dir.path().join("requests.jsonl"), dir.path().join("sim-ca.pem"));
+    let fixture =
+        stand::sim::Fixture::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/labomatics_cluster.yaml"))
+            .unwrap();
+    let (_sim, _rt, server) = serve_fixture(&fixture, &log, &ca);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/labomatics_class.py"))
+        .envs(crate::common::token_env(&server))
+        .env("CA_FILE", &ca)
+        .env("WORKDIR", &work)
+        .env("REQUEST_LOG", &log)
+        .env("LABOMATICS", &labomatics)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("labomatics class: OK"), "labomatics failed:\n{text}");
+    // Say which of its steps did not run, and why.
+    for line in text.lines().filter(|l| l.starts_with("skipped: ")) {
+        eprintln!("labomatics {line}");
+    }
+    drop(server);
     assert_log_matches_schema(&log);
 }
 
