@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::arguments::Output;
-use super::suggest::not_in_lab;
+use super::suggest::{not_in_lab, resolve_students};
 use super::target::Cluster;
 use super::{Usage, exit, lab, render, up};
 use crate::grade::{ClusterAgent, GradeSheet, History, Progress, StandsError, check_stands, deployed_stands, number};
@@ -55,7 +55,13 @@ pub async fn check(cluster: &Cluster, args: CheckArgs<'_>) -> anyhow::Result<u8>
     let script = Arc::new(CheckScript::load(args.lab, &opts)?);
     let lab = script.lab().to_string();
     let snap = up::snapshot(cluster).await?;
-    let stands = deployed_stands(&snap, &lab, args.only).map_err(|e| match e {
+    let students = snap.students(&lab);
+    let students: Vec<&str> = students.iter().map(String::as_str).collect();
+    let only = match args.only.is_empty() {
+        true => Vec::new(),
+        false => resolve_students(&lab, args.only, &students).map_err(|e| anyhow::anyhow!("--only: {e}"))?,
+    };
+    let stands = deployed_stands(&snap, &lab, &only).map_err(|e| match e {
         StandsError::NoStand { lab, student, students } => {
             anyhow::anyhow!("--only: {}", not_in_lab(&lab, &student, students.iter().map(String::as_str)))
         }

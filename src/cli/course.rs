@@ -1,8 +1,6 @@
 //! `stand reset`, `stand power` and `stand snapshot`: a running course's operations on the
 //! VMs of a lab, some students or some VMs, each run as an action graph.
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -12,7 +10,7 @@ use super::down::{check_exists, lab_of};
 use super::suggest::not_found;
 use super::target::Cluster;
 use super::up::{snapshot, timing};
-use super::{Usage, exit, render};
+use super::{Usage, confirm, exit, render};
 use crate::apply::{ApplyOptions, RunReport, run};
 use crate::plan::course::{self, Scope, SnapshotLists};
 use crate::plan::{Action, ActionGraph, PowerOp, Snapshot, VmSnap};
@@ -21,14 +19,14 @@ use crate::pve::{Pve, PveExt};
 /// The lab and the VMs `scope` means; fails (exit 1) naming what does not exist.
 fn chosen(snap: &Snapshot, scope: &VmScope) -> anyhow::Result<(String, Vec<VmSnap>)> {
     let lab = lab_of(&scope.lab, snap);
-    check_exists(snap, &lab, &scope.only)?;
+    let only = check_exists(snap, &lab, &scope.only)?;
     let names = Scope::vm_names(snap, &lab);
     for vm in &scope.vms {
         if !names.contains(vm) {
             anyhow::bail!("{} in lab {lab}", not_found("VM", vm, names.iter().map(String::as_str)));
         }
     }
-    let vms = Scope { lab: &lab, only: &scope.only, vms: &scope.vms }.select(snap);
+    let vms = Scope { lab: &lab, only: &only, vms: &scope.vms }.select(snap);
     Ok((lab, vms.into_iter().cloned().collect()))
 }
 
@@ -108,16 +106,6 @@ impl Outcome<'_> {
     }
 }
 
-/// Asks on a terminal whether to go on; anything but yes is no.
-fn confirmed(question: &str) -> bool {
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return true;
-    }
-    crate::err!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "да" | "д")
-}
-
 /// `stand reset LAB [--only USER..] [--vm NAME..] [--to SNAPSHOT] [--yes] [--dry-run]`.
 pub async fn reset(cluster: &Cluster, scope: &VmScope, to: &str, yes: bool) -> anyhow::Result<u8> {
     course::valid_snapshot_name(to).map_err(Usage)?;
@@ -141,13 +129,13 @@ pub async fn reset(cluster: &Cluster, scope: &VmScope, to: &str, yes: bool) -> a
         return Ok(out.dry_run());
     }
     let stands = course::stands(&refs);
-    if stands.len() > 1 && !yes {
+    if stands.len() > 1 {
         let question = format!(
             "reset {} of {} to '{to}' (their changes since are lost)?",
             render::count(refs.len(), "VM"),
             render::count(stands.len(), "stand")
         );
-        if !confirmed(&question) {
+        if !confirm::go_ahead(&question, yes) {
             crate::errln!("nothing was reset");
             return Ok(exit::FAILED);
         }

@@ -7,7 +7,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::arguments::Output;
-use super::suggest::{not_found, not_in_lab};
+use super::confirm;
+use super::suggest::{not_found, resolve_students};
 use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{exit, lab, render};
@@ -28,23 +29,20 @@ pub fn lab_of(arg: &str, snap: &Snapshot) -> String {
     }
 }
 
-/// Fails (exit 1) when `lab` or a student of `only` is not on the cluster, listing what is.
-pub fn check_exists(snap: &Snapshot, lab: &str, only: &[String]) -> anyhow::Result<()> {
+/// The students `only` names in `lab` (see [`resolve_students`]); fails (exit 1) when the lab
+/// or a student is not on the cluster, listing what is.
+pub fn check_exists(snap: &Snapshot, lab: &str, only: &[String]) -> anyhow::Result<Vec<String>> {
     let labs = snap.labs();
     if !labs.contains(lab) {
         anyhow::bail!("{}", not_found("lab", lab, labs.iter().map(String::as_str)));
     }
     let students = snap.students(lab);
-    for o in only {
-        if !students.contains(o) {
-            anyhow::bail!("{}", not_in_lab(lab, o, students.iter().map(String::as_str)));
-        }
-    }
-    Ok(())
+    let students: Vec<&str> = students.iter().map(String::as_str).collect();
+    resolve_students(lab, only, &students).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `stand down --expired [--dry-run]`: every lab whose last day is past, one after the other.
-pub async fn down_expired(cluster: &Cluster, dry_run: bool) -> anyhow::Result<u8> {
+pub async fn down_expired(cluster: &Cluster, dry_run: bool, yes: bool) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
     let today = expiry::today();
     let expired: Vec<(String, String)> = snap
@@ -59,13 +57,21 @@ pub async fn down_expired(cluster: &Cluster, dry_run: bool) -> anyhow::Result<u8
         }
         return Ok(exit::OK);
     }
+    if !dry_run {
+        let labs: Vec<String> = expired.iter().map(|(l, d)| format!("{l} (last day {d})")).collect();
+        let question = format!("remove every object of the labs past their last day: {}?", labs.join(", "));
+        if !confirm::before_removing(&question, yes)? {
+            crate::errln!("nothing was removed");
+            return Ok(exit::FAILED);
+        }
+    }
     let mut code = exit::OK;
     let mut reports = Vec::new();
     for (lab, day) in &expired {
         if cluster.output == Output::Text {
             crate::errln!("lab {lab}: its last day was {day}");
         }
-        code = code.max(down_into(cluster, lab, &[], dry_run, Some(&mut reports)).await?);
+        code = code.max(down_into(cluster, lab, &[], dry_run, true, Some(&mut reports)).await?);
     }
     if cluster.output == Output::Json {
         crate::outln!("{}", json!({ "simulated": cluster.simulated(), "expired": reports }));
@@ -82,8 +88,8 @@ fn emit(report: serde_json::Value, sink: &mut Option<&mut Vec<serde_json::Value>
 }
 
 /// `stand down LAB.rhai|LAB [--only USER..] [--dry-run]`.
-pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool) -> anyhow::Result<u8> {
-    down_into(cluster, arg, only, dry_run, None).await
+pub async fn down(cluster: &Cluster, arg: &str, only: &[String], dry_run: bool, yes: bool) -> anyhow::Result<u8> {
+    down_into(cluster, arg, only, dry_run, yes, None).await
 }
 
 /// `down`, its JSON report printed or kept in `sink`.
@@ -92,11 +98,13 @@ async fn down_into(
     arg: &str,
     only: &[String],
     dry_run: bool,
+    yes: bool,
     mut sink: Option<&mut Vec<serde_json::Value>>,
 ) -> anyhow::Result<u8> {
     let mut snap = (*snapshot(cluster).await?).clone();
     let name = lab_of(arg, &snap);
-    check_exists(&snap, &name, only)?;
+    let only = check_exists(&snap, &name, only)?;
+    let only = only.as_slice();
     // Every NIC on the nodes with bridges is read: a bridge any VM is wired to stays.
     let nodes: Vec<String> = snap.bridges.keys().cloned().collect();
     snap.read_all_configs(&*cluster.pve, &nodes).await.context("cannot read the VMs' configs")?;
@@ -132,6 +140,14 @@ async fn down_into(
             );
         }
         return Ok(exit::OK);
+    }
+    let whose = match only.is_empty() {
+        true => format!("lab {name}"),
+        false => format!("{} of lab {name}", only.join(", ")),
+    };
+    if !confirm::before_removing(&format!("remove {} of {whose}?", render::doomed_counts(&doomed)), yes)? {
+        crate::errln!("nothing was removed");
+        return Ok(exit::FAILED);
     }
     let report = destroy_actions(cluster.pve.clone(), &graph, &timing(cluster)).await;
     let ok = report.failures.is_empty();

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::arguments::LabInput;
-use super::suggest::{did_you_mean, not_in_lab};
+use super::suggest::{did_you_mean, resolve_students};
 use crate::plan::{Plan, Snapshot, dns_safe};
 use crate::script::{RunOptions, ScriptError, run_file, run_source};
 
@@ -19,12 +19,9 @@ pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) ->
     let mut plan = run_lab(input, snap, reset_passwords)?;
     if !input.only.is_empty() {
         let students: Vec<&str> = plan.users.iter().map(|u| u.userid.as_str()).collect();
-        for o in &input.only {
-            if !students.contains(&o.as_str()) {
-                anyhow::bail!("--only: {}", not_in_lab(plan.lab_name(), o, students.iter().copied()));
-            }
-        }
-        plan.retain_students(&input.only);
+        let only =
+            resolve_students(plan.lab_name(), &input.only, &students).map_err(|e| anyhow::anyhow!("--only: {e}"))?;
+        plan.retain_students(&only);
     }
     // The planner has no clock: a last day already past is found here.
     if let Some(day) = plan.lab.as_ref().and_then(|l| l.expires.clone())
