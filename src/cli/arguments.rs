@@ -146,9 +146,13 @@ pub struct ApplyArgs {
     /// Where to write the students' credentials (default: <lab>-credentials.csv).
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
-    /// Also remove what this lab made earlier but the script no longer has.
+    /// Also remove what this lab made earlier but the script no longer has (asks first on a
+    /// terminal).
     #[arg(long)]
     pub prune: bool,
+    /// Remove with --prune without asking (needed where nobody can be asked: a pipe, a script).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Include passwords in --output json.
     #[arg(long)]
     pub show_passwords: bool,
@@ -223,6 +227,9 @@ pub enum Command {
         /// Show what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Do not ask (needed where nobody can be asked: a pipe, a script).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Roll students' VMs back to a snapshot and start again those that ran.
     #[command(

@@ -3,6 +3,7 @@
 mod arguments;
 mod check;
 mod cluster_cmd;
+mod confirm;
 mod course;
 mod credentials;
 mod doctor;
@@ -127,8 +128,10 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             up::plan(&cluster, input, *reset_passwords, *prune, verbose).await
         }
         Command::Run { script, args: script_args, apply } => up::run(&cluster, script, script_args, apply, quiet).await,
-        Command::Down { lab: Some(lab), only, dry_run, .. } => down::down(&cluster, lab, only, *dry_run).await,
-        Command::Down { lab: None, dry_run, .. } => down::down_expired(&cluster, *dry_run).await,
+        Command::Down { lab: Some(lab), only, dry_run, yes, .. } => {
+            down::down(&cluster, lab, only, *dry_run, *yes).await
+        }
+        Command::Down { lab: None, dry_run, yes, .. } => down::down_expired(&cluster, *dry_run, *yes).await,
         Command::Reset { scope, to, yes } => course::reset(&cluster, scope, to, *yes).await,
         Command::Power { op, scope, timeout, per_node } => {
             course::power(&cluster, scope, *op, *timeout, *per_node).await

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 
-use crate::apply::{ApplyReport, DestroyReport, Failure};
+use crate::apply::{ApplyReport, DestroyReport, Doomed, Failure};
 use crate::plan::{ActionGraph, ChangeKind, Diff, Plan};
 
 /// The width output must fit: the terminal's; when stdout is not a terminal, `COLUMNS`, else
@@ -164,6 +164,33 @@ pub fn removed_counts(r: &DestroyReport) -> String {
         count(r.pools, "pool"),
         count(r.users, "user")
     )
+}
+
+/// What a removal will do: `4 VMs (2 running), 2 bridges, 1 pool, 1 user`, naming only what
+/// it has.
+pub fn doomed_counts(d: &Doomed) -> String {
+    let running = d.vms.iter().filter(|v| v.running).count();
+    let released = d.users.iter().filter(|u| !u.other_labs.is_empty()).count();
+    let mut parts = Vec::new();
+    match running {
+        0 => parts.push(count(d.vms.len(), "VM")),
+        r => parts.push(format!("{} ({r} running)", count(d.vms.len(), "VM"))),
+    }
+    for (n, what) in [(d.bridges.len(), "bridge"), (d.vnets.len(), "VNet"), (d.pools.len(), "pool")] {
+        if n > 0 {
+            parts.push(count(n, what));
+        }
+    }
+    if d.users.len() > released {
+        parts.push(count(d.users.len() - released, "user"));
+    }
+    if released > 0 {
+        parts.push(format!("{} kept for other labs", count(released, "user")));
+    }
+    if !d.groups.is_empty() {
+        parts.push(count(d.groups.len(), "group"));
+    }
+    parts.join(", ")
 }
 
 /// What an apply did, in one line.

@@ -102,6 +102,7 @@ async fn prepare_demo(cluster: &Cluster, credentials_dir: &Path) -> anyhow::Resu
             apply_foreign_network: false,
             credentials: Some(credentials_dir.join("demo-credentials.csv")),
             prune: false,
+            yes: false,
             show_passwords: false,
         };
         super::up::up(cluster, &input, &apply, true).await?;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::arguments::{ApplyArgs, LabInput, Output};
 use super::target::{Cluster, Unreachable};
-use super::{Usage, credentials, exit, lab, render};
+use super::{Usage, confirm, credentials, exit, lab, render};
 use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, deploy_graph, destroy_actions};
 use crate::plan::templates::CloneQueues;
 use crate::plan::{ActionGraph, ChangeKind, Diff, Plan, Snapshot};
@@ -47,11 +47,13 @@ fn warn(cluster: &Cluster, plan: &Plan) {
 /// What `up --prune` removes: the lab's objects on the cluster that `plan` no longer has,
 /// as the actions that remove them (every VM's NICs read first, so a bridge any VM is
 /// wired to stays).
-pub async fn prune_actions(cluster: &Cluster, snap: &Snapshot, plan: &Plan) -> anyhow::Result<ActionGraph> {
+pub async fn prune_actions(cluster: &Cluster, snap: &Snapshot, plan: &Plan) -> anyhow::Result<(Doomed, ActionGraph)> {
     let mut full = snap.clone();
     let nodes: Vec<String> = full.bridges.keys().cloned().collect();
     full.read_all_configs(&*cluster.pve, &nodes).await.context("cannot read the VMs' configs")?;
-    Ok(Doomed::stale(&full, plan).actions(&full, plan.lab_name()))
+    let doomed = Doomed::stale(&full, plan);
+    let graph = doomed.actions(&full, plan.lab_name());
+    Ok((doomed, graph))
 }
 
 /// Where the plan's linked clones queue, in the realistic latency model's terms.
@@ -74,7 +76,7 @@ pub async fn plan(
     if prune && !input.only.is_empty() {
         return Err(Usage("--prune removes what the whole lab no longer has; it cannot go with --only".into()).into());
     }
-    let pruned = if prune { Some(prune_actions(cluster, &snap, &plan).await?) } else { None };
+    let pruned = if prune { Some(prune_actions(cluster, &snap, &plan).await?.1) } else { None };
     // Exactly what `up` runs: nothing for a plan that changes nothing.
     let actions = if plan.is_noop() { ActionGraph::default() } else { deploy_graph(&plan, &snap, false) };
     let queues = clone_queues(&plan, &snap);
@@ -253,23 +255,31 @@ async fn deploy(
     if !planned.is_empty() {
         credentials::save(&creds_path, &planned)?;
     }
+    // What --prune removes is decided, and agreed to, before anything changes.
+    let prune = match args.prune {
+        true => Some(prune_actions(cluster, &snap, &plan).await?).filter(|(_, graph)| !graph.is_empty()),
+        false => None,
+    };
+    if let Some((doomed, _)) = &prune {
+        let question = format!("remove {} that lab {} no longer has?", render::doomed_counts(doomed), plan.lab_name());
+        if !confirm::before_removing(&question, args.yes)? {
+            crate::errln!("nothing was changed");
+            return Ok(exit::FAILED);
+        }
+    }
     let options = apply_options(cluster, args, quiet);
     let mut report = if plan.is_noop() {
         ApplyReport::default()
     } else {
         apply(cluster.pve.clone(), &plan, snap.clone(), &options).await
     };
-    let pruned = if args.prune {
-        let graph = prune_actions(cluster, &snap, &plan).await?;
-        if graph.is_empty() {
-            None
-        } else {
-            let r = destroy_actions(cluster.pve.clone(), &graph, &options).await;
+    let pruned = match &prune {
+        Some((_, graph)) => {
+            let r = destroy_actions(cluster.pve.clone(), graph, &options).await;
             report.failures.extend(r.failures.iter().cloned());
             Some(r)
         }
-    } else {
-        None
+        None => None,
     };
     let set: Vec<_> = report.credentials.clone();
     if !set.is_empty() {

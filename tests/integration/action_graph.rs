@@ -99,7 +99,7 @@ fn plan_prune_lists_exactly_what_up_prune_removes() {
 
     let log = dir.path().join("requests.jsonl");
     sim.log_requests_to(&log).unwrap();
-    let o = stand(dir.path(), &["up", script, "--prune"], &env);
+    let o = stand(dir.path(), &["up", "--yes", script, "--prune"], &env);
     assert!(o.status.success(), "{}", text(&o));
     let done = writes_in(&log);
     // anna's VM loses its net0 on vmbr61: that update is `up`'s, not a removal.
@@ -124,7 +124,7 @@ fn down_dry_run_prints_the_actions_down_runs() {
         actions.iter().filter(|a| a["action"] == "destroy_vm").map(|a| a["id"].as_u64().unwrap()).collect();
     assert!(pool["after"].as_array().unwrap().iter().all(|d| vm_ids.contains(&d.as_u64().unwrap())), "{pool}");
     assert_eq!(pool["after"].as_array().unwrap().len(), 1, "{pool}");
-    let o = stand(dir.path(), &["down", "lab1", "--sim", "--output", "json"], &[]);
+    let o = stand(dir.path(), &["down", "--yes", "lab1", "--sim", "--output", "json"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["removed"]["vms"], actions.iter().filter(|a| a["action"] == "destroy_vm").count());
     assert_eq!(v["converged"], true);

@@ -58,17 +58,20 @@ fn up_status_down_on_the_simulator() {
 
     // Fewer students, with --prune: the others' stands go.
     std::fs::write(dir.path().join("few.txt"), "ivanov@pve\nkozlova@pve\n").unwrap();
-    let pruned =
-        json(&stand(dir.path(), &["up", lab, "--users", "few.txt", "--prune", "--sim", "--output", "json"], &[]));
+    let pruned = json(&stand(
+        dir.path(),
+        &["up", "--yes", lab, "--users", "few.txt", "--prune", "--sim", "--output", "json"],
+        &[],
+    ));
     assert_eq!(pruned["converged"], true);
     assert_eq!(pruned["pruned"]["vms"], 40);
     assert_eq!(pruned["pruned"]["users"], 10);
-    let out = stand(dir.path(), &["up", lab, "--only", "ivanov@pve", "--prune", "--sim"], &[]);
+    let out = stand(dir.path(), &["up", "--yes", lab, "--only", "ivanov@pve", "--prune", "--sim"], &[]);
     assert_eq!(out.status.code(), Some(2), "--prune with --only is refused: {}", text(&out));
 
     let dry = stand(dir.path(), &["down", "lab3", "--sim", "--dry-run"], &[]);
     assert!(text(&dry).contains("dry run: nothing removed"));
-    let down = json(&stand(dir.path(), &["down", lab, "--sim", "--output", "json"], &[]));
+    let down = json(&stand(dir.path(), &["down", "--yes", lab, "--sim", "--output", "json"], &[]));
     assert_eq!(down["removed"]["vms"], 8);
     assert_eq!(down["removed"]["users"], 2);
     let status = json(&stand(dir.path(), &["status", "--sim", "--output", "json"], &[]));
@@ -145,7 +148,7 @@ fn the_https_client_runs_up_and_down_against_sim_serve_and_every_request_matches
     let status = json(&stand(dir.path(), &["status", "lab3", "--output", "json"], &served.env));
     assert_eq!(status["stands"].as_array().unwrap().len(), 12);
 
-    let down = json(&stand(dir.path(), &["down", "lab3", "--output", "json"], &served.env));
+    let down = json(&stand(dir.path(), &["down", "--yes", "lab3", "--output", "json"], &served.env));
     assert_eq!(down["converged"], true);
     assert_eq!(down["removed"]["vms"], 48);
 

@@ -26,7 +26,7 @@ fn up_and_down_finish_their_work_with_outputs_closed() {
         let deployed = vms_of(dir.path(), "lab1");
         assert!(deployed > 0, "up with {closed:?} closed deployed the lab");
         assert!(dir.path().join("lab1-credentials.csv").exists(), "and wrote the credentials");
-        let code = stand_with_closed(dir.path(), &["down", "-v", "lab1", "--sim"], closed);
+        let code = stand_with_closed(dir.path(), &["down", "--yes", "-v", "lab1", "--sim"], closed);
         assert_eq!(code, Some(0), "down with {closed:?} closed");
         assert_eq!(vms_of(dir.path(), "lab1"), 0, "down with {closed:?} closed removed the lab");
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use stand::sim::Sim;
 
@@ -315,10 +315,10 @@ fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_l
     );
     let ivanov = passwords(&d.join("exam-credentials.csv"))["иванов@pve"].clone();
     assert!(logs_in(&rt, &server, "иванов@pve", &ivanov));
-    assert!(stand(d, &["down", "--expired"], &env).status.success());
+    assert!(stand(d, &["down", "--yes", "--expired"], &env).status.success());
     assert_eq!(sim.state().users.len(), 3, "nothing is past its day: root and the two students stay");
     // Without the exam, petrova's account ends with the lab she keeps.
-    assert!(stand(d, &["down", "exam"], &env).status.success());
+    assert!(stand(d, &["down", "--yes", "exam"], &env).status.success());
     assert_eq!(expire_of("petrova@pve"), day("2099-01-31"));
     script("exam", "\"иванов@pve\", \"petrova@pve\"", "2099-06-30");
     let o = stand(d, &["up", "exam.rhai", "-q"], &env);
@@ -336,7 +336,7 @@ fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_l
     let o = stand(d, &["status"], &env);
     assert!(text(&o).contains("2020-01-31 (past)"), "{}", text(&o));
     let keep_before = vms_of_lab(&sim, "keep");
-    let o = stand(d, &["down", "--expired", "--output", "json"], &env);
+    let o = stand(d, &["down", "--yes", "--expired", "--output", "json"], &env);
     assert!(o.status.success(), "{}", text(&o));
     let expired = json(&o)["expired"].as_array().unwrap().clone();
     assert_eq!(expired.len(), 1, "one document, one report per expired lab: {expired:?}");
@@ -344,7 +344,7 @@ fn expiry_sets_the_accounts_shows_in_status_and_down_expired_removes_only_past_l
     assert!(vms_of_lab(&sim, "exam").is_empty());
     assert_eq!(vms_of_lab(&sim, "keep"), keep_before, "keep is untouched");
     assert!(!sim.state().users.contains_key("иванов@pve") && sim.state().users.contains_key("petrova@pve"));
-    let o = stand(d, &["down", "--expired"], &env);
+    let o = stand(d, &["down", "--yes", "--expired"], &env);
     assert!(text(&o).contains("no lab is past its last day"), "{}", text(&o));
 }
 
@@ -404,4 +404,150 @@ fn the_script_resets_powers_snapshots_and_cuts_uplinks_as_steps_of_its_graph() {
         "{}",
         text(&o)
     );
+}
+
+/// `stand` run in a pseudo-terminal by `tests/pty/answer.py`, which types `answer` when the
+/// command asks `question`; what it wrote, and its exit code. `None` (after saying SKIPPED)
+/// without python3, which CI always has.
+fn at_a_terminal(dir: &Path, question: &str, answer: &str, args: &[&str]) -> Option<(i32, String)> {
+    if Command::new("python3").arg("--version").output().is_err() {
+        assert!(std::env::var_os("STAND_REQUIRE_PEER").is_none(), "python3 is needed for the pty test");
+        eprintln!("SKIPPED: python3 is not installed");
+        return None;
+    }
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pty/answer.py"))
+        .args([question, answer, env!("CARGO_BIN_EXE_stand")])
+        .args(args)
+        .current_dir(dir)
+        .env("STAND_SIM_STATE", dir.join("sim.json"))
+        .env_remove("PVE_URL")
+        .env_remove("PVE_TOKEN")
+        .output()
+        .unwrap();
+    Some((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string()))
+}
+
+/// Removing asks first: on a terminal the person answers (no: nothing goes), `--yes` does
+/// not ask, and where nobody can be asked (a pipe, a script) the command refuses and changes
+/// nothing, for `down`, `down --expired` and `up --prune` alike.
+#[test]
+fn removing_asks_on_a_terminal_and_refuses_in_a_pipe_without_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab1.rhai");
+    let lab1 = lab1.to_str().unwrap();
+    assert!(stand(d, &["up", lab1, "--sim", "-q"], &[]).status.success());
+    // The lab's VMs with their state, as `status` reads them.
+    let vms = || -> Vec<(u64, String)> {
+        let o = stand(d, &["status", "--sim", "--output", "json"], &[]);
+        let stands = json(&o)["stands"].as_array().cloned().unwrap_or_default();
+        stands
+            .iter()
+            .flat_map(|s| s["vms"].as_array().unwrap().clone())
+            .map(|v| (v["vmid"].as_u64().unwrap(), v["status"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let before = vms();
+    assert_eq!(before.len(), 12);
+
+    let o = stand(d, &["down", "lab1", "--sim"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "not removing without asking: remove 12 VMs (12 running), 12 pools, 12 users, 1 group of lab lab1. Run it on a terminal to answer, or add --yes"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(vms() == before, "nothing changed");
+
+    let Some((code, out)) = at_a_terminal(d, "[y/N]", "n", &["down", "lab1", "--sim"]) else { return };
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("remove 12 VMs (12 running), 12 pools, 12 users, 1 group of lab lab1? [y/N]"), "{out}");
+    assert!(out.contains("nothing was removed"), "{out}");
+    assert!(vms() == before, "nothing changed");
+
+    // --prune: refused before anything changes, even what `up` would add.
+    std::fs::write(d.join("few.txt"), "ivanov@pve\npetrova@pve\nnovikov@pve\n").unwrap();
+    let o = stand(d, &["up", lab1, "--sim", "--users", "few.txt", "--prune"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("remove 9 VMs (9 running), 9 pools, 9 users that lab lab1 no longer has"),
+        "{}",
+        text(&o)
+    );
+    assert!(vms() == before, "nothing changed, not even what up adds");
+    let (code, out) = at_a_terminal(d, "[y/N]", "y", &["up", lab1, "--sim", "--users", "few.txt", "--prune"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pruned 9 VMs"), "{out}");
+
+    let (code, out) = at_a_terminal(d, "[y/N]", "да", &["down", "lab1", "--sim"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let o = stand(d, &["status", "--sim"], &[]);
+    assert!(text(&o).contains("no labs deployed by stand"), "{}", text(&o));
+}
+
+/// An `up` whose snapshots partly failed leaves VMs without their baseline; the next `plan`
+/// lists exactly those, and the next `up` takes them, never again those that have it.
+#[test]
+fn a_broken_up_leaves_no_vm_without_its_baseline_once_up_runs_again() {
+    let (sim, _rt, server) = served();
+    let env = token_env(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = r#"for s in ["ivanov@pve", "petrova@pve"] {
+        let u = create_user(s); place_balanced(u); let lan = alias(u, "lan");
+        for n in ["a", "b", "c"] { clone(u, #{ template: "debian-12", name: n, nets: [lan] }); }
+    }"#;
+    std::fs::write(d.join("lab.rhai"), lab).unwrap();
+    let with_start = |sim: &Sim| -> BTreeMap<String, Option<u64>> {
+        let st = sim.state();
+        st.vms
+            .values()
+            .filter(|v| v.config.get("tags").is_some_and(|t| t.contains("lab-lab")))
+            .map(|v| (v.config["name"].clone(), v.snapshots.get("start").map(|s| s.snaptime)))
+            .collect()
+    };
+    // A run where tasks fail (snapshots among them), then one that finishes the lab.
+    sim.set_faults("task_fail=0.3".parse().unwrap());
+    let _ = stand(d, &["up", "lab.rhai", "-q"], &env);
+    sim.set_faults(stand::sim::FaultSpec::default());
+    let o = stand(d, &["up", "lab.rhai", "-q"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(with_start(&sim).values().all(Option::is_some), "every VM has its baseline: {:?}", with_start(&sim));
+
+    // Remove some baselines, as a broken run leaves VMs without them.
+    let before = with_start(&sim);
+    assert_eq!(before.len(), 6, "{before:?}");
+    {
+        let mut st = sim.state();
+        for v in st.vms.values_mut().filter(|v| v.config.get("name").is_some_and(|n| n.ends_with("-petrova"))) {
+            v.snapshots.clear();
+            v.config.remove("parent");
+        }
+    }
+    let missing: Vec<String> = with_start(&sim).into_iter().filter(|(_, t)| t.is_none()).map(|(n, _)| n).collect();
+    assert_eq!(missing.len(), 3, "{missing:?}");
+
+    let o = stand(d, &["plan", "lab.rhai"], &env);
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    for name in &missing {
+        assert!(
+            shown.lines().any(|l| l.contains(name.as_str()) && l.contains("missing snapshot 'start' taken")),
+            "{shown}"
+        );
+    }
+    assert_eq!(shown.matches("missing snapshot").count(), 3, "only those: {shown}");
+    let o = stand(d, &["up", "lab.rhai"], &env);
+    assert!(o.status.success() && text(&o).contains("3 snapshots"), "{}", text(&o));
+    let after = with_start(&sim);
+    for (name, taken) in &after {
+        assert!(taken.is_some(), "{name} has its baseline");
+        if !missing.contains(name) {
+            assert_eq!(taken, &before[name], "{name}'s baseline was not taken again");
+        }
+    }
+    let o = stand(d, &["up", "lab.rhai"], &env);
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
 }

@@ -123,13 +123,13 @@ fn a_stand_spans_nodes_on_one_vxlan_vnet_and_students_stay_apart() {
 
     // `up --prune` of the same script removes nothing; without петрова it removes her VMs and
     // her VNet only, in one SDN apply.
-    let out = stand(dir.path(), &["up", script, "--prune", "--output", "json"], &env);
+    let out = stand(dir.path(), &["up", "--yes", script, "--prune", "--output", "json"], &env);
     assert!(out.status.success(), "{}", text(&out));
     assert!(sim.state().sdn.applied.vnets.contains_key(&a_vnet) && sim.state().sdn.applied.vnets.contains_key(&b_vnet));
     assert_eq!(reloads(&sim), 1);
     let alone = dir.path().join("span.rhai");
     std::fs::write(&alone, SPANNING.replace(", \"петрова@pve\"", "")).unwrap();
-    let out = stand(dir.path(), &["up", script, "--prune"], &env);
+    let out = stand(dir.path(), &["up", "--yes", script, "--prune"], &env);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("pruned 3 VMs, 0 bridges, 1 VNet, 1 pool, 1 user"), "{}", text(&out));
     {
@@ -146,7 +146,7 @@ fn a_stand_spans_nodes_on_one_vxlan_vnet_and_students_stay_apart() {
     rt.block_on(root.task(clone)).unwrap();
     let wire = ApiRequest::put("/nodes/pve1/qemu/950/config").param("net1", format!("virtio,bridge={a_vnet}"));
     rt.block_on(root.exec(wire)).unwrap();
-    let out = stand(dir.path(), &["down", "span"], &env);
+    let out = stand(dir.path(), &["down", "--yes", "span"], &env);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("removed 3 VMs, 0 bridges, 1 pool, 1 user"), "{}", text(&out));
     assert!(
@@ -159,7 +159,7 @@ fn a_stand_spans_nodes_on_one_vxlan_vnet_and_students_stay_apart() {
 
     // Unwired, the next `down` removes it and applies once; the zone stays for other labs.
     rt.block_on(root.exec(ApiRequest::put("/nodes/pve1/qemu/950/config").param("delete", "net1"))).unwrap();
-    let out = stand(dir.path(), &["down", "span"], &env);
+    let out = stand(dir.path(), &["down", "--yes", "span"], &env);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("removed 0 VMs, 0 bridges, 1 VNet, 0 pools, 0 users"), "{}", text(&out));
     let st = sim.state();

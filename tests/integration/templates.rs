@@ -87,7 +87,7 @@ fn a_sync_puts_each_template_on_every_node_lab3_clones_from_them_and_prune_remov
     assert!(out.status.success());
     assert!(text(&out).contains("is the base of linked clones"), "{}", text(&out));
     assert_eq!(copies(&sim).len(), 12);
-    let out = stand(dir.path(), &["down", "lab3", "-q"], &env);
+    let out = stand(dir.path(), &["down", "--yes", "lab3", "-q"], &env);
     assert!(out.status.success(), "{}", text(&out));
     let before: Vec<u32> = sim.state().vms.keys().copied().filter(|id| !made.contains_key(id)).collect();
     let out = stand(dir.path(), &["templates", "prune", "--output", "json"], &env);

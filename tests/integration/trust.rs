@@ -46,7 +46,7 @@ fn down_keeps_a_shared_bridge_another_lab_still_uses() {
     }
     assert!(bridges_of(&sim, "pve1").contains(&"vmbr60".to_string()));
 
-    let o = stand(dir.path(), &["down", "laba"], &env);
+    let o = stand(dir.path(), &["down", "--yes", "laba"], &env);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("keeping bridge pve1/vmbr60"), "says why it stays: {}", text(&o));
     assert!(bridges_of(&sim, "pve1").contains(&"vmbr60".to_string()), "b still has it");
@@ -60,7 +60,7 @@ fn down_keeps_a_shared_bridge_another_lab_still_uses() {
     assert_eq!(row["verdict"], "ok", "{row}");
 
     // The last lab that uses it takes it away.
-    let o = stand(dir.path(), &["down", "labb"], &env);
+    let o = stand(dir.path(), &["down", "--yes", "labb"], &env);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!bridges_of(&sim, "pve1").contains(&"vmbr60".to_string()), "nobody uses it any more");
 }
@@ -97,7 +97,7 @@ fn down_keeps_a_bridge_any_vm_is_wired_to_and_doctor_names_missing_bridges() {
         p.insert("net0".into(), format!("virtio,bridge={private}"));
         pve.set_vm_config("pve1", 700, p).await.unwrap();
     });
-    let o = stand(dir.path(), &["down", "laba"], &env);
+    let o = stand(dir.path(), &["down", "--yes", "laba"], &env);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("VM 700 still wired to it"), "{}", text(&o));
     assert!(bridges_of(&sim, "pve1").contains(&private), "the colleague's VM keeps its bridge");
@@ -295,14 +295,15 @@ fn unknown_labs_and_students_list_what_exists() {
     let lab1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab1.rhai");
     let lab1 = lab1.to_str().unwrap();
     assert!(stand(dir.path(), &["up", lab1, "--sim", "-q"], &[]).status.success());
-    for args in [vec!["down", "lab11", "--sim"], vec!["status", "lab11", "--sim"]] {
+    for args in [vec!["down", "--yes", "lab11", "--sim"], vec!["status", "lab11", "--sim"]] {
         let o = stand(dir.path(), &args, &[]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(text(&o).contains("lab 'lab11' does not exist (did you mean 'lab1'?); labs: lab1"), "{}", text(&o));
     }
-    for args in
-        [vec!["down", "lab1", "--sim", "--only", "ivanvo@pve"], vec!["up", lab1, "--sim", "--only", "ivanvo@pve"]]
-    {
+    for args in [
+        vec!["down", "--yes", "lab1", "--sim", "--only", "ivanvo@pve"],
+        vec!["up", lab1, "--sim", "--only", "ivanvo@pve"],
+    ] {
         let o = stand(dir.path(), &args, &[]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(text(&o).contains("(did you mean 'ivanov@pve'?)"), "{}", text(&o));
@@ -545,7 +546,7 @@ fn every_commands_json_has_the_documented_keys() {
     );
     assert_eq!(keys(&would["would_remove"]["vms"][0]), ["name", "node", "running", "vmid"]);
     assert_eq!(keys(&would["would_remove"]["users"][0]), ["other_labs", "userid"]);
-    let down = run(&["down", "lab1"]);
+    let down = run(&["down", "--yes", "lab1"]);
     assert_eq!(keys(&down), ["converged", "kept_bridges", "kept_vnets", "lab", "removed", "simulated"]);
     assert_eq!(
         keys(&down["removed"]),
