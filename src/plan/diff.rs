@@ -132,8 +132,11 @@ impl Diff {
                     ChangeKind::Create,
                     format!("{} clone of {} on {}", if v.full { "full" } else { "linked" }, v.template, v.node),
                 )
-            } else if !v.update.is_empty() || v.needs_start {
+            } else if !v.update.is_empty() || v.needs_start || v.baseline.is_some() {
                 let mut what = v.update.clone();
+                if let Some(name) = &v.baseline {
+                    what.push(format!("missing snapshot '{name}' taken"));
+                }
                 if v.needs_start {
                     what.push("start".into());
                 }

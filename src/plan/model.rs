@@ -265,8 +265,8 @@ pub struct VmPlan {
     /// The `clone` call that asked for it.
     #[serde(skip)]
     pub span: Option<Span>,
-    /// The baseline snapshot `up` takes before the first start (new VMs on storage that
-    /// can snapshot, when the lab keeps one).
+    /// The baseline snapshot `up` takes: before the first start of a new VM (on storage that
+    /// can snapshot, when the lab keeps one), or now for a VM that exists without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
 }
@@ -347,7 +347,7 @@ impl Plan {
                 && !u.new_password
         }) && self.group.as_ref().is_none_or(|g| g.exists && !g.comment_update)
             && self.bridges.iter().all(|b| b.exists && !b.comment_update)
-            && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start)
+            && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start && v.baseline.is_none())
             && self.sdn.as_ref().is_none_or(SdnPlan::is_noop)
             && self.course.is_empty()
     }

@@ -70,9 +70,24 @@ pub struct VmSnap {
     pub config: Option<VmConfig>,
     /// Whose it is, from the marker in its description (read with the config).
     pub owner: Option<Owner>,
+    /// Its snapshots' names, when they were read (a `stand` VM whose latest snapshot is not
+    /// its lab's baseline: see [`VmSnap::has_snapshot`]).
+    #[serde(skip)]
+    pub snapshots: Option<Vec<String>>,
 }
 
 impl VmSnap {
+    /// Whether the VM has snapshot `name`: no `parent` in its config means no snapshot at all,
+    /// a `parent` of that name means it (the latest one); else the snapshots read, if any
+    /// (`None`: not known).
+    pub fn has_snapshot(&self, name: &str) -> Option<bool> {
+        match self.config.as_ref()?.get("parent") {
+            None => Some(false),
+            Some(p) if p == name => Some(true),
+            Some(_) => self.snapshots.as_ref().map(|l| l.iter().any(|s| s == name)),
+        }
+    }
+
     /// Sets the config and reads the owner from it. The description carries the marker
     /// from the clone call on (the tags come a moment later, with the config), so a VM
     /// whose clone was interrupted is still recognized.
@@ -256,6 +271,7 @@ impl Snapshot {
                     uptime: r.uptime,
                     config: None,
                     owner: None,
+                    snapshots: None,
                 }),
                 _ => {}
             }
@@ -352,7 +368,36 @@ impl Snapshot {
         .await?;
         snap.acl = pve.acl().await?;
         snap.read_sdn(pve).await;
+        snap.read_snapshot_lists(pve).await?;
         Ok(snap)
+    }
+
+    /// Reads the snapshot lists of the `stand` VMs whose latest snapshot is not their lab's
+    /// baseline (`snapshot` in the group's marker, else `start`), so that a missing baseline is
+    /// known without reading every VM's list: most VMs have none but the baseline, or none.
+    async fn read_snapshot_lists(&mut self, pve: &(impl PveExt + ?Sized)) -> Result<(), PveError> {
+        let chosen: Vec<usize> = (0..self.vms.len())
+            .filter(|&i| {
+                let vm = &self.vms[i];
+                let Some(Owner::Vm { lab, .. }) = vm.owner() else { return false };
+                let baseline = self.lab_setting(lab, "snapshot").unwrap_or_else(|| "start".into());
+                vm.has_snapshot(&baseline).is_none()
+            })
+            .collect();
+        let lists: Vec<(usize, Vec<serde_json::Value>)> = futures::stream::iter(chosen.into_iter().map(|i| {
+            let (node, vmid) = (self.vms[i].node.clone(), self.vms[i].vmid);
+            async move { pve.snapshots(&node, vmid).await.map(|l| (i, l)) }
+        }))
+        .buffer_unordered(CONFIG_READS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+        for (i, list) in lists {
+            let names = list.iter().filter_map(|s| s["name"].as_str()).filter(|n| *n != "current");
+            self.vms[i].snapshots = Some(names.map(str::to_string).collect());
+        }
+        Ok(())
     }
 
     /// [`Snapshot::take`] with the config of every guest on an online node (a copy's linked

@@ -161,8 +161,8 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
             g.add(Action::ConfigureVm { vm: boxed(), only }, std::iter::once(clone).chain(network.clone()).collect());
         // The baseline comes before the first start; a start does not wait for it to
         // succeed (the student gets the VM, the report names the missing snapshot).
-        let baseline = match (&vm.baseline, vm.exists) {
-            (Some(name), false) => {
+        let baseline = match &vm.baseline {
+            Some(name) => {
                 let vm_ref = VmRef { node: vm.node.clone(), vmid: vm.vmid, name: vm.name.clone() };
                 let description = format!("stand: the stand as deployed (lab {})", plan.lab_name());
                 Some(g.add(Action::SnapshotVm { vm: vm_ref, name: name.clone(), description }, vec![configure]))

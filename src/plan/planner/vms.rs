@@ -298,12 +298,19 @@ impl Planner {
             baseline: None,
         };
         let mut vm = vm;
-        if existing.is_none()
-            && let Some(name) = &self.settings.baseline
-        {
+        // A new VM gets the lab's baseline before its first start; one that exists without it
+        // (an `up` interrupted or failed before its snapshot) gets it now. A VM that has it
+        // keeps it: it is never taken again.
+        let missing = match (&existing, &self.settings.baseline) {
+            (None, _) => true,
+            (Some(e), Some(name)) => e.has_snapshot(name) == Some(false),
+            (Some(_), None) => false,
+        };
+        if missing && let Some(name) = &self.settings.baseline {
             match self.snapshot_capable(&tpl, spec.storage.as_deref()) {
                 true => vm.baseline = Some(name.clone()),
-                false => self.no_baseline.push(vm.name.clone()),
+                false if existing.is_none() => self.no_baseline.push(vm.name.clone()),
+                false => {}
             }
         }
         self.vms.push(vm.clone());
