@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::arguments::{Output, PowerArg, UplinksArg, VmScope};
 use super::down::{check_exists, lab_of};
-use super::suggest::not_found;
+use super::suggest::{self, not_found};
 use super::target::Cluster;
 use super::up::{snapshot, timing};
 use super::{Usage, confirm, exit, render};
@@ -114,11 +114,19 @@ pub async fn reset(cluster: &Cluster, scope: &VmScope, to: &str, yes: bool) -> a
     let refs: Vec<&VmSnap> = vms.iter().collect();
     let lists = snapshot_lists(&*cluster.pve, &vms).await?;
     let graph = course::reset(&refs, to, &lists).map_err(|missing| {
+        let taken: std::collections::BTreeSet<&str> = lists.values().flatten().map(String::as_str).collect();
+        if missing.len() == refs.len() {
+            // No VM has it: most likely a typo of a snapshot they have.
+            return anyhow::anyhow!(
+                "{}; nothing was reset (`stand snapshot {lab} --list` shows each VM's)",
+                suggest::not_found("snapshot", to, taken.iter().copied())
+            );
+        }
         let names: Vec<&str> = missing.iter().map(|v| v.name.as_str()).collect();
         anyhow::anyhow!(
             "{} without snapshot '{to}': {}; nothing was reset. Take it with `stand snapshot {lab} {to}` (or choose --to, see `stand snapshot {lab} --list`)",
             render::count(missing.len(), "VM"),
-            names.join(", ")
+            suggest::listing(&names)
         )
     })?;
     let out = Outcome { cluster, lab: &lab, operation: "reset", graph: &graph };

@@ -147,10 +147,17 @@ pub async fn serve(cluster: &Cluster, args: ServeArgs<'_>) -> anyhow::Result<u8>
         (None, None) => "https://localhost:8006".into(),
     };
     prepare_demo(cluster, args.credentials_dir).await?;
+    let labs: Vec<String> = args.labs.iter().map(|l| super::lab::lab_name(l)).collect();
+    if !labs.is_empty() {
+        let there = super::up::snapshot(cluster).await?.labs();
+        if let Some(missing) = labs.iter().find(|l| !there.contains(*l)) {
+            anyhow::bail!("--lab: {}", super::suggest::not_found("lab", missing, there.iter().map(String::as_str)));
+        }
+    }
     let backend =
         Backend { pve: cluster.pve.clone(), client_as: cluster.client_as()?, apply: timing(cluster), console };
     let config = ServeConfig {
-        labs: args.labs.iter().map(|l| super::lab::lab_name(l)).collect(),
+        labs,
         db: args.db,
         credentials_dir: args.credentials_dir.to_path_buf(),
         tls: tls.is_some(),

@@ -11,7 +11,7 @@ pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a st
 }
 
 /// At most 20 names, then how many more.
-fn listing(names: &[&str]) -> String {
+pub fn listing(names: &[&str]) -> String {
     match names.len() {
         0..=20 => names.join(", "),
         n => format!("{}, and {} more", names[..20].join(", "), n - 20),

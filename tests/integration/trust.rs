@@ -309,6 +309,17 @@ fn unknown_labs_and_students_list_what_exists() {
         assert!(text(&o).contains("(did you mean 'ivanov@pve'?)"), "{}", text(&o));
         assert!(text(&o).contains("petrova@pve"), "lists the students: {}", text(&o));
     }
+    // A snapshot name with a typo, and a lab that is not there for the class page.
+    let o = stand(dir.path(), &["reset", "lab1", "--sim", "--to", "strat", "--yes"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("snapshot 'strat' does not exist (did you mean 'start'?); snapshots: start"),
+        "{}",
+        text(&o)
+    );
+    let o = stand(dir.path(), &["serve", "--sim", "--lab", "lab11", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--lab: lab 'lab11' does not exist (did you mean 'lab1'?); labs: lab1"), "{}", text(&o));
 }
 
 // Point 10: all bad input exits 2.
@@ -552,4 +563,30 @@ fn every_commands_json_has_the_documented_keys() {
         keys(&down["removed"]),
         ["bridges", "failures", "groups", "pools", "users", "users_kept", "vms", "vnets"]
     );
+}
+
+/// A student is named on the command line as the instructor knows them: `щукина@pve`,
+/// `щукина` or `shchukina` (her pool and VMs' name); a typo gets the closest student.
+#[test]
+fn only_finds_a_cyrillic_student_by_name_and_by_its_latin_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "cyr.rhai",
+        r#"for s in ["щукина@pve", "smirnov@pve"] { let u = create_user(s); place_balanced(u);
+            clone(u, #{ template: "debian-12", name: "pc" }); }"#,
+    );
+    assert!(stand(dir.path(), &["up", "cyr.rhai", "--sim", "-q"], &[]).status.success());
+    for who in ["щукина@pve", "щукина", "shchukina", "Shchukina"] {
+        let o = stand(dir.path(), &["snapshot", "cyr", "--list", "--sim", "--only", who, "--output", "json"], &[]);
+        assert!(o.status.success(), "{who}: {}", text(&o));
+        let names: Vec<String> =
+            json(&o)["vms"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(names, ["pc-shchukina"], "{who}");
+    }
+    let o = stand(dir.path(), &["power", "off", "cyr", "--sim", "--only", "shchukna"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("lab cyr has no student 'shchukna' (did you mean 'щукина@pve'?)"), "{}", text(&o));
+    let o = stand(dir.path(), &["plan", "cyr.rhai", "--sim", "--only", "shchukina"], &[]);
+    assert!(o.status.success() && !text(&o).contains("smirnov"), "{}", text(&o));
 }
