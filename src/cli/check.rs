@@ -126,10 +126,10 @@ fn print_sheet(sheet: &GradeSheet, verbose: bool) {
     for row in &sheet.stands {
         let mut line = vec![row.user.clone()];
         for m in &row.marks {
-            line.push(match (m.passed, &m.reason) {
+            line.push(match (m.passed, m.unreached) {
                 (true, _) => console::style("✓").green().to_string(),
-                (false, Some(_)) => console::style("–").dim().to_string(),
-                (false, None) => console::style("✗").red().to_string(),
+                (false, true) => console::style("–").dim().to_string(),
+                (false, false) => console::style("✗").red().to_string(),
             });
         }
         line.push(format!("{}/{}", number(row.total), number(row.max)));
@@ -141,7 +141,7 @@ fn print_sheet(sheet: &GradeSheet, verbose: bool) {
     }
     let unchecked: Vec<_> = sheet.stands.iter().filter(|r| !r.checked).collect();
     if !unchecked.is_empty() {
-        crate::outln!("\nnot checked to the end (– above):");
+        crate::outln!("\nnot checked whole (– above: the guest could not be asked):");
         for r in unchecked {
             let reason = r.error.as_deref().unwrap_or_default().lines().next().unwrap_or_default().to_string();
             crate::outln!("{}", render::wrap(&format!("  {}: {reason}", r.user), 4));
@@ -149,9 +149,14 @@ fn print_sheet(sheet: &GradeSheet, verbose: bool) {
     }
     if verbose {
         for r in &sheet.stands {
-            for m in r.marks.iter().filter(|m| !m.passed && m.hint.is_some()) {
-                let hint = m.hint.as_deref().unwrap_or_default();
-                crate::outln!("{}", render::wrap(&format!("  {}: ✗ {}: {hint}", r.user, m.title), 4));
+            for m in r.marks.iter().filter(|m| !m.passed && !m.unreached) {
+                let why = match (&m.hint, &m.reason) {
+                    (Some(h), Some(r)) => format!("{h} ({r})"),
+                    (Some(h), None) => h.clone(),
+                    (None, Some(r)) => r.clone(),
+                    (None, None) => continue,
+                };
+                crate::outln!("{}", render::wrap(&format!("  {}: ✗ {}: {why}", r.user, m.title), 4));
             }
         }
     }
@@ -197,9 +202,13 @@ fn print_history(runs: &[Progress]) {
     let mut t = render::table(&["student", "run", "when (UTC)", "points", "not met"]);
     for p in runs {
         let when = p.at.replace('T', " ").trim_end_matches('Z').chars().take(16).collect::<String>();
+        let failed = p.failed.iter().map(|c| match p.reasons.get(c) {
+            Some(why) => format!("{c} ({})", why.lines().next().unwrap_or_default()),
+            None => c.clone(),
+        });
         let missing = match &p.error {
             Some(e) if p.failed.is_empty() => e.lines().next().unwrap_or_default().to_string(),
-            _ => p.failed.join(", "),
+            _ => failed.collect::<Vec<_>>().join(", "),
         };
         t.add_row(vec![
             p.user.clone(),

@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::pve::{AgentExt, Pve, PveError};
-use crate::script::{ExecOutput, GuestAgent, GuestVm, Interface};
+use crate::script::{ExecOutput, GuestAgent, GuestError, GuestVm, Interface};
 
 /// How `exec-status` is polled: soon, then less often.
 const FIRST_POLL: Duration = Duration::from_millis(50);
@@ -35,7 +35,7 @@ struct Call {
 }
 
 impl Call {
-    fn counted<T>(&self, r: Result<T, PveError>) -> Result<T, String> {
+    fn counted<T>(&self, r: Result<T, PveError>) -> Result<T, GuestError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         r.map_err(|e| reason(&e))
     }
@@ -44,7 +44,7 @@ impl Call {
         d.mul_f64(self.scale).max(Duration::from_millis(1))
     }
 
-    async fn exec(self, vm: GuestVm, argv: Vec<String>, timeout: Duration) -> Result<ExecOutput, String> {
+    async fn exec(self, vm: GuestVm, argv: Vec<String>, timeout: Duration) -> Result<ExecOutput, GuestError> {
         let pid = self.counted(self.pve.agent_exec(&vm.node, vm.vmid, &argv).await)?;
         let wait = async {
             let mut pause = self.scaled(FIRST_POLL);
@@ -62,19 +62,33 @@ impl Call {
         };
         match tokio::time::timeout(self.scaled(timeout), wait).await {
             Ok(r) => r,
-            Err(_) => Err(format!("'{}' did not end within {} s", argv.join(" "), timeout.as_secs())),
+            Err(_) => Err(format!("'{}' did not end within {} s", argv.join(" "), timeout.as_secs()).into()),
         }
     }
 }
 
-/// What a failed call says on the grade sheet: PVE's own words.
-fn reason(e: &PveError) -> String {
+/// What a failed call says on the grade sheet: PVE's own words. An error the guest agent
+/// itself returned is a definite answer: QMPClient.pm words it `VM N qga command 'guest-..'
+/// failed - <the agent's error>` (a file that is not there); but `failed - got timeout` is an
+/// agent that did not answer, like a stopped VM or `QEMU guest agent is not running`.
+fn reason(e: &PveError) -> GuestError {
     match e {
         PveError::Api { failure, .. } if failure.message.starts_with("QEMU guest agent is not running") => {
-            "QEMU guest agent is not running (the guest may still be booting, or lacks qemu-guest-agent)".into()
+            GuestError::Unreachable(
+                "QEMU guest agent is not running (the guest may still be booting, or lacks qemu-guest-agent)".into(),
+            )
         }
-        PveError::Api { failure, .. } => failure.message.trim_end().to_string(),
-        other => other.to_string(),
+        PveError::Api { failure, .. } => {
+            let message = failure.message.trim_end().to_string();
+            let answered = message.contains(" qga command '")
+                && message.contains("' failed - ")
+                && !message.ends_with("got timeout");
+            match answered {
+                true => GuestError::Answered(message),
+                false => GuestError::Unreachable(message),
+            }
+        }
+        other => GuestError::Unreachable(other.to_string()),
     }
 }
 
@@ -109,38 +123,38 @@ impl ClusterAgent {
     /// Runs `work` as a task of the runtime, within the node's limit, and waits for it. As
     /// a task, its timers and wake-ups are the runtime's own, so a paused clock (tests,
     /// benchmarks) advances only when every call in flight waits on one.
-    fn block<T, F>(&self, node: &str, work: F) -> Result<T, String>
+    fn block<T, F>(&self, node: &str, work: F) -> Result<T, GuestError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, String>> + Send + 'static,
+        F: Future<Output = Result<T, GuestError>> + Send + 'static,
     {
         let limit = self.limit(node);
         let task = self.handle.spawn(async move {
-            let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
+            let _permit = limit.acquire_owned().await.map_err(|e| GuestError::from(e.to_string()))?;
             work.await
         });
-        self.handle.block_on(task).unwrap_or_else(|e| Err(format!("the call stopped: {e}")))
+        self.handle.block_on(task).unwrap_or_else(|e| Err(format!("the call stopped: {e}").into()))
     }
 }
 
 impl GuestAgent for ClusterAgent {
-    fn exec(&self, vm: &GuestVm, argv: &[String], timeout: Duration) -> Result<ExecOutput, String> {
+    fn exec(&self, vm: &GuestVm, argv: &[String], timeout: Duration) -> Result<ExecOutput, GuestError> {
         self.block(&vm.node, self.call.clone().exec(vm.clone(), argv.to_vec(), timeout))
     }
 
-    fn read_file(&self, vm: &GuestVm, path: &str) -> Result<String, String> {
+    fn read_file(&self, vm: &GuestVm, path: &str) -> Result<String, GuestError> {
         let (call, vm, path) = (self.call.clone(), vm.clone(), path.to_string());
         self.block(&vm.node.clone(), async move {
             call.counted(call.pve.agent_file_read(&vm.node, vm.vmid, &path).await).map(|f| f.content)
         })
     }
 
-    fn hostname(&self, vm: &GuestVm) -> Result<String, String> {
+    fn hostname(&self, vm: &GuestVm) -> Result<String, GuestError> {
         let (call, vm) = (self.call.clone(), vm.clone());
         self.block(&vm.node.clone(), async move { call.counted(call.pve.agent_hostname(&vm.node, vm.vmid).await) })
     }
 
-    fn interfaces(&self, vm: &GuestVm) -> Result<Vec<Interface>, String> {
+    fn interfaces(&self, vm: &GuestVm) -> Result<Vec<Interface>, GuestError> {
         let (call, vm) = (self.call.clone(), vm.clone());
         self.block(&vm.node.clone(), async move {
             let list = call.counted(call.pve.agent_interfaces(&vm.node, vm.vmid).await)?;
@@ -155,7 +169,7 @@ impl GuestAgent for ClusterAgent {
         })
     }
 
-    fn ping(&self, vm: &GuestVm) -> Result<(), String> {
+    fn ping(&self, vm: &GuestVm) -> Result<(), GuestError> {
         let (call, vm) = (self.call.clone(), vm.clone());
         self.block(&vm.node.clone(), async move { call.counted(call.pve.agent_ping(&vm.node, vm.vmid).await) })
     }

@@ -91,6 +91,9 @@ pub struct Progress {
     pub passed: Vec<String>,
     /// Criteria not met.
     pub failed: Vec<String>,
+    /// Why some of them could not be checked (a guest read that failed), by criterion.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reasons: std::collections::BTreeMap<String, String>,
     /// Why the check stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -214,6 +217,7 @@ impl History {
                     max: r.get(4)?,
                     passed: Vec::new(),
                     failed: Vec::new(),
+                    reasons: std::collections::BTreeMap::new(),
                     error: r.get(5)?,
                 })
             })
@@ -221,15 +225,20 @@ impl History {
             .map_err(|e| self.sqlite(e))?;
         let mut marks = self
             .conn
-            .prepare("SELECT criterion, passed FROM results WHERE run = ?1 AND user = ?2 ORDER BY rowid")
+            .prepare("SELECT criterion, passed, reason FROM results WHERE run = ?1 AND user = ?2 ORDER BY rowid")
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for mut p in rows.into_iter().filter(|p| only.is_empty() || only.contains(&p.user)) {
             let list = marks
-                .query_map(params![p.run, p.user], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
+                .query_map(params![p.run, p.user], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, Option<String>>(2)?))
+                })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| self.sqlite(e))?;
-            for (criterion, passed) in list {
+            for (criterion, passed, reason) in list {
+                if let Some(reason) = reason {
+                    p.reasons.insert(criterion.clone(), reason);
+                }
                 if passed { p.passed.push(criterion) } else { p.failed.push(criterion) }
             }
             out.push(p);
@@ -292,7 +301,14 @@ mod tests {
     fn runs_add_up_to_a_students_progress_and_the_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/stand.db");
-        let g = |t: &str, passed| Grade { title: t.into(), points: 1.0, passed, hint: None };
+        let g = |t: &str, passed| Grade {
+            title: t.into(),
+            points: 1.0,
+            passed,
+            hint: None,
+            reason: None,
+            unreached: false,
+        };
         let sheet = |passed| {
             GradeSheet::new(
                 "lab3",
@@ -301,6 +317,7 @@ mod tests {
                     node: "pve1".into(),
                     grades: vec![g("hostname", true), g("nginx", passed)],
                     error: None,
+                    defined: Vec::new(),
                 }],
             )
         };

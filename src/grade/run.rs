@@ -91,6 +91,9 @@ pub struct StandOutcome {
     pub grades: Vec<Grade>,
     /// Why `check` stopped before its end, if it did.
     pub error: Option<String>,
+    /// Then, the criteria it grades when nothing stops it (the ones it did not reach fail
+    /// with `error`).
+    pub defined: Vec<Grade>,
 }
 
 /// Runs `check` for every stand at once, each on its own thread, and waits for all.
@@ -111,18 +114,26 @@ pub async fn check_stands(
             agent: agent.clone(),
             exec_timeout,
             grades: Arc::default(),
+            failed: Arc::default(),
+            script: String::new(),
         };
         let (script, snap) = (script.clone(), snap.clone());
-        let outcome = StandOutcome { user: stand.user, node: stand.node, grades: Vec::new(), error: None };
+        let outcome =
+            StandOutcome { user: stand.user, node: stand.node, grades: Vec::new(), error: None, defined: Vec::new() };
         let fallback = outcome.clone();
         // Plain threads, not the blocking pool: the guest calls they wait for run on the
         // runtime, whose paused clock (tests, benchmarks) must go on advancing meanwhile.
         let spawned =
             std::thread::Builder::new().name(format!("check {}", outcome.user)).stack_size(8 << 20).spawn(move || {
-                let result = script.run(snap, &under);
+                let result = script.run(snap.clone(), &under);
+                let defined = match &result {
+                    Ok(()) => Vec::new(),
+                    Err(_) => script.criteria(snap, &under),
+                };
                 let _ = tx.send(StandOutcome {
                     grades: under.grades(),
                     error: result.err().map(|e| reason(&e)),
+                    defined,
                     ..outcome
                 });
             });

@@ -26,9 +26,13 @@ pub struct Mark {
     /// The hint for the student (failed criteria only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
-    /// Why it was not graded (the check stopped before it).
+    /// Why it could not be checked: a guest read it may use failed, or the check stopped
+    /// before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The guest could not be asked for it (so the stand is not checked whole).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unreached: bool,
 }
 
 /// One student's line.
@@ -38,7 +42,7 @@ pub struct Row {
     pub user: String,
     /// Node of the stand.
     pub node: String,
-    /// `check` ran to its end.
+    /// `check` ran to its end and reached every guest it read.
     pub checked: bool,
     /// Why it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,7 +73,8 @@ impl GradeSheet {
         let mut criteria: Vec<Criterion> = Vec::new();
         let complete = outcomes.iter().filter(|o| o.error.is_none());
         let partial = outcomes.iter().filter(|o| o.error.is_some());
-        for g in complete.chain(partial).flat_map(|o| &o.grades) {
+        let defined = outcomes.iter().flat_map(|o| &o.defined);
+        for g in complete.chain(partial).flat_map(|o| &o.grades).chain(defined) {
             if !criteria.iter().any(|c| c.title == g.title) {
                 criteria.push(Criterion { title: g.title.clone(), points: g.points });
             }
@@ -86,7 +91,8 @@ impl GradeSheet {
                             points: if g.passed { c.points } else { 0.0 },
                             passed: g.passed,
                             hint: g.hint.clone().filter(|_| !g.passed),
-                            reason: None,
+                            reason: g.reason.clone(),
+                            unreached: g.unreached,
                         },
                         None => Mark {
                             title: c.title.clone(),
@@ -94,14 +100,20 @@ impl GradeSheet {
                             passed: false,
                             hint: None,
                             reason: Some(o.error.clone().unwrap_or_else(|| "not graded by check".into())),
+                            unreached: true,
                         },
                     })
                     .collect();
                 Row {
                     user: o.user.clone(),
                     node: o.node.clone(),
-                    checked: o.error.is_none(),
-                    error: o.error.clone(),
+                    checked: o.error.is_none() && !marks.iter().any(|m| m.unreached),
+                    // Why the stand could not be checked whole: where `check` stopped, else
+                    // the first guest it could not reach.
+                    error: o
+                        .error
+                        .clone()
+                        .or_else(|| marks.iter().find(|m| m.unreached).and_then(|m| m.reason.clone())),
                     total: marks.iter().map(|m| m.points).sum(),
                     max,
                     marks,
@@ -147,11 +159,24 @@ mod tests {
     use crate::script::Grade;
 
     fn grade(title: &str, points: f64, passed: bool) -> Grade {
-        Grade { title: title.into(), points, passed, hint: Some(format!("fix {title}")) }
+        Grade {
+            title: title.into(),
+            points,
+            passed,
+            hint: Some(format!("fix {title}")),
+            reason: None,
+            unreached: false,
+        }
     }
 
     fn outcome(user: &str, grades: Vec<Grade>, error: Option<&str>) -> StandOutcome {
-        StandOutcome { user: user.into(), node: "pve1".into(), grades, error: error.map(str::to_string) }
+        StandOutcome {
+            user: user.into(),
+            node: "pve1".into(),
+            grades,
+            error: error.map(str::to_string),
+            defined: Vec::new(),
+        }
     }
 
     #[test]

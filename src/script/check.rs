@@ -52,6 +52,8 @@ impl CheckScript {
     /// Runs the script's top level, then `check(stand)`. The grades are in `stand` whatever
     /// happens; an error says where the run stopped.
     pub fn run(&self, snap: Arc<Snapshot>, stand: &StandUnderCheck) -> Result<(), ScriptError> {
+        // The guest functions name the script in what they report (`lab3.rhai:12`).
+        let stand = &StandUnderCheck { script: self.name.clone(), ..stand.clone() };
         let Prepared { mut engine, sources, .. } = prepare(&self.name, &self.dir, &self.text, snap, &self.opts)?;
         // The top level already printed when the lab was planned; `check` prints, per stand.
         let checking = Arc::new(AtomicBool::new(false));
@@ -73,36 +75,46 @@ impl CheckScript {
     }
 }
 
+impl CheckScript {
+    /// The criteria `check` grades for `stand` when every guest read answers: how a stand
+    /// whose check stopped early still gets every criterion on the sheet.
+    pub fn criteria(&self, snap: Arc<Snapshot>, stand: &StandUnderCheck) -> Vec<super::grading::Grade> {
+        let dry = stand.with_agent(Arc::new(super::grading::DryAgent));
+        let _ = self.run(snap, &dry);
+        dry.grades()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::script::grading::{ExecOutput, GuestAgent, GuestVm, Interface};
+    use crate::script::grading::{ExecOutput, GuestAgent, GuestError, GuestVm, Interface};
 
     struct Fake;
 
     impl GuestAgent for Fake {
-        fn exec(&self, vm: &GuestVm, argv: &[String], _: Duration) -> Result<ExecOutput, String> {
+        fn exec(&self, vm: &GuestVm, argv: &[String], _: Duration) -> Result<ExecOutput, GuestError> {
             match argv.join(" ").as_str() {
                 "hostname" => Ok(ExecOutput { code: 0, out: format!("{}\n", vm.name), err: String::new() }),
-                _ => Err(format!("VM {} is not running", vm.vmid)),
+                _ => Err(GuestError::Unreachable(format!("VM {} is not running", vm.vmid))),
             }
         }
-        fn read_file(&self, _: &GuestVm, path: &str) -> Result<String, String> {
+        fn read_file(&self, _: &GuestVm, path: &str) -> Result<String, GuestError> {
             Ok(format!("content of {path}"))
         }
-        fn hostname(&self, vm: &GuestVm) -> Result<String, String> {
+        fn hostname(&self, vm: &GuestVm) -> Result<String, GuestError> {
             Ok(vm.name.clone())
         }
-        fn interfaces(&self, _: &GuestVm) -> Result<Vec<Interface>, String> {
+        fn interfaces(&self, _: &GuestVm) -> Result<Vec<Interface>, GuestError> {
             Ok(vec![Interface {
                 name: "ens18".into(),
                 mac: "bc:24:11:00:00:01".into(),
                 ips: vec!["10.0.0.1/24".into()],
             }])
         }
-        fn ping(&self, _: &GuestVm) -> Result<(), String> {
+        fn ping(&self, _: &GuestVm) -> Result<(), GuestError> {
             Ok(())
         }
     }
@@ -116,6 +128,8 @@ mod tests {
             agent: Arc::new(Fake),
             exec_timeout: Duration::from_secs(30),
             grades: Arc::default(),
+            failed: Arc::default(),
+            script: String::new(),
         }
     }
 
@@ -153,24 +167,57 @@ mod tests {
     }
 
     #[test]
-    fn an_error_keeps_what_was_graded_and_says_where_it_stopped() {
+    fn a_failed_read_fails_the_criteria_graded_next_with_its_reason_and_the_check_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let path = lab(
             &dir,
-            "fn check(stand) {\n  grade(\"gw up\", 1, agent_ok(stand.vm(\"gw\")));\n  exec(stand.vm(\"web\"), \"nginx -t\");\n  grade(\"never\", 1, true);\n}\n",
+            "fn check(stand) {\n  grade(\"gw up\", 1, agent_ok(stand.vm(\"gw\")));\n  \
+             let r = exec(stand.vm(\"web\"), \"nginx -t\");\n  grade(\"nginx config\", 1, r.code == -1);\n  \
+             grade(\"nginx runs\", 1, r.err != \"\");\n  grade(\"gw named\", 1, hostname(stand.vm(\"gw\")) == \"gw\");\n}\n",
         );
         let script = CheckScript::load(&path, &RunOptions::default()).unwrap();
         let s = stand();
+        script.run(Arc::new(Snapshot::default()), &s).unwrap();
+        let got: Vec<(String, bool, Option<String>)> =
+            s.grades().into_iter().map(|g| (g.title, g.passed, g.reason)).collect();
+        let failed = Some("exec on web: VM 3001 is not running (lab.rhai:3)".to_string());
+        assert_eq!(
+            got,
+            [
+                ("gw up".to_string(), true, None),
+                // Whatever the script compared, a criterion fed by a failed read is not met.
+                ("nginx config".into(), false, failed.clone()),
+                ("nginx runs".into(), false, failed),
+                ("gw named".into(), true, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_script_error_says_where_it_stopped_and_the_dry_run_lists_every_criterion() {
+        let dir = tempfile::tempdir().unwrap();
+        let unknown = lab(
+            &dir,
+            "fn check(stand) {\n  grade(\"first\", 1, true);\n  stand.vm(\"db\");\n  grade(\"second\", 2, true);\n}\n",
+        );
+        let script = CheckScript::load(&unknown, &RunOptions::default()).unwrap();
+        let s = stand();
         let err = script.run(Arc::new(Snapshot::default()), &s).unwrap_err().to_string();
-        assert!(err.contains("lab.rhai:3") && err.contains("exec on web: VM 3001 is not running"), "{err}");
-        assert_eq!(s.grades().len(), 1);
-        let unknown = lab(&dir, "fn check(stand) { stand.vm(\"db\") }");
-        let err = CheckScript::load(&unknown, &RunOptions::default())
-            .unwrap()
-            .run(Arc::new(Snapshot::default()), &stand())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("has no VM 'db'; it has: gw, web"), "{err}");
+        assert!(err.contains("has no VM 'db'; it has: gw, web") && err.contains("lab.rhai:3"), "{err}");
+        assert_eq!(s.grades().len(), 1, "what was graded before is kept");
+        let listed = |src: &str| {
+            let path = lab(&dir, src);
+            let script = CheckScript::load(&path, &RunOptions::default()).unwrap();
+            let titles: Vec<String> =
+                script.criteria(Arc::new(Snapshot::default()), &stand()).into_iter().map(|g| g.title).collect();
+            titles
+        };
+        assert_eq!(
+            listed(
+                "fn check(stand) { grade(\"a\", 1, read_file(stand.vm(\"gw\"), \"/x\") == \"y\"); grade(\"b\", 1, agent_ok(stand.vm(\"web\"))); }"
+            ),
+            ["a", "b"]
+        );
     }
 
     #[test]

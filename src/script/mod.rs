@@ -15,7 +15,7 @@ pub use api::CLONE_KEYS;
 pub use check::CheckScript;
 pub use docs::{FnDoc, functions, markdown};
 pub use error::ScriptError;
-pub use grading::{ExecOutput, Grade, GuestAgent, GuestVm, Interface, StandUnderCheck};
+pub use grading::{ExecOutput, Grade, GuestAgent, GuestError, GuestVm, Interface, StandUnderCheck};
 pub use runner::{RunOptions, ScriptOutcome, run_file, run_source};
 pub use session::{Extension, Session};
 pub use stdlib::STDLIB;

@@ -113,21 +113,33 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
             user: u.clone(),
             node: "pve1".into(),
             grades: vec![
-                Grade { title: "router named gw".into(), points: 1.0, passed: true, hint: None },
+                Grade {
+                    title: "router named gw".into(),
+                    points: 1.0,
+                    passed: true,
+                    hint: None,
+                    reason: None,
+                    unreached: false,
+                },
                 Grade {
                     title: "LAN address on gw".into(),
                     points: 2.0,
                     passed: i != 0,
                     hint: Some("give gw's LAN interface 192.168.1.1/24".into()),
+                    reason: None,
+                    unreached: false,
                 },
                 Grade {
                     title: "SSH on port 2024".into(),
                     points: 1.0,
                     passed: i == 1,
                     hint: Some("Port 2024 in sshd_config".into()),
+                    reason: None,
+                    unreached: false,
                 },
             ],
             error: None,
+            defined: Vec::new(),
         })
         .collect();
     History::open(&db).unwrap().record(&GradeSheet::new("lab3", &outcomes), "2026-11-23T10:00:00Z").unwrap();

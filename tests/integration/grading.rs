@@ -288,3 +288,71 @@ fn pve9_asks_guest_agent_privileges_and_pve8_asks_vm_monitor() {
         assert_eq!(status, json!({ "exited": 1, "exitcode": 0, "out-data": "debian\n" }), "{version}");
     }
 }
+
+/// A read that fails (a file the student has not written yet) fails the criteria it feeds,
+/// with the reason, and every later criterion is still graded: the sheet is out of 7, not
+/// of what came before the failure, and the history keeps why.
+#[test]
+fn a_failed_read_fails_only_its_criterion_with_the_reason_and_the_sheet_lists_every_criterion() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("lab.rhai"),
+        "for u in [\"a@pve\", \"b@pve\"] { let user = create_user(u); place_balanced(user);\n\
+         clone(user, #{ template: \"debian-12\", name: \"pc\", memory: 512 }); }\n\
+         fn check(stand) {\n\
+           let pc = stand.vm(\"pc\");\n\
+           grade(\"host named\", 1, hostname(pc) == \"debian\");\n\
+           grade(\"report written\", 2, read_file(pc, \"/root/report.txt\").contains(\"done\"), \"write /root/report.txt\");\n\
+           grade(\"debian inside\", 2, read_file(pc, \"/etc/os-release\").contains(\"Debian\"));\n\
+           grade(\"later\", 2, true);\n}\n",
+    )
+    .unwrap();
+    let sim_args = ["--sim", "--sim-time-scale", "0"];
+    let o = stand(d, &[&["up", "lab.rhai", "-q"][..], &sim_args].concat(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = stand(d, &[&["check", "lab.rhai", "--db", "g.db", "--output", "json"][..], &sim_args].concat(), &[]);
+    assert_eq!(o.status.code(), Some(0), "the guests answered (the file is missing): checked: {}", text(&o));
+    let sheet = json_of(&o);
+    let titles: Vec<&str> =
+        sheet["criteria"].as_array().unwrap().iter().map(|c| c["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["host named", "report written", "debian inside", "later"]);
+    for row in sheet["stands"].as_array().unwrap() {
+        assert_eq!((row["total"].as_f64(), row["max"].as_f64()), (Some(5.0), Some(7.0)), "{row}");
+        let marks = row["marks"].as_array().unwrap();
+        let passed: Vec<bool> = marks.iter().map(|m| m["passed"].as_bool().unwrap()).collect();
+        assert_eq!(passed, [true, false, true, true]);
+        let reason = marks[1]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("read_file /root/report.txt on pc: ") && reason.ends_with("(lab.rhai:6)"),
+            "{reason}"
+        );
+        assert!(marks[2].get("reason").is_none(), "a later read that works is graded as usual: {row}");
+        assert!(marks[1].get("unreached").is_none() && row["checked"] == true && row.get("error").is_none(), "{row}");
+    }
+    let o = stand(d, &["check", "lab", "--history", "--db", "g.db", "--output", "json"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = json_of(&o);
+    let run = &runs["runs"].as_array().unwrap()[0];
+    assert_eq!((run["total"].as_f64(), run["max"].as_f64()), (Some(5.0), Some(7.0)));
+    assert_eq!(run["failed"], json!(["report written"]));
+    let why = run["reasons"]["report written"].as_str().unwrap();
+    assert!(why.contains("/root/report.txt") && why.contains("No such file"), "the history keeps why: {run}");
+    let o = stand(d, &["check", "lab", "--history", "--db", "g.db"], &[]);
+    assert!(text(&o).contains("report written (read_file /root/report.txt on pc:"), "{}", text(&o));
+
+    // A guest that cannot be reached is another matter: the stand is not checked whole.
+    let o = stand(d, &[&["power", "off", "lab", "--only", "a@pve"][..], &sim_args].concat(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = stand(d, &[&["check", "lab.rhai", "--db", "g.db", "--output", "json"][..], &sim_args].concat(), &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let sheet = json_of(&o);
+    let a = sheet["stands"].as_array().unwrap().iter().find(|r| r["user"] == "a@pve").unwrap().clone();
+    assert_eq!(
+        (a["checked"].as_bool(), a["total"].as_f64(), a["max"].as_f64()),
+        (Some(false), Some(0.0), Some(7.0)),
+        "{a}"
+    );
+    assert!(a["error"].as_str().unwrap().contains("is not running (lab.rhai:5)"), "{a}");
+    assert_eq!(a["marks"][0]["unreached"], json!(true));
+}

@@ -93,15 +93,25 @@ fn graded(dir: &std::path::Path, lab: &str, students: &[String]) -> std::path::P
             user: u.clone(),
             node: "pve1".into(),
             grades: vec![
-                Grade { title: "hostname".into(), points: 1.0, passed: true, hint: None },
+                Grade {
+                    title: "hostname".into(),
+                    points: 1.0,
+                    passed: true,
+                    hint: None,
+                    reason: None,
+                    unreached: false,
+                },
                 Grade {
                     title: "nginx".into(),
                     points: 2.0,
                     passed: false,
                     hint: Some(format!("enable the site, {u}")),
+                    reason: None,
+                    unreached: false,
                 },
             ],
             error: None,
+            defined: Vec::new(),
         })
         .collect();
     History::open(&path).unwrap().record(&GradeSheet::new(lab, &outcomes), "2026-11-23T10:00:00Z").unwrap();

@@ -7,19 +7,23 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
 
 use super::{Res, fail};
-use crate::script::grading::{Grade, GuestVm, StandUnderCheck};
+use crate::script::grading::{ExecOutput, Grade, GuestVm, StandUnderCheck};
 
 const DOC_EXEC: &str = r#"/// Runs a command in the VM through the QEMU guest agent and waits for it to end (30 s,
 /// or the seconds given): `#{ code, out, err }`. The command is a line split like a shell
 /// would (`"grep -c listen /etc/nginx/nginx.conf"`) or an array of words; pipes and
-/// redirections need `["sh", "-c", "..."]`. Only inside `fn check(stand)`.
+/// redirections need `["sh", "-c", "..."]`. When the guest cannot be reached (a stopped VM,
+/// an agent that does not answer), `code` is -1, `err` says why, and the criteria graded
+/// next are not met with that reason. Only inside `fn check(stand)`.
 ///
 /// ```rhai
 /// let r = exec(stand.vm("web"), "systemctl is-active nginx");
 /// grade("nginx runs", 2, r.code == 0);
 /// ```"#;
 
-const DOC_READ_FILE: &str = r#"/// The content of a file in the VM (guest agent `file-read`). Only inside `fn check(stand)`.
+const DOC_READ_FILE: &str = r#"/// The content of a file in the VM (guest agent `file-read`). A file that cannot be read
+/// (missing, or the guest not reachable) gives `""`, and the criteria graded next are not met,
+/// with the reason. Only inside `fn check(stand)`.
 ///
 /// ```rhai
 /// let conf = read_file(stand.vm("gw"), "/etc/network/interfaces");
@@ -70,6 +74,16 @@ const DOC_VMS: &str = r#"/// Every VM of the stand `check` is grading, in VMID o
 /// for vm in stand.vms() { grade(`${vm.name} is up`, 1, agent_ok(vm)); }
 /// ```"#;
 
+/// Where in `script` a guest read was made, for its failure: ` (lab3.rhai:12)`.
+fn at(ctx: &NativeCallContext, script: &str) -> String {
+    let file = std::path::Path::new(script).file_name().and_then(|f| f.to_str()).unwrap_or(script);
+    match ctx.call_position().line() {
+        Some(line) if !file.is_empty() => format!(" ({file}:{line})"),
+        Some(line) => format!(" (line {line})"),
+        None => String::new(),
+    }
+}
+
 /// The stand `stand check` is running `check` for.
 fn current(ctx: &NativeCallContext, f: &str) -> Res<StandUnderCheck> {
     match ctx.tag().and_then(|t| t.clone().try_cast::<StandUnderCheck>()) {
@@ -102,10 +116,12 @@ fn exec(ctx: &NativeCallContext, vm: &Dynamic, cmd: &Dynamic, timeout: Option<Du
     if argv.is_empty() {
         return fail(ctx, "exec: the command is empty");
     }
-    let out = stand
-        .agent
-        .exec(&vm, &argv, timeout.unwrap_or(stand.exec_timeout))
-        .or_else(|e| fail(ctx, format!("exec on {}: {e}", vm.name)))?;
+    let result = stand.agent.exec(&vm, &argv, timeout.unwrap_or(stand.exec_timeout));
+    let failed = result.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    let out = stand.read(
+        result.map_err(|e| e.map(|e| format!("exec on {}: {e}{}", vm.name, at(ctx, &stand.script)))),
+        ExecOutput { code: -1, out: String::new(), err: failed },
+    );
     let mut m = Map::new();
     m.insert("code".into(), Dynamic::from_int(out.code));
     m.insert("out".into(), out.out.into());
@@ -139,7 +155,10 @@ fn record(ctx: &NativeCallContext, title: &str, points: &Dynamic, passed: &Dynam
             format!("grade: '{title}' is graded twice for {}; give each criterion its own title", stand.user),
         );
     }
-    grades.push(Grade { title: title.to_string(), points, passed, hint: hint.map(str::to_string) });
+    // A read this criterion may use failed: it cannot be checked, so it is not met.
+    let (reason, unreached) = stand.failed.lock().unwrap_or_else(|e| e.into_inner()).graded();
+    let passed = passed && reason.is_none();
+    grades.push(Grade { title: title.to_string(), points, passed, hint: hint.map(str::to_string), reason, unreached });
     Ok(())
 }
 
@@ -190,7 +209,11 @@ pub(super) fn register(engine: &mut Engine) {
         .register_into_engine(engine, |ctx: NativeCallContext, vm: Dynamic, path: &str| -> Res<String> {
             let stand = current(&ctx, "read_file")?;
             let vm = guest_vm(&ctx, "read_file", &vm)?;
-            stand.agent.read_file(&vm, path).or_else(|e| fail(&ctx, format!("read_file on {}: {e}", vm.name)))
+            let result = stand
+                .agent
+                .read_file(&vm, path)
+                .map_err(|e| e.map(|e| format!("read_file {path} on {}: {e}{}", vm.name, at(&ctx, &stand.script))));
+            Ok(stand.read(result, String::new()))
         });
     FuncRegistration::new("hostname")
         .with_params_info(["vm: Vm", "String"])
@@ -198,7 +221,13 @@ pub(super) fn register(engine: &mut Engine) {
         .register_into_engine(engine, |ctx: NativeCallContext, vm: Dynamic| -> Res<String> {
             let stand = current(&ctx, "hostname")?;
             let vm = guest_vm(&ctx, "hostname", &vm)?;
-            stand.agent.hostname(&vm).or_else(|e| fail(&ctx, format!("hostname of {}: {e}", vm.name)))
+            Ok(stand.read(
+                stand
+                    .agent
+                    .hostname(&vm)
+                    .map_err(|e| e.map(|e| format!("hostname of {}: {e}{}", vm.name, at(&ctx, &stand.script)))),
+                String::new(),
+            ))
         });
     FuncRegistration::new("interfaces")
         .with_params_info(["vm: Vm", "Array"])
@@ -206,8 +235,13 @@ pub(super) fn register(engine: &mut Engine) {
         .register_into_engine(engine, |ctx: NativeCallContext, vm: Dynamic| -> Res<Array> {
             let stand = current(&ctx, "interfaces")?;
             let vm = guest_vm(&ctx, "interfaces", &vm)?;
-            let list =
-                stand.agent.interfaces(&vm).or_else(|e| fail(&ctx, format!("interfaces of {}: {e}", vm.name)))?;
+            let list = stand.read(
+                stand
+                    .agent
+                    .interfaces(&vm)
+                    .map_err(|e| e.map(|e| format!("interfaces of {}: {e}{}", vm.name, at(&ctx, &stand.script)))),
+                Vec::new(),
+            );
             list.iter().map(|i| super::to_dyn(&ctx, i)).collect()
         });
     FuncRegistration::new("agent_ok")
@@ -216,7 +250,8 @@ pub(super) fn register(engine: &mut Engine) {
         .register_into_engine(engine, |ctx: NativeCallContext, vm: Dynamic| -> Res<bool> {
             let stand = current(&ctx, "agent_ok")?;
             let vm = guest_vm(&ctx, "agent_ok", &vm)?;
-            Ok(stand.agent.ping(&vm).is_ok())
+            // Its answer is the result: an agent that does not answer is `false`, no failure.
+            Ok(stand.read(Ok(stand.agent.ping(&vm).is_ok()), false))
         });
     FuncRegistration::new("grade")
         .with_params_info(["title: &str", "points: Dynamic", "passed: Dynamic", "()"])
