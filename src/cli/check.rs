@@ -13,6 +13,7 @@ use super::suggest::{not_in_lab, resolve_students};
 use super::target::Cluster;
 use super::{Usage, exit, lab, render, up};
 use crate::grade::{ClusterAgent, GradeSheet, History, Progress, StandsError, check_stands, deployed_stands, number};
+use crate::pve::PveExt;
 use crate::script::{CheckScript, RunOptions};
 
 /// What `stand check` was asked.
@@ -80,7 +81,8 @@ pub async fn check(cluster: &Cluster, args: CheckArgs<'_>) -> anyhow::Result<u8>
     }
     let db = args.db.map(Path::to_path_buf).unwrap_or_else(default_db);
     let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    let run = History::open(&db)?.record(&sheet, &at)?;
+    let identity = cluster.pve.cluster_identity().await.context("cannot read which cluster this is")?;
+    let run = History::open(&db)?.record(&sheet, &at, &identity)?;
     match cluster.output {
         Output::Json => crate::outln!(
             "{}",
@@ -183,7 +185,7 @@ pub fn history(
     if !db.exists() {
         anyhow::bail!("no grade history at {}: `stand check {lab}.rhai` records one", db.display());
     }
-    let runs = History::open(&db)?.progress(&lab, only)?;
+    let runs = History::open(&db)?.progress(&lab, only, None)?;
     if runs.is_empty() {
         anyhow::bail!(
             "no recorded check of lab {lab}{} in {}",

@@ -156,9 +156,11 @@ pub async fn serve(cluster: &Cluster, args: ServeArgs<'_>) -> anyhow::Result<u8>
     }
     let backend =
         Backend { pve: cluster.pve.clone(), client_as: cluster.client_as()?, apply: timing(cluster), console };
+    let identity = cluster.pve.cluster_identity().await.context("cannot read which cluster this is")?;
     let config = ServeConfig {
         labs,
         db: args.db,
+        cluster: identity,
         credentials_dir: args.credentials_dir.to_path_buf(),
         tls: tls.is_some(),
         metrics_token,

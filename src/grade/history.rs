@@ -43,6 +43,9 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // The hint a failed criterion gives the student (shown on `stand serve`'s page).
     M::up("ALTER TABLE results ADD COLUMN hint TEXT;"),
+    // The cluster a run graded (`Pve::cluster_identity`): `stand serve` shows only its own's;
+    // runs recorded before it have none.
+    M::up("ALTER TABLE runs ADD COLUMN cluster TEXT;"),
 ];
 
 /// A database that cannot be used.
@@ -81,6 +84,8 @@ pub struct Progress {
     pub run: i64,
     /// When it ran (RFC 3339, UTC).
     pub at: String,
+    /// The cluster it graded (none for runs recorded before clusters were).
+    pub cluster: Option<String>,
     /// The student.
     pub user: String,
     /// Points earned.
@@ -159,13 +164,13 @@ impl History {
         HistoryError::Sqlite { path: self.path.clone(), source }
     }
 
-    /// Records a run of `sheet` made at `at` (RFC 3339); returns its id.
-    pub fn record(&mut self, sheet: &GradeSheet, at: &str) -> Result<i64, HistoryError> {
+    /// Records a run of `sheet` made at `at` (RFC 3339) on `cluster`; returns its id.
+    pub fn record(&mut self, sheet: &GradeSheet, at: &str, cluster: &str) -> Result<i64, HistoryError> {
         let path = self.path.clone();
         let sqlite = |source| HistoryError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sqlite)?;
         let run = (|| {
-            tx.execute("INSERT INTO runs (lab, at) VALUES (?1, ?2)", params![sheet.lab, at])?;
+            tx.execute("INSERT INTO runs (lab, at, cluster) VALUES (?1, ?2, ?3)", params![sheet.lab, at, cluster])?;
             let run = tx.last_insert_rowid();
             for row in &sheet.stands {
                 tx.execute(
@@ -198,20 +203,22 @@ impl History {
         Ok(run)
     }
 
-    /// Each run of `lab` for each student (or those in `only`), oldest first.
-    pub fn progress(&self, lab: &str, only: &[String]) -> Result<Vec<Progress>, HistoryError> {
+    /// Each run of `lab` for each student (or those in `only`), oldest first; with
+    /// `cluster`, only the runs that graded that cluster.
+    pub fn progress(&self, lab: &str, only: &[String], cluster: Option<&str>) -> Result<Vec<Progress>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT s.run, r.at, s.user, s.total, s.max, s.error FROM stands s JOIN runs r ON r.id = s.run
-                 WHERE r.lab = ?1 ORDER BY s.user, s.run",
+                "SELECT s.run, r.at, s.user, s.total, s.max, s.error, r.cluster FROM stands s JOIN runs r ON r.id = s.run
+                 WHERE r.lab = ?1 AND (?2 IS NULL OR r.cluster = ?2) ORDER BY s.user, s.run",
             )
             .map_err(|e| self.sqlite(e))?;
         let rows = stmt
-            .query_map(params![lab], |r| {
+            .query_map(params![lab, cluster], |r| {
                 Ok(Progress {
                     run: r.get(0)?,
                     at: r.get(1)?,
+                    cluster: r.get(6)?,
                     user: r.get(2)?,
                     total: r.get(3)?,
                     max: r.get(4)?,
@@ -248,10 +255,10 @@ impl History {
 }
 
 impl History {
-    /// Each student's latest run of `lab`, by user.
-    pub fn latest(&self, lab: &str) -> Result<Vec<Latest>, HistoryError> {
+    /// Each student's latest run of `lab` on `cluster`, by user.
+    pub fn latest(&self, lab: &str, cluster: &str) -> Result<Vec<Latest>, HistoryError> {
         let mut last: std::collections::BTreeMap<String, Progress> = std::collections::BTreeMap::new();
-        for p in self.progress(lab, &[])? {
+        for p in self.progress(lab, &[], Some(cluster))? {
             last.insert(p.user.clone(), p);
         }
         let mut stmt = self
@@ -321,19 +328,25 @@ mod tests {
                 }],
             )
         };
-        History::open(&path).unwrap().record(&sheet(false), "2026-11-23T10:00:00Z").unwrap();
+        History::open(&path).unwrap().record(&sheet(false), "2026-11-23T10:00:00Z", "lab-cluster").unwrap();
         let mut h = History::open(&path).unwrap();
-        h.record(&sheet(true), "2026-11-23T11:00:00Z").unwrap();
-        let p = h.progress("lab3", &[]).unwrap();
+        h.record(&sheet(true), "2026-11-23T11:00:00Z", "lab-cluster").unwrap();
+        // The same lab graded on another cluster: a run of its own, never the class page's.
+        h.record(&sheet(false), "2026-11-23T12:00:00Z", "other-cluster").unwrap();
+        let p = h.progress("lab3", &[], Some("lab-cluster")).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].total, p[0].failed.clone()), (1.0, vec!["nginx".to_string()]));
         assert_eq!((p[1].total, p[1].passed.len(), p[1].at.as_str()), (2.0, 2, "2026-11-23T11:00:00Z"));
-        assert!(h.progress("lab3", &["other@pve".into()]).unwrap().is_empty());
-        assert!(h.progress("lab4", &[]).unwrap().is_empty());
-        let latest = h.latest("lab3").unwrap();
+        assert_eq!(h.progress("lab3", &[], None).unwrap().len(), 3, "every cluster's runs");
+        assert!(h.progress("lab3", &["other@pve".into()], None).unwrap().is_empty());
+        assert!(h.progress("lab4", &[], None).unwrap().is_empty());
+        let latest = h.latest("lab3", "lab-cluster").unwrap();
         assert_eq!(latest.len(), 1);
         assert_eq!((latest[0].run.total, latest[0].marks.len()), (2.0, 2));
         assert!(latest[0].marks.iter().all(|m| m.passed && m.max_points == 1.0));
+        let other = h.latest("lab3", "other-cluster").unwrap();
+        assert_eq!((other[0].run.total, other[0].run.cluster.as_deref()), (1.0, Some("other-cluster")));
+        assert!(h.latest("lab3", "a-third-cluster").unwrap().is_empty());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

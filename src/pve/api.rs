@@ -116,6 +116,15 @@ pub trait PveExt: Pve {
         self.data(ApiRequest::get("/cluster/status")).await
     }
 
+    /// Which cluster this is, for what is recorded about it: the cluster's name
+    /// (`/cluster/status`), or for a node that is in no cluster `node/<name>`.
+    async fn cluster_identity(&self) -> Result<String, PveError> {
+        let status = self.cluster_status().await?;
+        let name = status.iter().find(|i| i.kind == "cluster").map(|c| c.name.clone());
+        let node = status.iter().find(|i| i.kind == "node").map(|n| format!("node/{}", n.name));
+        Ok(name.or(node).unwrap_or_default())
+    }
+
     /// `GET /cluster/resources[?type=..]`.
     async fn resources(&self, kind: Option<&str>) -> Result<Vec<ClusterResource>, PveError> {
         self.data(ApiRequest::get("/cluster/resources").opt("type", kind)).await

@@ -19,13 +19,15 @@ type Read = (Instant, Arc<Vec<Latest>>);
 /// Cached reads of the grade history.
 pub struct Grades {
     db: Option<PathBuf>,
+    cluster: String,
     cache: Mutex<BTreeMap<String, Read>>,
 }
 
 impl Grades {
-    /// Grades from the database at `db` (none without one).
-    pub fn new(db: Option<PathBuf>) -> Grades {
-        Grades { db, cache: Mutex::new(BTreeMap::new()) }
+    /// Grades of `cluster` (`Pve::cluster_identity`) from the database at `db` (none without
+    /// one): runs that graded another cluster are never shown.
+    pub fn new(db: Option<PathBuf>, cluster: String) -> Grades {
+        Grades { db, cluster, cache: Mutex::new(BTreeMap::new()) }
     }
 
     /// Each student's latest run of `lab` (empty when nothing was graded, or the database
@@ -37,8 +39,9 @@ impl Grades {
             return v.clone();
         }
         let Some(db) = self.db.clone().filter(|p| p.exists()) else { return Arc::default() };
-        let lab_name = lab.to_string();
-        let read = tokio::task::spawn_blocking(move || History::open(&db).and_then(|h| h.latest(&lab_name))).await;
+        let (lab_name, cluster) = (lab.to_string(), self.cluster.clone());
+        let read =
+            tokio::task::spawn_blocking(move || History::open(&db).and_then(|h| h.latest(&lab_name, &cluster))).await;
         let latest = match read {
             Ok(Ok(v)) => Arc::new(v),
             Ok(Err(e)) => {

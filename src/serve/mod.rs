@@ -54,6 +54,8 @@ pub struct ServeConfig {
     pub fresh: Freshness,
     /// The grade history (`stand check`'s database), when there is one.
     pub db: Option<PathBuf>,
+    /// The cluster served (`Pve::cluster_identity`): only its grades are shown.
+    pub cluster: String,
     /// Where `<lab>-credentials.csv` files are (the instructor downloads them).
     pub credentials_dir: PathBuf,
     /// Served over TLS: cookies get `Secure`.
@@ -68,6 +70,7 @@ impl Default for ServeConfig {
             labs: Vec::new(),
             fresh: Freshness::default(),
             db: None,
+            cluster: String::new(),
             credentials_dir: PathBuf::from("."),
             tls: false,
             metrics_token: None,
@@ -93,7 +96,7 @@ pub struct App {
 pub fn router(backend: Backend, config: ServeConfig) -> Router {
     let view = ClusterView::new(backend.pve.clone(), config.labs.clone(), config.fresh);
     let app = Arc::new(App {
-        grades: grades::Grades::new(config.db.clone()),
+        grades: grades::Grades::new(config.db.clone(), config.cluster.clone()),
         realms: tokio::sync::OnceCell::new(),
         backend,
         config,

@@ -142,9 +142,17 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
             defined: Vec::new(),
         })
         .collect();
-    History::open(&db).unwrap().record(&GradeSheet::new("lab3", &outcomes), "2026-11-23T10:00:00Z").unwrap();
+    History::open(&db)
+        .unwrap()
+        .record(&GradeSheet::new("lab3", &outcomes), "2026-11-23T10:00:00Z", "stand-sim")
+        .unwrap();
     std::fs::write(dir.path().join("lab3-credentials.csv"), "user,password,node,vms\n").unwrap();
-    let config = ServeConfig { db: Some(db), credentials_dir: dir.path().to_path_buf(), ..ServeConfig::default() };
+    let config = ServeConfig {
+        db: Some(db),
+        cluster: "stand-sim".into(),
+        credentials_dir: dir.path().to_path_buf(),
+        ..ServeConfig::default()
+    };
     let app = router(backend(&sim), config).into_make_service_with_connect_info::<SocketAddr>();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

@@ -114,7 +114,18 @@ fn graded(dir: &std::path::Path, lab: &str, students: &[String]) -> std::path::P
             defined: Vec::new(),
         })
         .collect();
-    History::open(&path).unwrap().record(&GradeSheet::new(lab, &outcomes), "2026-11-23T10:00:00Z").unwrap();
+    let mut history = History::open(&path).unwrap();
+    history.record(&GradeSheet::new(lab, &outcomes), "2026-11-23T10:00:00Z", "stand-sim").unwrap();
+    // A later run of a lab of the same name on another cluster, where everyone passed: never
+    // this class page's.
+    let elsewhere: Vec<StandOutcome> = outcomes
+        .iter()
+        .map(|o| StandOutcome {
+            grades: o.grades.iter().map(|g| Grade { passed: true, ..g.clone() }).collect(),
+            ..o.clone()
+        })
+        .collect();
+    history.record(&GradeSheet::new(lab, &elsewhere), "2026-11-23T11:00:00Z", "another-cluster").unwrap();
     path
 }
 
@@ -259,7 +270,11 @@ async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
     let students = students();
     deploy(&sim, "lab3", &students, true).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = ServeConfig { db: Some(graded(dir.path(), "lab3", &students)), ..ServeConfig::default() };
+    let config = ServeConfig {
+        db: Some(graded(dir.path(), "lab3", &students)),
+        cluster: "stand-sim".into(),
+        ..ServeConfig::default()
+    };
     let app = router(backend(&sim), config);
     let (a, b) = (&students[0], &students[1]);
     let mut c = Client::new(&app);
@@ -368,6 +383,7 @@ async fn the_instructor_sees_the_class_and_grades_powers_a_stand_and_gets_the_cr
     std::fs::write(dir.path().join("lab3-credentials.csv"), "user,password,node,vms\n").unwrap();
     let config = ServeConfig {
         db: Some(graded(dir.path(), "lab3", &students)),
+        cluster: "stand-sim".into(),
         credentials_dir: dir.path().to_path_buf(),
         ..ServeConfig::default()
     };
@@ -418,6 +434,7 @@ async fn a_session_ends_with_its_ticket_and_metrics_stay_on_this_host_without_th
     let token = "metrics-token-0123456789";
     let config = ServeConfig {
         db: Some(graded(dir.path(), "lab3", &students)),
+        cluster: "stand-sim".into(),
         metrics_token: Some(stand::pve::Secret::new(token)),
         ..ServeConfig::default()
     };
