@@ -444,6 +444,9 @@ pub enum Command {
     Status {
         /// Only this lab (name or LAB.rhai).
         lab: Option<String>,
+        /// Only these students' stands (with a lab).
+        #[arg(long, num_args = 1.., value_name = "USER", requires = "lab")]
+        only: Vec<String>,
         /// Refresh every SECONDS until Ctrl-C.
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
         watch: Option<f64>,
@@ -591,5 +594,33 @@ pub enum SimCommand {
         /// State file (default: the user's data directory).
         #[arg(long)]
         sim_state: Option<PathBuf>,
+    },
+    /// Act in a student's guest on the --sim cluster, as the student would (to try grading).
+    #[command(subcommand)]
+    Guest(GuestCommand),
+}
+
+/// `stand sim guest ...`: a student's work in a guest of the `--sim` cluster.
+#[derive(Debug, Subcommand)]
+pub enum GuestCommand {
+    /// Write a file in a student's VM (through the guest agent, as PVE's `file-write` does).
+    #[command(long_about = "Writes a file in a student's VM of the --sim cluster, through the guest agent
+        (PVE's agent/file-write), as if the student had: `stand check` then reads it.
+        The content is TEXT, or what stdin gives.
+
+        Examples:
+  stand sim guest write lab3 petrova web /etc/hostname web
+          stand sim guest write lab3 petrova web /root/report.txt < report.txt")]
+    Write {
+        /// The lab.
+        lab: String,
+        /// The student (`petrova@pve`, `petrova`).
+        user: String,
+        /// The VM: its name in the script (`web`) or on the cluster (`web-petrova`).
+        vm: String,
+        /// The file's absolute path in the guest.
+        path: String,
+        /// The content (default: stdin); a newline is added when missing.
+        text: Option<String>,
     },
 }

@@ -14,6 +14,7 @@ mod render;
 mod repl;
 mod serve;
 mod sim_cmd;
+mod sim_state;
 mod status;
 mod suggest;
 mod target;
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use arguments::{Arguments, ClusterCommand, Command, SimCommand};
+pub use arguments::{Arguments, ClusterCommand, Command, GuestCommand, SimCommand};
 
 /// Exit codes (documented in the README).
 pub mod exit {
@@ -85,10 +86,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Arguments) -> anyhow::Result<u8> {
+async fn run(mut args: Arguments) -> anyhow::Result<u8> {
     let verbose = args.verbose > 0;
     let quiet = args.quiet;
     let command = match args.command {
+        guest @ Command::Sim(SimCommand::Guest(_)) => {
+            // A student's work on the `--sim` cluster, whether `--sim` was given or not.
+            args.target.sim.get_or_insert_default();
+            guest
+        }
         Command::Sim(cmd) => return sim_cmd::run(cmd).await,
         Command::Cluster(cmd) => return cluster_cmd::run(cmd).await,
         Command::Docs { function } => {
@@ -118,7 +124,8 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
         }
         other => other,
     };
-    let mut cluster = target::Cluster::open(&args.target)?;
+    let changes = changes(&command);
+    let mut cluster = target::Cluster::open(&args.target, changes)?;
     if cluster.output == arguments::Output::Text && !quiet {
         crate::errln!("{}", render::wrap(&cluster.banner(), 2));
     }
@@ -155,7 +162,7 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             };
             check::check(&cluster, opts).await
         }
-        Command::Status { lab, watch } => status::watch(&mut cluster, lab.as_deref(), *watch).await,
+        Command::Status { lab, only, watch } => status::watch(&mut cluster, lab.as_deref(), only, *watch).await,
         Command::Doctor { lab, users } => {
             let input = lab.clone().map(|lab| arguments::LabInput {
                 lab: Some(lab),
@@ -192,11 +199,23 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             };
             serve::serve(&cluster, args).await
         }
+        Command::Sim(SimCommand::Guest(GuestCommand::Write { lab, user, vm, path, text })) => {
+            sim_cmd::guest_write(&cluster, lab, user, vm, path, text.as_deref()).await
+        }
         Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } | Command::Docs { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway. Commands
     // that only read leave the saved state alone (another `--sim` command may be writing).
-    if matches!(
+    if changes {
+        cluster.close()?;
+    }
+    code
+}
+
+/// Whether `command` may change the cluster: on `--sim` it then holds the simulated cluster
+/// to its end and saves it; a command that only reads lets others at it once it has read it.
+fn changes(command: &Command) -> bool {
+    matches!(
         command,
         Command::Up { .. }
             | Command::Run { .. }
@@ -207,16 +226,14 @@ async fn run(args: Arguments) -> anyhow::Result<u8> {
             | Command::Uplinks { .. }
             | Command::Snapshot { list: false, .. }
             | Command::Serve { .. }
+            | Command::Sim(SimCommand::Guest(_))
             | Command::Templates {
                 action: Some(
                     arguments::TemplatesCommand::Sync { dry_run: false, .. }
                         | arguments::TemplatesCommand::Prune { dry_run: false, .. }
                 )
             }
-    ) {
-        cluster.close()?;
-    }
-    code
+    )
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {

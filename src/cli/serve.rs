@@ -10,6 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::arguments::{ApplyArgs, LabInput};
+use super::sim_state::{Published, Rendezvous, publish};
 use super::target::Cluster;
 use super::up::timing;
 use super::{Usage, exit};
@@ -114,6 +115,36 @@ async fn prepare_demo(cluster: &Cluster, credentials_dir: &Path) -> anyhow::Resu
     Ok(())
 }
 
+/// On `--sim`, while the class page runs, other `stand` commands work on the same simulated
+/// cluster: it is served over HTTPS on loopback (its address left beside the saved state for
+/// them) and saved every few seconds, so nothing they or the page do is lost.
+async fn share_simulated(cluster: &Cluster) -> anyhow::Result<Option<(crate::sim::RunningServer, Published)>> {
+    let (Some(sim), Some(state)) = (cluster.sim(), cluster.sim_state()) else { return Ok(None) };
+    let server = crate::sim::serve(sim.clone(), "127.0.0.1:0".parse()?).await?;
+    let password = crate::plan::generate_password(24);
+    sim.set_password("root@pam", &password);
+    let at = Rendezvous {
+        url: server.url.clone(),
+        fingerprint: server.fingerprint.clone(),
+        password,
+        pid: std::process::id(),
+        time_scale: sim.options().time_scale,
+        seed: sim.options().seed,
+        fixture_digest: sim.state().fixture_digest.clone(),
+    };
+    let published = publish(state, &at)?;
+    let (sim, state) = (sim.clone(), state.to_path_buf());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            if let Err(e) = sim.save(&state) {
+                tracing::warn!("cannot save the simulated cluster to {}: {e}", state.display());
+            }
+        }
+    });
+    Ok(Some((server, published)))
+}
+
 /// Resolves on Ctrl-C or SIGTERM (a service manager stopping the server).
 async fn stopped() {
     #[cfg(unix)]
@@ -156,6 +187,7 @@ pub async fn serve(cluster: &Cluster, args: ServeArgs<'_>) -> anyhow::Result<u8>
     }
     let backend =
         Backend { pve: cluster.pve.clone(), client_as: cluster.client_as()?, apply: timing(cluster), console };
+    let _shared = share_simulated(cluster).await?;
     let identity = cluster.pve.cluster_identity().await.context("cannot read which cluster this is")?;
     let config = ServeConfig {
         labs,

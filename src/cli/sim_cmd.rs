@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::arguments::{Latency, SimCommand};
+use super::target::Cluster;
+use crate::plan::course::Scope;
+use crate::pve::AgentExt;
 use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
 /// Where `stand` keeps state between commands: `$XDG_STATE_HOME/stand`, else
@@ -66,6 +69,15 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
         }
         SimCommand::Reset { sim_state } => {
             let path = sim_state.unwrap_or_else(default_state_path);
+            // Not while another command, or `stand serve --sim`, has the cluster.
+            let _lock = match super::sim_state::acquire(&path, true)? {
+                super::sim_state::Holder::Free(lock) => lock,
+                super::sim_state::Holder::Served(at) => anyhow::bail!(
+                    "stand serve --sim (pid {}) is running the simulated cluster at {}: stop it first",
+                    at.pid,
+                    path.display()
+                ),
+            };
             match std::fs::remove_file(&path) {
                 Ok(()) => crate::errln!("forgot the simulated cluster at {}", path.display()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -75,5 +87,54 @@ pub async fn run(cmd: SimCommand) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        SimCommand::Guest(_) => {
+            anyhow::bail!("stand sim guest works on the simulated cluster (see stand sim guest --help)")
+        }
     }
+}
+
+/// `stand sim guest write LAB USER VM PATH [TEXT]`: writes a file in a student's guest on the
+/// simulated cluster through the guest agent, as the student would have.
+pub async fn guest_write(
+    cluster: &Cluster,
+    lab: &str,
+    user: &str,
+    vm: &str,
+    path: &str,
+    text: Option<&str>,
+) -> anyhow::Result<u8> {
+    let snap = super::up::snapshot(cluster).await?;
+    let lab = super::down::lab_of(lab, &snap);
+    let only = super::down::check_exists(&snap, &lab, &[user.to_string()])?;
+    let names = Scope::vm_names(&snap, &lab);
+    let wanted = [vm.to_string()];
+    let chosen = Scope { lab: &lab, only: &only, vms: &wanted }.select(&snap);
+    let Some(target) = chosen.first() else {
+        let theirs = Scope { lab: &lab, only: &only, vms: &[] }.select(&snap);
+        let list: Vec<&str> = theirs.iter().map(|v| v.name.as_str()).collect();
+        let meant = super::suggest::did_you_mean(vm, names.iter().map(String::as_str));
+        anyhow::bail!(
+            "{} has no VM '{vm}'{} in lab {lab}; theirs: {}",
+            only.join(", "),
+            meant.map(|m| format!(" (did you mean '{m}'?)")).unwrap_or_default(),
+            list.join(", ")
+        );
+    };
+    if !path.starts_with('/') {
+        return Err(super::Usage(format!("{path}: give the file's absolute path in the guest (/etc/hostname)")).into());
+    }
+    let mut content = match text {
+        Some(t) => t.to_string(),
+        None => std::io::read_to_string(std::io::stdin()).context("cannot read the content from stdin")?,
+    };
+    if !content.ends_with('\n') {
+        content.push('\n');
+    }
+    cluster
+        .pve
+        .agent_file_write(&target.node, target.vmid, path, &content)
+        .await
+        .with_context(|| format!("cannot write {path} in {}", target.name))?;
+    crate::outln!("wrote {} bytes to {path} in {} ({}, lab {lab})", content.len(), target.name, only.join(", "));
+    Ok(super::exit::OK)
 }

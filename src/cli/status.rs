@@ -23,6 +23,21 @@ struct VmEntry {
     uptime_s: u64,
     /// A config lock (`clone`, `backup`, ...), if any.
     lock: Option<String>,
+    /// What each NIC is plugged into (`net0` → `vmbr0`, `net1` → the stand's `lan`).
+    nets: Vec<NicEntry>,
+    /// The NICs `stand uplinks off` cut (an exam).
+    cut: Vec<String>,
+}
+
+/// One NIC of a VM (`stands[].vms[].nets[]`).
+#[derive(Debug, Serialize)]
+struct NicEntry {
+    nic: String,
+    bridge: String,
+    /// The stand's name for that network (`lan`), when it is one of the stand's own.
+    alias: Option<String>,
+    /// Unplugged (`link_down`): by `stand uplinks off`, or as a router's management port.
+    link_down: bool,
 }
 
 /// One private network of a stand (`stands[].bridges[]`): a Linux bridge of a node, or an
@@ -62,6 +77,18 @@ struct Stand {
 
 fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
     let mut out: BTreeMap<(String, String), Stand> = BTreeMap::new();
+    // Each student's own networks by bridge or VNet name, to name a NIC's network.
+    let mut alias_of: BTreeMap<(String, String), String> = BTreeMap::new();
+    for b in snap.bridges.values().flatten().filter_map(|b| b.owner.as_ref().map(|o| (o, &b.iface))) {
+        if let (Owner::Private { user, alias, .. }, iface) = b {
+            alias_of.insert((user.clone(), iface.clone()), alias.clone());
+        }
+    }
+    for v in &snap.vnets {
+        if let Some(Owner::Private { user, alias, .. }) = &v.owner {
+            alias_of.insert((user.clone(), v.vnet.clone()), alias.clone());
+        }
+    }
     for vm in &snap.vms {
         let Some(Owner::Vm { lab, user, .. }) = vm.owner() else { continue };
         let s = out.entry((lab.to_string(), user.to_string())).or_default();
@@ -79,6 +106,16 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
             status: vm.status.clone(),
             uptime_s: vm.uptime,
             lock: vm.lock.clone(),
+            nets: vm
+                .nets()
+                .into_iter()
+                .map(|(i, d)| {
+                    let bridge = d.bridge.unwrap_or_default();
+                    let alias = alias_of.get(&(user.to_string(), bridge.clone())).cloned();
+                    NicEntry { nic: format!("net{i}"), bridge, alias, link_down: d.link_down }
+                })
+                .collect(),
+            cut: crate::plan::course::cut_nics(vm),
         });
     }
     for (node, bridges) in &snap.bridges {
@@ -110,13 +147,28 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
     out
 }
 
-/// A VM's state in a table cell: `running 2h 5m`, `stopped (lock clone)`.
+/// A VM's state in a table cell: `up 2h 5m`, `stopped`, `stopped, lock clone`.
 fn vm_state(vm: &VmEntry) -> String {
     match (&vm.lock, vm.status.as_str()) {
-        (Some(l), _) => format!("{} (lock {l})", vm.status),
-        (None, "running") => format!("running {}", crate::out::uptime(vm.uptime_s)),
+        (Some(l), _) => format!("{}, lock {l}", vm.status),
+        (None, "running") => format!("up {}", crate::out::uptime(vm.uptime_s)),
         _ => vm.status.clone(),
     }
+}
+
+/// A VM's networks in a table cell, each once: the stand's own by their names, the rest by
+/// bridge, a cut uplink marked `✗`, an unplugged NIC (a management port) left out:
+/// `vmbr0✗,dmz,lan`.
+fn vm_nets(vm: &VmEntry) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for n in vm.nets.iter().filter(|n| !n.link_down || vm.cut.contains(&n.nic)) {
+        let name = n.alias.clone().unwrap_or_else(|| n.bridge.clone());
+        let name = if vm.cut.contains(&n.nic) { format!("{name}✗") } else { name };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(",")
 }
 
 /// A lab's last day as a cell: `2026-12-31`, `2026-12-31 (past)`, or `-`.
@@ -129,14 +181,19 @@ fn expiry_cell(snap: &Snapshot, lab: &str) -> String {
 }
 
 /// `stand status [LAB]`.
-pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result<u8> {
+pub async fn status(cluster: &Cluster, only_lab: Option<&str>, only: &[String]) -> anyhow::Result<u8> {
     let snap = snapshot(cluster).await?;
     let only_lab = only_lab.map(lab::lab_name);
-    if let Some(l) = &only_lab {
-        check_exists(&snap, l, &[])?;
-    }
+    let only = match &only_lab {
+        Some(l) => check_exists(&snap, l, only)?,
+        None => Vec::new(),
+    };
     let all = stands(&snap);
-    let chosen: Vec<&Stand> = all.values().filter(|s| only_lab.as_ref().is_none_or(|l| *l == s.lab)).collect();
+    let chosen: Vec<&Stand> = all
+        .values()
+        .filter(|s| only_lab.as_ref().is_none_or(|l| *l == s.lab))
+        .filter(|s| only.is_empty() || only.contains(&s.user))
+        .collect();
     if cluster.output == Output::Json {
         let labs: Vec<_> = snap
             .labs()
@@ -155,26 +212,56 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
         return Ok(exit::OK);
     }
     if let Some(l) = &only_lab {
-        let mut t = render::table(&["student", "node", "running", "VMs", "bridges"]);
+        // One line per VM, so that a class fits 80 columns; the stand's networks below.
+        let mut t = render::table(&["student", "VM", "node", "state", "networks"]);
         for s in &chosen {
-            let vms: Vec<String> =
-                s.vms.iter().map(|vm| format!("{} {}: {}", vm.vmid, vm.name, vm_state(vm))).collect();
-            let bridges: Vec<String> = s.bridges.iter().map(BridgeEntry::cell).collect();
-            t.add_row(vec![
-                s.user.clone(),
-                s.nodes.join(", "),
-                format!("{}/{}", s.running, s.vms.len()),
-                vms.join("\n"),
-                bridges.join("\n"),
-            ]);
+            for (i, vm) in s.vms.iter().enumerate() {
+                t.add_row(vec![
+                    if i == 0 { s.user.clone() } else { String::new() },
+                    format!("{} {}", vm.vmid, vm.name),
+                    vm.node.clone(),
+                    vm_state(vm),
+                    vm_nets(vm),
+                ]);
+            }
         }
         let expires = match expiry_cell(&snap, l) {
             e if e == "-" => String::new(),
             e => format!(", expires after {e}"),
         };
-        crate::outln!("lab {l}: {} stands{expires}", chosen.len());
+        let vms: usize = chosen.iter().map(|s| s.vms.len()).sum();
+        let running: usize = chosen.iter().map(|s| s.running).sum();
+        let cut = chosen.iter().filter(|s| s.vms.iter().any(|v| !v.cut.is_empty())).count();
+        let exam = match cut {
+            0 => String::new(),
+            n => format!("; uplinks cut (✗) on {} (exam)", render::count(n, "stand")),
+        };
+        crate::outln!(
+            "{}",
+            render::wrap(
+                &format!(
+                    "lab {l}: {}, {running} of {vms} VMs running{expires}{exam}",
+                    render::count(chosen.len(), "stand")
+                ),
+                2
+            )
+        );
         if !chosen.is_empty() {
             crate::outln!("{t}");
+            let networks: Vec<String> = chosen
+                .iter()
+                .filter(|s| !s.bridges.is_empty())
+                .map(|s| {
+                    let cells: Vec<String> = s.bridges.iter().map(BridgeEntry::cell).collect();
+                    format!("{}: {}", s.user, cells.join(", "))
+                })
+                .collect();
+            if !networks.is_empty() {
+                crate::outln!("networks of each stand:");
+                for n in networks {
+                    crate::outln!("{}", render::wrap(&format!("  {n}"), 4));
+                }
+            }
         }
     } else {
         let mut labs: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
@@ -218,9 +305,14 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>) -> anyhow::Result
     Ok(exit::OK)
 }
 
-/// `stand status [LAB] [--watch [SECONDS]]`.
-pub async fn watch(cluster: &mut Cluster, only_lab: Option<&str>, every: Option<f64>) -> anyhow::Result<u8> {
-    let Some(seconds) = every else { return status(cluster, only_lab).await };
+/// `stand status [LAB [--only USER..]] [--watch [SECONDS]]`.
+pub async fn watch(
+    cluster: &mut Cluster,
+    only_lab: Option<&str>,
+    only: &[String],
+    every: Option<f64>,
+) -> anyhow::Result<u8> {
+    let Some(seconds) = every else { return status(cluster, only_lab, only).await };
     anyhow::ensure!(seconds > 0.0 && seconds.is_finite(), "--watch needs a number of seconds > 0");
     let clear = std::io::IsTerminal::is_terminal(&std::io::stdout());
     loop {
@@ -228,7 +320,7 @@ pub async fn watch(cluster: &mut Cluster, only_lab: Option<&str>, every: Option<
             crate::out!("\x1b[2J\x1b[H");
         }
         cluster.reload()?;
-        status(cluster, only_lab).await?;
+        status(cluster, only_lab, only).await?;
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)) => {}
             _ = tokio::signal::ctrl_c() => return Ok(exit::OK),

@@ -9,15 +9,25 @@ use anyhow::Context;
 use super::Usage;
 use super::arguments::{Output, Target};
 use super::sim_cmd::default_state_path;
+use super::sim_state::{Holder, Rendezvous, StateLock, acquire};
 use crate::pve::{ClientOptions, Connection, Credentials, Logged, Pve};
 use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
+
+/// The simulated cluster of `--sim`, and who runs it.
+enum Simulated {
+    /// This process: loaded from its saved state, saved back (under the lock, which a
+    /// command that changes the cluster holds to its end) by [`Cluster::close`].
+    Here { sim: Sim, state: PathBuf, lock: Option<StateLock> },
+    /// `stand serve --sim`, which holds it: calls go to it over HTTPS.
+    Served { state: PathBuf, at: Rendezvous },
+}
 
 /// An open cluster.
 pub struct Cluster {
     /// Where calls go.
     pub pve: Arc<dyn Pve>,
-    /// The in-process simulator and where its state is saved (`--sim`).
-    sim: Option<(Sim, PathBuf)>,
+    /// The simulated cluster (`--sim`).
+    sim: Option<Simulated>,
     /// Output mode.
     pub output: Output,
     /// How a real cluster was reached (`None` for `--sim`).
@@ -45,11 +55,12 @@ pub fn bad_settings(e: crate::pve::ConnectError) -> anyhow::Error {
 }
 
 impl Cluster {
-    /// Opens the cluster `target` names. Settings that cannot work (a bad fixture, fault
-    /// spec, URL or fingerprint) are bad input ([`Usage`], exit 2).
-    pub fn open(target: &Target) -> anyhow::Result<Cluster> {
+    /// Opens the cluster `target` names; `changes` says whether the command may change it
+    /// (then a simulated cluster is kept for this command to its end). Settings that cannot
+    /// work (a bad fixture, fault spec, URL or fingerprint) are bad input ([`Usage`], exit 2).
+    pub fn open(target: &Target, changes: bool) -> anyhow::Result<Cluster> {
         if let Some(fixture) = &target.sim {
-            return Self::open_sim(target, fixture);
+            return Self::open_sim(target, fixture, changes);
         }
         let conn = match &target.cluster {
             Some(name) => Connection::from_file(&Connection::default_file(), name, target.insecure),
@@ -65,7 +76,7 @@ impl Cluster {
         Ok(Cluster { pve: Arc::new(Logged::new(client)), sim: None, output: target.output, connection: Some(conn) })
     }
 
-    fn open_sim(target: &Target, fixture: &str) -> anyhow::Result<Cluster> {
+    fn open_sim(target: &Target, fixture: &str, changes: bool) -> anyhow::Result<Cluster> {
         if !(target.sim_time_scale >= 0.0 && target.sim_time_scale.is_finite()) {
             return Err(Usage(format!("--sim-time-scale must be a number ≥ 0, got {}", target.sim_time_scale)).into());
         }
@@ -80,38 +91,67 @@ impl Cluster {
             "" => None,
             path => Some(Fixture::load(std::path::Path::new(path)).map_err(|e| Usage(format!("{e:#}")))?),
         };
-        let sim = if state.exists() {
-            let sim = Sim::load(&state, opts).with_context(|| {
-                format!("cannot read the simulated cluster at {} (`stand sim reset` starts a new one)", state.display())
-            })?;
-            if let Some(f) = &named
-                && sim.state().fixture_digest.as_deref() != Some(f.digest().as_str())
-            {
-                return Err(Usage(format!(
+        let not_from = |saved: Option<&str>| {
+            let f = named.as_ref()?;
+            (saved != Some(f.digest().as_str())).then(|| {
+                Usage(format!(
                     "the simulated cluster saved at {} was not made from {fixture}: run `stand sim reset` to start \
                      again from {fixture}, or use plain --sim to continue the saved cluster",
                     state.display()
                 ))
-                .into());
+            })
+        };
+        let lock = match acquire(&state, changes)? {
+            Holder::Served(at) => {
+                if let Some(e) = not_from(at.fixture_digest.as_deref()) {
+                    return Err(e.into());
+                }
+                let conn = at.connection();
+                let client = conn.client(ClientOptions::default()).map_err(Unreachable::from)?;
+                let pve = Arc::new(Logged::new(client));
+                return Ok(Cluster {
+                    pve,
+                    sim: Some(Simulated::Served { state, at }),
+                    output: target.output,
+                    connection: Some(conn),
+                });
+            }
+            Holder::Free(lock) => lock,
+        };
+        let sim = if state.exists() {
+            let sim = Sim::load(&state, opts).with_context(|| {
+                format!("cannot read the simulated cluster at {} (`stand sim reset` starts a new one)", state.display())
+            })?;
+            if let Some(e) = not_from(sim.state().fixture_digest.as_deref()) {
+                return Err(e.into());
             }
             sim
         } else {
             Sim::new(named.as_ref().unwrap_or(&Fixture::default_cluster()), opts)
         };
         let pve = Arc::new(Logged::new(sim.client()));
-        Ok(Cluster { pve, sim: Some((sim, state)), output: target.output, connection: None })
+        Ok(Cluster { pve, sim: Some(Simulated::Here { sim, state, lock }), output: target.output, connection: None })
     }
 
-    /// Reads the simulator's saved state again, to see what other `--sim` commands did
-    /// meanwhile (`status --watch`). A real cluster is always current.
+    /// Reads the simulated cluster again, to see what other `--sim` commands did meanwhile
+    /// (`status --watch`). A real cluster, or one `stand serve --sim` serves, is always current.
     pub fn reload(&mut self) -> anyhow::Result<()> {
-        if let Some((sim, path)) = &self.sim
-            && path.exists()
-        {
-            let fresh = Sim::load(path, sim.options().clone())
-                .with_context(|| format!("cannot read the simulated cluster at {}", path.display()))?;
-            self.pve = Arc::new(Logged::new(fresh.client()));
-            self.sim = Some((fresh, path.clone()));
+        let Some(Simulated::Here { sim, state, lock: None }) = &self.sim else { return Ok(()) };
+        let (state, opts) = (state.clone(), sim.options().clone());
+        match acquire(&state, false)? {
+            Holder::Served(at) => {
+                let conn = at.connection();
+                self.pve = Arc::new(Logged::new(conn.client(ClientOptions::default()).map_err(Unreachable::from)?));
+                self.connection = Some(conn);
+                self.sim = Some(Simulated::Served { state, at });
+            }
+            Holder::Free(_read) if state.exists() => {
+                let fresh = Sim::load(&state, opts)
+                    .with_context(|| format!("cannot read the simulated cluster at {}", state.display()))?;
+                self.pve = Arc::new(Logged::new(fresh.client()));
+                self.sim = Some(Simulated::Here { sim: fresh, state, lock: None });
+            }
+            Holder::Free(_) => {}
         }
         Ok(())
     }
@@ -128,16 +168,19 @@ impl Cluster {
     /// Makes clients that act as a person, over this cluster's transport (`stand serve`).
     pub fn client_as(&self) -> anyhow::Result<crate::serve::ClientAs> {
         let base = match (&self.sim, &self.connection) {
-            (Some((sim, _)), _) => sim.client(),
-            (None, Some(conn)) => conn.client(ClientOptions::default()).map_err(Unreachable::from)?,
-            (None, None) => anyhow::bail!("no cluster to log in to"),
+            (Some(Simulated::Here { sim, .. }), _) => sim.client(),
+            (_, Some(conn)) => conn.client(ClientOptions::default()).map_err(Unreachable::from)?,
+            (_, None) => anyhow::bail!("no cluster to log in to"),
         };
         Ok(Arc::new(move |creds| base.sibling(creds)))
     }
 
-    /// The simulator this command runs on (`--sim`).
+    /// The simulator this command runs itself (`--sim`, unless `stand serve --sim` runs it).
     pub fn sim(&self) -> Option<&Sim> {
-        self.sim.as_ref().map(|(sim, _)| sim)
+        match &self.sim {
+            Some(Simulated::Here { sim, .. }) => Some(sim),
+            _ => None,
+        }
     }
 
     /// Whether this is the simulator.
@@ -147,16 +190,32 @@ impl Cluster {
 
     /// The simulator's time scale (`--sim`).
     pub fn time_scale(&self) -> Option<f64> {
-        self.sim.as_ref().map(|(sim, _)| sim.options().time_scale)
+        match &self.sim {
+            Some(Simulated::Here { sim, .. }) => Some(sim.options().time_scale),
+            Some(Simulated::Served { at, .. }) => Some(at.time_scale),
+            None => None,
+        }
+    }
+
+    /// Where the saved simulated cluster is (`--sim`).
+    pub fn sim_state(&self) -> Option<&std::path::Path> {
+        match &self.sim {
+            Some(Simulated::Here { state, .. } | Simulated::Served { state, .. }) => Some(state),
+            None => None,
+        }
     }
 
     /// A line saying where the commands go, for the top of text output.
     pub fn banner(&self) -> String {
         match &self.sim {
-            Some((sim, state)) => format!(
+            Some(Simulated::Here { sim, state, .. }) => format!(
                 "SIMULATED cluster, --sim-seed {} (state in {}); nothing real is touched",
                 sim.options().seed,
                 state.display()
+            ),
+            Some(Simulated::Served { at, .. }) => format!(
+                "SIMULATED cluster, served by stand serve --sim (pid {}, --sim-seed {}); nothing real is touched",
+                at.pid, at.seed
             ),
             None => format!("cluster {}", self.pve.endpoint()),
         }
@@ -167,10 +226,11 @@ impl Cluster {
         self.save()
     }
 
-    /// Saves the simulator's state now (a long-running command, after a change).
+    /// Saves the simulator's state now (a long-running command, after a change). Only the
+    /// command holding the cluster saves it.
     pub fn save(&self) -> anyhow::Result<()> {
-        if let Some((sim, path)) = &self.sim {
-            sim.save(path).with_context(|| format!("cannot save the simulated cluster to {}", path.display()))?;
+        if let Some(Simulated::Here { sim, state, lock: Some(_) }) = &self.sim {
+            sim.save(state).with_context(|| format!("cannot save the simulated cluster to {}", state.display()))?;
         }
         Ok(())
     }

@@ -33,7 +33,9 @@ mod fault_campaign;
 mod grading;
 /// up, re-up, down on the simulator.
 mod lab_cycle;
-/// A third-party client (proxmoxer) against the simulator.
+/// The `--sim` cluster is one cluster: commands take turns, `stand serve --sim` shares it.
+mod one_sim;
+/// Third-party clients (proxmoxer, Ansible, labomatics, deploy-stand) against the simulator.
 mod peer;
 /// The seed examples planned exactly.
 mod plan_examples;
