@@ -31,6 +31,8 @@ pub struct DestroyReport {
     pub users_kept: usize,
     /// Failures.
     pub failures: Vec<Failure>,
+    /// Steps that did not start because the run was interrupted (Ctrl-C).
+    pub interrupted: usize,
 }
 
 /// A VM `down` removes.
@@ -373,5 +375,6 @@ pub async fn destroy_actions(pve: Arc<dyn Pve>, graph: &ActionGraph, opts: &Appl
         groups: run.done(graph, |a| matches!(a, Action::DeleteGroup { .. })),
         users_kept: run.done(graph, |a| matches!(a, Action::ReleaseUser { .. })),
         failures: run.failures(),
+        interrupted: run.interrupted(),
     }
 }

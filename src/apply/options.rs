@@ -24,6 +24,8 @@ pub struct ApplyOptions {
     pub progress: bool,
     /// Without bars, a line on stderr per finished stand (output into a pipe or a file).
     pub stand_lines: bool,
+    /// Stops the run part way (Ctrl-C): no step starts after it.
+    pub interrupt: super::Interrupt,
 }
 
 impl Default for ApplyOptions {
@@ -37,6 +39,7 @@ impl Default for ApplyOptions {
             apply_foreign_network: false,
             progress: false,
             stand_lines: false,
+            interrupt: super::Interrupt::default(),
         }
     }
 }

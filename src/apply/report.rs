@@ -131,6 +131,8 @@ pub struct ApplyReport {
     pub renamed_bridges: Vec<String>,
     /// Failures.
     pub failures: Vec<Failure>,
+    /// Steps that did not start because the run was interrupted (Ctrl-C).
+    pub interrupted: usize,
     /// Credentials of users whose password was set.
     #[serde(skip)]
     pub credentials: Vec<Credential>,
@@ -141,6 +143,6 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// Everything converged.
     pub fn ok(&self) -> bool {
-        self.failures.is_empty()
+        self.failures.is_empty() && self.interrupted == 0
     }
 }

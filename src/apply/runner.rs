@@ -31,6 +31,8 @@ pub enum Outcome {
     Failed(Failure),
     /// A step it waits for failed or was cancelled: it did not run.
     Cancelled,
+    /// The run was interrupted before it started.
+    Interrupted,
 }
 
 /// The steps' outcomes, by step id.
@@ -44,6 +46,11 @@ impl RunReport {
     /// How many steps doing `what` changed the cluster.
     pub fn done(&self, graph: &ActionGraph, what: impl Fn(&Action) -> bool) -> usize {
         graph.steps().iter().zip(&self.outcomes).filter(|(s, o)| what(&s.action) && matches!(o, Outcome::Done)).count()
+    }
+
+    /// How many steps did not start because the run was interrupted.
+    pub fn interrupted(&self) -> usize {
+        self.outcomes.iter().filter(|o| matches!(o, Outcome::Interrupted)).count()
     }
 
     /// The failures, in step order.
@@ -76,12 +83,19 @@ pub async fn run_observed(
         let (pve, o) = (pve.clone(), o.clone());
         Box::pin(async move { perform(&*pve, &a, &o).await })
     });
-    run_with(graph, opts.per_node, act, on_end).await
+    run_with(graph, opts.per_node, act, on_end, &opts.interrupt).await
 }
 
 /// Runs `graph`, carrying out each action with `act`, at most `per_node` node-bound steps
-/// at once per node, telling `on_end` of each step that ends.
-pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end: Option<OnEnd>) -> RunReport {
+/// at once per node, telling `on_end` of each step that ends; after `interrupt`, no step
+/// starts.
+pub async fn run_with(
+    graph: &ActionGraph,
+    per_node: usize,
+    act: Perform,
+    on_end: Option<OnEnd>,
+    interrupt: &super::Interrupt,
+) -> RunReport {
     let gates: Vec<watch::Sender<Option<Ended>>> = graph.steps().iter().map(|_| watch::channel(None).0).collect();
     let mut limits: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
     let mut set = JoinSet::new();
@@ -94,7 +108,7 @@ pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end
             .action
             .node_limit()
             .map(|key| limits.entry(key).or_insert_with(|| Arc::new(Semaphore::new(per_node.max(1)))).clone());
-        let (act, on_end, step) = (act.clone(), on_end.clone(), step.clone());
+        let (act, on_end, step, interrupt) = (act.clone(), on_end.clone(), step.clone(), interrupt.clone());
         set.spawn(async move {
             let id = step.id;
             let mut ready = true;
@@ -114,10 +128,13 @@ pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end
                     Some(l) => l.clone().acquire_owned().await.ok(),
                     None => None,
                 };
-                match act(step.action.clone()).await {
-                    Ok(Done::Changed) => Outcome::Done,
-                    Ok(Done::AlreadyDone) => Outcome::AlreadyDone,
-                    Err(e) => Outcome::Failed(Failure::new(step.action.object(), e.cause, &e.message, &e.hint)),
+                match interrupt.is_stopped() {
+                    true => Outcome::Interrupted,
+                    false => match act(step.action.clone()).await {
+                        Ok(Done::Changed) => Outcome::Done,
+                        Ok(Done::AlreadyDone) => Outcome::AlreadyDone,
+                        Err(e) => Outcome::Failed(Failure::new(step.action.object(), e.cause, &e.message, &e.hint)),
+                    },
                 }
             };
             if let Some(f) = &on_end {
@@ -126,7 +143,7 @@ pub async fn run_with(graph: &ActionGraph, per_node: usize, act: Perform, on_end
             done.send_replace(Some(match outcome {
                 Outcome::Done | Outcome::AlreadyDone => Ended::Ok,
                 Outcome::Failed(_) => Ended::Failed,
-                Outcome::Cancelled => Ended::Cancelled,
+                Outcome::Cancelled | Outcome::Interrupted => Ended::Cancelled,
             }));
             (id, outcome)
         });

@@ -77,20 +77,28 @@ impl Outcome<'_> {
     fn report(&self, run: &RunReport, summary: &str) -> u8 {
         let failures = run.failures();
         let done = run.done(self.graph, |_| true);
+        let interrupted = run.interrupted();
         match self.cluster.output {
             Output::Text => {
                 crate::outln!("{}", render::wrap(&format!("lab {}: {summary}", self.lab), 2));
                 crate::out!("{}", render::failures(&failures));
+                if interrupted > 0 {
+                    crate::errln!("{}", render::wrap(&exit::interrupted_line(interrupted, "the command"), 2));
+                }
             }
             Output::Json => crate::outln!(
                 "{}",
                 json!({
                     "simulated": self.cluster.simulated(), "lab": self.lab, "operation": self.operation,
-                    "actions": self.graph.steps().len(), "done": done, "failures": failures, "converged": failures.is_empty(),
+                    "actions": self.graph.steps().len(), "done": done, "failures": failures,
+                    "interrupted": interrupted, "converged": failures.is_empty() && interrupted == 0,
                 })
             ),
         }
-        exit::of_run(failures.is_empty(), done > 0)
+        match interrupted {
+            0 => exit::of_run(failures.is_empty(), done > 0),
+            _ => exit::INTERRUPTED,
+        }
     }
 
     /// Prints that nothing was to be done.

@@ -150,7 +150,7 @@ async fn down_into(
         return Ok(exit::FAILED);
     }
     let report = destroy_actions(cluster.pve.clone(), &graph, &timing(cluster)).await;
-    let ok = report.failures.is_empty();
+    let ok = report.failures.is_empty() && report.interrupted == 0;
     if text {
         crate::outln!(
             "lab {name}: removed {}{}",
@@ -162,11 +162,17 @@ async fn down_into(
             }
         );
         crate::out!("{}", render::failures(&report.failures));
+        if report.interrupted > 0 {
+            crate::errln!("{}", render::wrap(&exit::interrupted_line(report.interrupted, "stand down"), 2));
+        }
     } else {
         emit(
             json!({ "simulated": cluster.simulated(), "lab": name, "removed": report, "kept_bridges": doomed.kept_bridges, "kept_vnets": doomed.kept_vnets, "converged": ok }),
             &mut sink,
         );
+    }
+    if report.interrupted > 0 {
+        return Ok(exit::INTERRUPTED);
     }
     let progress = report.vms + report.bridges + report.vnets + report.pools + report.users;
     Ok(exit::of_run(ok, progress > 0))

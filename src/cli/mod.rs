@@ -39,6 +39,15 @@ pub mod exit {
     /// Partially converged: some objects are done, others failed (the summary names them;
     /// running the command again continues).
     pub const PARTIAL: u8 = 3;
+    /// Interrupted (Ctrl-C): what was done is kept, and running the command again continues.
+    pub const INTERRUPTED: u8 = 130;
+
+    /// One line for the end of a run that Ctrl-C stopped.
+    pub fn interrupted_line(not_started: usize, again: &str) -> String {
+        format!(
+            "interrupted: {not_started} steps did not start; what was done is kept, and `{again}` again continues from here"
+        )
+    }
 
     /// The exit code of an error that ended a command: bad input (a script, a command line,
     /// a setting that cannot work) is [`USAGE`], anything else [`FAILED`].
@@ -126,6 +135,9 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
     };
     let changes = changes(&command);
     let mut cluster = target::Cluster::open(&args.target, changes)?;
+    if stops_on_ctrl_c(&command) {
+        cluster.stop_on_ctrl_c();
+    }
     if cluster.output == arguments::Output::Text && !quiet {
         crate::errln!("{}", render::wrap(&cluster.banner(), 2));
     }
@@ -210,6 +222,22 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
         cluster.close()?;
     }
     code
+}
+
+/// Whether Ctrl-C stops `command`'s run part way (the steps under way finish and it reports
+/// what was done) rather than the process at once.
+fn stops_on_ctrl_c(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Up { .. }
+            | Command::Run { .. }
+            | Command::Down { .. }
+            | Command::Reset { .. }
+            | Command::Power { .. }
+            | Command::Uplinks { .. }
+            | Command::Snapshot { .. }
+            | Command::Templates { .. }
+    )
 }
 
 /// Whether `command` may change the cluster: on `--sim` it then holds the simulated cluster

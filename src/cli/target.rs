@@ -10,6 +10,7 @@ use super::Usage;
 use super::arguments::{Output, Target};
 use super::sim_cmd::default_state_path;
 use super::sim_state::{Holder, Rendezvous, StateLock, acquire};
+use crate::apply::Interrupt;
 use crate::pve::{ClientOptions, Connection, Credentials, Logged, Pve};
 use crate::sim::{FaultSpec, Fixture, LatencyModel, Sim, SimOptions};
 
@@ -32,6 +33,8 @@ pub struct Cluster {
     pub output: Output,
     /// How a real cluster was reached (`None` for `--sim`).
     pub connection: Option<Connection>,
+    /// Ctrl-C: the command's runs start no more steps (see [`Cluster::stop_on_ctrl_c`]).
+    pub interrupt: Interrupt,
 }
 
 /// Why a cluster could not be reached (exit code 1).
@@ -73,7 +76,13 @@ impl Cluster {
                 "TLS verification is OFF (--insecure): anyone on the path can read the token; pin the certificate with PVE_FINGERPRINT instead"
             );
         }
-        Ok(Cluster { pve: Arc::new(Logged::new(client)), sim: None, output: target.output, connection: Some(conn) })
+        Ok(Cluster {
+            pve: Arc::new(Logged::new(client)),
+            sim: None,
+            output: target.output,
+            connection: Some(conn),
+            interrupt: Interrupt::default(),
+        })
     }
 
     fn open_sim(target: &Target, fixture: &str, changes: bool) -> anyhow::Result<Cluster> {
@@ -114,6 +123,7 @@ impl Cluster {
                     sim: Some(Simulated::Served { state, at }),
                     output: target.output,
                     connection: Some(conn),
+                    interrupt: Interrupt::default(),
                 });
             }
             Holder::Free(lock) => lock,
@@ -130,7 +140,13 @@ impl Cluster {
             Sim::new(named.as_ref().unwrap_or(&Fixture::default_cluster()), opts)
         };
         let pve = Arc::new(Logged::new(sim.client()));
-        Ok(Cluster { pve, sim: Some(Simulated::Here { sim, state, lock }), output: target.output, connection: None })
+        Ok(Cluster {
+            pve,
+            sim: Some(Simulated::Here { sim, state, lock }),
+            output: target.output,
+            connection: None,
+            interrupt: Interrupt::default(),
+        })
     }
 
     /// Reads the simulated cluster again, to see what other `--sim` commands did meanwhile
@@ -224,6 +240,30 @@ impl Cluster {
     /// Saves the simulator's state, so the next `--sim` command continues from it.
     pub fn close(self) -> anyhow::Result<()> {
         self.save()
+    }
+
+    /// On Ctrl-C, the command's runs start no more steps (those under way finish, and the
+    /// command reports what was done); a second Ctrl-C quits at once, after saving a
+    /// simulated cluster this command holds.
+    pub fn stop_on_ctrl_c(&self) {
+        let interrupt = self.interrupt.clone();
+        let saving = match &self.sim {
+            Some(Simulated::Here { sim, state, lock: Some(_) }) => Some((sim.clone(), state.clone())),
+            _ => None,
+        };
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            interrupt.stop();
+            crate::errln!("\ninterrupted: the steps under way finish, no other starts (Ctrl-C again quits at once)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                if let Some((sim, state)) = saving {
+                    let _ = sim.save(&state);
+                }
+                std::process::exit(130);
+            }
+        });
     }
 
     /// Saves the simulator's state now (a long-running command, after a change). Only the

@@ -182,6 +182,7 @@ pub fn timing(cluster: &Cluster) -> ApplyOptions {
     ApplyOptions {
         wait: WaitPolicy { first: scaled(defaults.wait.first), max: scaled(defaults.wait.max), ..defaults.wait },
         backoff: scaled(defaults.backoff),
+        interrupt: cluster.interrupt.clone(),
         ..defaults
     }
 }
@@ -277,6 +278,7 @@ async fn deploy(
         Some((_, graph)) => {
             let r = destroy_actions(cluster.pve.clone(), graph, &options).await;
             report.failures.extend(r.failures.iter().cloned());
+            report.interrupted += r.interrupted;
             Some(r)
         }
         None => None,
@@ -336,14 +338,20 @@ async fn deploy(
                     creds_path.display()
                 );
             }
-            if !report.ok() {
+            if !report.failures.is_empty() {
                 crate::out!("{}", render::failures(&report.failures));
                 crate::outln!(
                     "{} failed; the rest is done. `stand up` again continues from here.",
                     report.failures.len()
                 );
             }
+            if report.interrupted > 0 {
+                crate::errln!("{}", render::wrap(&exit::interrupted_line(report.interrupted, "stand up"), 2));
+            }
         }
+    }
+    if report.interrupted > 0 {
+        return Ok(exit::INTERRUPTED);
     }
     let progress =
         report.users_created + report.pools_created + report.bridges_created + report.vms_created + report.vms_started;

@@ -166,3 +166,51 @@ fn status_of_a_lab_is_one_line_per_vm_in_80_columns_and_shows_an_exam() {
         serde_json::json!({ "nic": "net2", "bridge": gw["nets"][2]["bridge"], "alias": "dmz", "link_down": false })
     );
 }
+
+/// Ctrl-C during `up` on `--sim`: the steps under way finish, the rest do not start, `up`
+/// says so and that running it again continues (exit 130), what was done is saved, and the
+/// next `up` finishes the lab.
+#[test]
+fn ctrl_c_during_up_keeps_what_was_done_and_the_next_up_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab3 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab3.rhai");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_stand"))
+        .current_dir(d)
+        .args(["up", lab3.to_str().unwrap(), "--sim", "--sim-time-scale", "0.1"])
+        .env("STAND_SIM_STATE", d.join("sim.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // When the first stand is done (a line per stand, into a pipe), Ctrl-C.
+    let mut err = BufReader::new(up.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "up ended before a stand was done: {seen}");
+        seen.push_str(&line);
+        if line.starts_with('✓') {
+            break;
+        }
+    }
+    assert!(Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let out = up.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("interrupted: the steps under way finish"), "{rest}");
+    assert!(
+        rest.contains("steps did not start; what was done is kept, and `stand up` again continues from here"),
+        "{rest}"
+    );
+    assert!(!rest.contains('✗'), "interrupted stands are not failures: {rest}");
+    let done = states(d);
+    assert!(!done.is_empty() && done.len() < 48, "part of the lab was made and saved: {}", done.len());
+
+    let o = stand(d, &["up", lab3.to_str().unwrap(), "--sim", "-q"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(states(d).len(), 48, "the next up finished it");
+    let o = stand(d, &["up", lab3.to_str().unwrap(), "--sim"], &[]);
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
+}

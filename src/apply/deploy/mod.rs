@@ -61,12 +61,21 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
         let p = progress.clone();
         Arc::new(move |step, outcome| p.step_ended(step, outcome))
     };
-    let run = run_with(&graph, opts.per_node, act, Some(on_end)).await;
+    let run = run_with(&graph, opts.per_node, act, Some(on_end), &opts.interrupt).await;
     progress.finish();
     let mut report = lock(&ctx.report).clone();
     report.failures = run.failures();
-    // A VM that did not get made because something before it failed is named once.
-    let mut named: BTreeSet<u32> = BTreeSet::new();
+    report.interrupted = run.interrupted();
+    // A VM that did not get made because something before it failed is named once; one a
+    // Ctrl-C kept from being made is not a failure: the next run makes it.
+    let interrupted_vms: BTreeSet<u32> = graph
+        .steps()
+        .iter()
+        .zip(&run.outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Interrupted))
+        .filter_map(|(s, _)| s.action.vm())
+        .collect();
+    let mut named: BTreeSet<u32> = interrupted_vms;
     for (step, outcome) in graph.steps().iter().zip(&run.outcomes) {
         if let (Outcome::Cancelled, Some(vmid)) = (outcome, step.action.vm())
             && !report.failures.iter().any(|f| f.object == step.action.object())
@@ -80,8 +89,20 @@ pub async fn apply(pve: Arc<dyn Pve>, plan: &Plan, snap: Arc<Snapshot>, opts: &A
             ));
         }
     }
-    let user_failed =
-        |user: &str| report.failures.iter().any(|f| f.object == ObjectRef::User { userid: user.to_string() });
+    let not_made: BTreeSet<&str> = graph
+        .steps()
+        .iter()
+        .zip(&run.outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Interrupted | Outcome::Cancelled))
+        .filter_map(|(s, _)| match &s.action {
+            Action::CreateUser { userid, .. } => Some(userid.as_str()),
+            _ => None,
+        })
+        .collect();
+    let user_failed = |user: &str| {
+        not_made.contains(user)
+            || report.failures.iter().any(|f| f.object == ObjectRef::User { userid: user.to_string() })
+    };
     report.credentials = Credential::of_plan(plan).into_iter().filter(|c| !user_failed(&c.user)).collect();
     report.seconds = clock.elapsed().as_secs_f64();
     report

@@ -18,6 +18,8 @@ pub(super) struct Progress {
     stands: Arc<Mutex<BTreeMap<String, StandProgress>>>,
     lines: bool,
     since: tokio::time::Instant,
+    /// After Ctrl-C, the stands not finished are not failures: nothing is said of them.
+    interrupt: crate::apply::Interrupt,
 }
 
 impl Progress {
@@ -45,8 +47,9 @@ impl Progress {
                 .into_iter()
                 .map(|(n, total)| {
                     let bar = mp.add(indicatif::ProgressBar::new(total));
+                    // The ETA only once a VM is done: before, there is no rate to tell it by.
                     let style = indicatif::ProgressStyle::with_template(
-                        "{prefix:>8} [{bar:30}] {pos}/{len} VMs {msg} ({elapsed}, eta {eta})",
+                        "{prefix:>8} [{bar:30}] {pos}/{len} VMs ({elapsed}{msg})",
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                     .progress_chars("=> ");
@@ -57,7 +60,14 @@ impl Progress {
                 .collect(),
             None => BTreeMap::new(),
         };
-        Progress { bars, last_steps, stands: Arc::new(Mutex::new(stands)), lines: opts.stand_lines, since }
+        Progress {
+            bars,
+            last_steps,
+            stands: Arc::new(Mutex::new(stands)),
+            lines: opts.stand_lines,
+            since,
+            interrupt: opts.interrupt.clone(),
+        }
     }
 
     /// A VM is finished when its last step ends (after a failure it ends cancelled).
@@ -65,6 +75,11 @@ impl Progress {
         let Some((node, user)) = self.last_steps.get(&step.id) else { return };
         if let Some(bar) = self.bars.get(node) {
             bar.inc(1);
+            if bar.position() < bar.length().unwrap_or(0) {
+                bar.set_message(format!(", eta {}", indicatif::HumanDuration(bar.eta())));
+            } else {
+                bar.set_message("");
+            }
         }
         let finished = {
             let mut stands = lock(&self.stands);
@@ -80,6 +95,8 @@ impl Progress {
             let vms = if total == 1 { "1 VM".to_string() } else { format!("{total} VMs") };
             if failed.is_empty() {
                 crate::errln!("✓ {user}: {vms} on {node} ({secs:.1} s)");
+            } else if self.interrupt.is_stopped() {
+                // Interrupted, not failed: the summary says what is left to do.
             } else {
                 crate::errln!("✗ {user}: {} of {vms} failed ({}) ({secs:.1} s)", failed.len(), failed.join(", "));
             }
