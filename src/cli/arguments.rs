@@ -162,13 +162,16 @@ pub struct ApplyArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Plan a lab and apply it: clone, wire, start, and give each student access.
-    #[command(long_about = "Runs LAB.rhai against a snapshot of the cluster, then applies the plan in parallel\n\
-        across nodes: users, pools and rights; private bridges (one network reload per node);\n\
-        clones, NICs, start. Re-running does only what is missing and finishes an interrupted run.\n\
-        New students' logins go to <lab>-credentials.csv (mode 0600).\n\n\
-        Examples:\n  stand up lab3.rhai --sim\n  stand up lab3.rhai --cluster lab --users group-b.txt\n  \
-        stand up lab3.rhai --only ivanov@pve --reset-passwords\n  \
-        stand up --legacy deployment_config.yml --users users_list.yml --lab lab1")]
+    #[command(long_about = "Runs LAB.rhai against a snapshot of the cluster, then applies the plan in parallel \
+        across nodes: users, pools and rights; private bridges (one network reload per node); \
+        clones, NICs, start. Re-running does only what is missing and finishes an interrupted \
+        run. New students' logins go to <lab>-credentials.csv (mode 0600).\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand up lab3.rhai --sim\n\
+        \x20\x20stand up lab3.rhai --cluster lab --users group-b.txt\n\
+        \x20\x20stand up lab3.rhai --only ivanov@pve --reset-passwords\n\
+        \x20\x20stand up --legacy deployment_config.yml --users users_list.yml --lab lab1")]
     Up {
         /// The lab.
         #[command(flatten)]
@@ -178,11 +181,12 @@ pub enum Command {
         apply: ApplyArgs,
     },
     /// Show what `up` would change; change nothing.
-    #[command(
-        long_about = "Shows, object by object, what `stand up` would create (+), update (~) or leave (=, with -v),\n\
-        and what of the lab is no longer in the script (-, removed only by `up --prune`).\n\n\
-        Examples:\n  stand plan lab3.rhai --sim\n  stand plan lab3.rhai --cluster lab --output json"
-    )]
+    #[command(long_about = "Shows, object by object, what `stand up` would create (+), update (~) or leave (=, with \
+            -v), and what of the lab is no longer in the script (-, removed only by `up --prune`).\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand plan lab3.rhai --sim\n\
+            \x20\x20stand plan lab3.rhai --cluster lab --output json")]
     Plan {
         /// The lab.
         #[command(flatten)]
@@ -195,9 +199,11 @@ pub enum Command {
         prune: bool,
     },
     /// Run any script (reports, queries, lab logic) and apply what it recorded.
-    #[command(long_about = "Runs SCRIPT.rhai with ARGS as `args()`. A script that only reads (nodes(), vms(), ...)\n\
-        prints its report; one that records users or VMs has them applied like `stand up`.\n\n\
-        Example:\n  stand run report.rhai --sim -- pve1")]
+    #[command(long_about = "Runs SCRIPT.rhai with ARGS as `args()`. A script that only reads (nodes(), vms(), ...) \
+        prints its report; one that records users or VMs has them applied like `stand up`.\n\
+        \n\
+        Example:\n\
+        \x20\x20stand run report.rhai --sim -- pve1")]
     Run {
         /// The script.
         script: PathBuf,
@@ -209,11 +215,13 @@ pub enum Command {
         apply: ApplyArgs,
     },
     /// Remove what carries the lab's marker, and nothing else.
-    #[command(
-        long_about = "Stops and deletes the lab's VMs, deletes its bridges (one network reload per node), pools,\n\
-        group, and the users no other lab uses. Only objects carrying the lab's marker are touched.\n\n\
-        Examples:\n  stand down lab3 --sim --dry-run\n  stand down lab3.rhai --only ivanov@pve"
-    )]
+    #[command(long_about = "Stops and deletes the lab's VMs, deletes its bridges (one network reload per node), \
+            pools, group, and the users no other lab uses. Only objects carrying the lab's marker \
+            are touched.\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand down lab3 --sim --dry-run\n\
+            \x20\x20stand down lab3.rhai --only ivanov@pve")]
     Down {
         /// The lab script (LAB.rhai) or the lab's name.
         #[arg(required_unless_present = "expired")]
@@ -232,13 +240,14 @@ pub enum Command {
         yes: bool,
     },
     /// Roll students' VMs back to a snapshot and start again those that ran.
-    #[command(
-        long_about = "Rolls each chosen VM back to a snapshot (`start`, which `up` takes of every VM it makes,\n\
-        or --to NAME) and starts again the VMs that were running. Only the lab's VMs are touched, and\n\
-        of those only the students and VMs chosen. Asks first on a terminal when more than one stand\n\
-        is affected (--yes does not ask).\n\n\
-        Examples:\n  stand reset lab3 --only ivanov@pve\n  stand reset lab3 --vm gw --to before-ospf --yes"
-    )]
+    #[command(long_about = "Rolls each chosen VM back to a snapshot (`start`, which `up` takes of every VM it makes, \
+            or --to NAME) and starts again the VMs that were running. Only the lab's VMs are \
+            touched, and of those only the students and VMs chosen. Asks first on a terminal when \
+            more than one stand is affected (--yes does not ask).\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand reset lab3 --only ivanov@pve\n\
+            \x20\x20stand reset lab3 --vm gw --to before-ospf --yes")]
     Reset {
         /// Which VMs.
         #[command(flatten)]
@@ -251,10 +260,14 @@ pub enum Command {
         yes: bool,
     },
     /// Power a lab's VMs on, off, down through the guest, or reboot them.
-    #[command(long_about = "Powers the chosen VMs of a lab, a few per node at a time (--per-node): `on` starts\n\
-        stopped VMs, `off` stops running ones at once, `shutdown` asks each guest to power off and\n\
-        stops it after --timeout seconds, `reboot` reboots running VMs and starts stopped ones.\n\n\
-        Examples:\n  stand power on lab3\n  stand power shutdown lab3 --only ivanov@pve --timeout 60")]
+    #[command(long_about = "Powers the chosen VMs of a lab, a few per node at a time (--per-node): `on` starts \
+        stopped VMs, `off` stops running ones at once, `shutdown` asks each guest to power off \
+        and stops it after --timeout seconds, `reboot` reboots running VMs and starts stopped \
+        ones.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand power on lab3\n\
+        \x20\x20stand power shutdown lab3 --only ivanov@pve --timeout 60")]
     Power {
         /// What to do.
         #[arg(value_enum)]
@@ -270,11 +283,15 @@ pub enum Command {
         per_node: usize,
     },
     /// Cut or restore a lab's access to shared networks (an exam without the internet).
-    #[command(long_about = "`off` disconnects (link_down=1) every connected NIC of the chosen VMs that sits on a\n\
-        shared bridge (vmbr0, a bridge from ensure_bridge, any bridge that is not a student's private\n\
-        one) and writes which ones into each VM's marker in the same config change. `on` reconnects\n\
-        exactly those, never a NIC that was down before. Re-running `up` meanwhile keeps them cut.\n\n\
-        Examples:\n  stand uplinks off lab3\n  stand uplinks on lab3 --only ivanov@pve")]
+    #[command(long_about = "`off` disconnects (link_down=1) every connected NIC of the chosen VMs that sits on a \
+        shared bridge (vmbr0, a bridge from ensure_bridge, any bridge that is not a student's \
+        private one) and writes which ones into each VM's marker in the same config change. `on` \
+        reconnects exactly those, never a NIC that was down before. Re-running `up` meanwhile \
+        keeps them cut.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand uplinks off lab3\n\
+        \x20\x20stand uplinks on lab3 --only ivanov@pve")]
     Uplinks {
         /// What to do.
         #[arg(value_enum)]
@@ -284,11 +301,14 @@ pub enum Command {
         scope: VmScope,
     },
     /// Take, list or delete a snapshot of a lab's VMs.
-    #[command(long_about = "Takes snapshot NAME of the chosen VMs (disks and config), lists their snapshots\n\
-        (--list), or deletes snapshot NAME (--delete). Names: a letter, then letters, digits, '-'\n\
-        or '_', up to 40 characters.\n\n\
-        Examples:\n  stand snapshot lab3 before-ospf\n  stand snapshot lab3 --list --only ivanov@pve\n  \
-        stand snapshot lab3 before-ospf --delete")]
+    #[command(long_about = "Takes snapshot NAME of the chosen VMs (disks and config), lists their snapshots \
+        (--list), or deletes snapshot NAME (--delete). Names: a letter, then letters, digits, \
+        '-' or '_', up to 40 characters.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand snapshot lab3 before-ospf\n\
+        \x20\x20stand snapshot lab3 --list --only ivanov@pve\n\
+        \x20\x20stand snapshot lab3 before-ospf --delete")]
     Snapshot {
         /// Which VMs.
         #[command(flatten)]
@@ -304,16 +324,18 @@ pub enum Command {
         delete: bool,
     },
     /// Grade every stand of a lab with the script's `fn check(stand)`, through the guest agent.
-    #[command(
-        long_about = "Runs the lab script's `fn check(stand)` once per deployed stand, all at once (--per-node\n\
-        agent calls at a time per node): it reads the guests through the QEMU guest agent (exec,\n\
-        read_file, hostname, interfaces) and records criteria with grade(). Prints students x criteria,\n\
-        writes --csv for a gradebook, and keeps each run in a SQLite database (--db) that --history\n\
-        reads. Changes nothing on the cluster. Exit 0 when every stand was checked, whatever the\n\
-        grades; 3 when some could not be; 2 for a script without `fn check`.\n\n\
-        Examples:\n  stand check lab3.rhai --sim\n  stand check lab3.rhai --only ivanov@pve --csv grades.csv\n  \
-        stand check lab3 --history --only ivanov@pve"
-    )]
+    #[command(long_about = "Runs the lab script's `fn check(stand)` once per deployed stand, all at once (--per-node \
+            agent calls at a time per node): it reads the guests through the QEMU guest agent (exec, \
+            read_file, hostname, interfaces) and records criteria with grade(). Prints students x \
+            criteria, writes --csv for a gradebook, and keeps each run in a SQLite database (--db) \
+            that --history reads. Changes nothing on the cluster. Exit 0 when every stand was \
+            checked, whatever the grades; 3 when some could not be; 2 for a script without `fn \
+            check`.\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand check lab3.rhai --sim\n\
+            \x20\x20stand check lab3.rhai --only ivanov@pve --csv grades.csv\n\
+            \x20\x20stand check lab3 --history --only ivanov@pve")]
     Check {
         /// The lab script (LAB.rhai); with --history, its name is enough.
         lab: PathBuf,
@@ -343,17 +365,20 @@ pub enum Command {
         per_node: usize,
     },
     /// Serve the class's web page (students and instructors), its JSON API and /metrics.
-    #[command(long_about = "Serves the class's web page. Each student logs in with their own Proxmox VE\n\
-        account and sees their stand: VMs, state, console links, the network picture,\n\
-        the last grades, and a reset button when the lab allows it\n\
-        (lab(#{ student_reset: true })). The lab's teacher or a PVE administrator sees\n\
-        the class: live state, grade sheet, reset and power per student, credentials.\n\
-        What a person sees is what PVE shows them; what they do runs with their own\n\
-        ticket. Also a JSON API under /api, and Prometheus metrics at /metrics in\n\
-        prometheus-pve-exporter's names (loopback, or with --metrics-token-file).\n\
-        Plain HTTP listens on loopback only; elsewhere give --tls-cert and --tls-key.\n\n\
-        Examples:\n  stand serve --sim\n  stand serve --cluster lab --lab lab3\n  \
-        stand serve --cluster lab --listen 0.0.0.0:8443 \\\n      --tls-cert cert.pem --tls-key key.pem")]
+    #[command(long_about = "Serves the class's web page. Each student logs in with their own Proxmox VE account and \
+        sees their stand: VMs, state, console links, the network picture, the last grades, and a \
+        reset button when the lab allows it (lab(#{ student_reset: true })). The lab's teacher \
+        or a PVE administrator sees the class: live state, grade sheet, reset and power per \
+        student, credentials. What a person sees is what PVE shows them; what they do runs with \
+        their own ticket. Also a JSON API under /api, and Prometheus metrics at /metrics in \
+        prometheus-pve-exporter's names (loopback, or with --metrics-token-file). Plain HTTP \
+        listens on loopback only; elsewhere give --tls-cert and --tls-key.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand serve --sim\n\
+        \x20\x20stand serve --cluster lab --lab lab3\n\
+        \x20\x20stand serve --cluster lab --listen 0.0.0.0:8443 \\\n\
+        \x20\x20\x20\x20\x20\x20--tls-cert cert.pem --tls-key key.pem")]
     Serve {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -382,10 +407,14 @@ pub enum Command {
     },
     /// Read-only preflight checks of the cluster (and of a lab, if given), each with its fix.
     #[command(long_about = "Read-only preflight checks, one row each (ok / warn / FAIL) with the fix:\n\
-        reachability, TLS, authentication, version, quorum, the privileges a lab needs, API latency,\n\
-        templates, storage for linked clones, vmbr0 on each node, pending network changes, capacity.\n\
-        With LAB.rhai, also whether that lab fits the cluster.\n\n\
-        Examples:\n  stand doctor\n  stand doctor lab3.rhai --cluster lab\n  stand doctor --sim --output json")]
+        reachability, TLS, authentication, version, quorum, the privileges a lab needs, API \
+        latency, templates, storage for linked clones, vmbr0 on each node, pending network \
+        changes, capacity. With LAB.rhai, also whether that lab fits the cluster.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand doctor\n\
+        \x20\x20stand doctor lab3.rhai --cluster lab\n\
+        \x20\x20stand doctor --sim --output json")]
     Doctor {
         /// A lab to check against the cluster.
         lab: Option<PathBuf>,
@@ -394,9 +423,12 @@ pub enum Command {
         users: Option<PathBuf>,
     },
     /// The topology of one stand and the lab's layout over the nodes (DOT or Mermaid).
-    #[command(long_about = "Draws the stand of one student (VMs, NICs, bridges, uplink) and how the lab's\n\
-        stands spread over the nodes.\n\nExamples:\n  stand graph lab3.rhai --sim | dot -Tsvg > lab3.svg\n  \
-        stand graph lab3.rhai --sim --format mermaid --student ivanov@pve")]
+    #[command(long_about = "Draws the stand of one student (VMs, NICs, bridges, uplink) and how the lab's stands \
+        spread over the nodes.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand graph lab3.rhai --sim | dot -Tsvg > lab3.svg\n\
+        \x20\x20stand graph lab3.rhai --sim --format mermaid --student ivanov@pve")]
     Graph {
         /// The lab.
         #[command(flatten)]
@@ -410,12 +442,15 @@ pub enum Command {
     },
     /// Explore the cluster interactively with the script functions; `:plan` and `:apply`
     /// what the session recorded.
-    #[command(long_about = "An interactive session with the functions of lab scripts, against the cluster\n\
-        (or --sim). Variables and the recorded plan persist between inputs; Tab completes functions\n\
-        and node, template and bridge names; get(\"/path\") reads any API path.\n\
-        Commands: :help [fn], :plan, :apply, :refresh, :load FILE, :quit.\n\
-        Reads statements from a pipe when stdin is not a terminal.\n\n\
-        Examples:\n  stand repl --sim\n  echo 'nodes()' | stand repl --sim")]
+    #[command(long_about = "An interactive session with the functions of lab scripts, against the cluster (or \
+        --sim). Variables and the recorded plan persist between inputs; Tab completes functions \
+        and node, template and bridge names; get(\"/path\") reads any API path. Commands: :help \
+        [fn], :plan, :apply, :refresh, :load FILE, :quit. Reads statements from a pipe when \
+        stdin is not a terminal.\n\
+        \n\
+        Examples:\n\
+        \x20\x20stand repl --sim\n\
+        \x20\x20echo 'nodes()' | stand repl --sim")]
     Repl {
         /// A script to evaluate first.
         #[arg(long, value_name = "FILE")]
@@ -425,12 +460,14 @@ pub enum Command {
         lab: String,
     },
     /// The reference of the lab functions, as Markdown (generated from the engine itself).
-    #[command(
-        long_about = "Prints the reference of the functions lab scripts call (create_user, alias, clone, ...),\n\
-        each with its parameters, what it does and an example, as Markdown. It is generated from\n\
-        the functions as registered, so it is always the running version's.\n\n\
-        Examples:\n  stand docs\n  stand docs clone\n  stand docs > LAB-FUNCTIONS.md"
-    )]
+    #[command(long_about = "Prints the reference of the functions lab scripts call (create_user, alias, clone, ...), \
+            each with its parameters, what it does and an example, as Markdown. It is generated from \
+            the functions as registered, so it is always the running version's.\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand docs\n\
+            \x20\x20stand docs clone\n\
+            \x20\x20stand docs > LAB-FUNCTIONS.md")]
     Docs {
         /// Only this function.
         function: Option<String>,
@@ -452,11 +489,12 @@ pub enum Command {
         watch: Option<f64>,
     },
     /// Templates by name, their copies on each node; make (sync) or remove (prune) copies.
-    #[command(long_about = "Templates by name, with their copies on each node and storage.\n\n\
-        `stand templates sync` puts a copy of each template on every node's own storage\n\
-        (same name, marker `stand: template-of=<vmid>`), so that `clone` by name picks the\n\
-        copy on the stand's node and the nodes make their linked clones in parallel.\n\
-        `stand templates prune` removes the copies no linked clone uses.")]
+    #[command(long_about = "Templates by name, with their copies on each node and storage.\n\
+        \n\
+        `stand templates sync` puts a copy of each template on every node's own storage (same \
+        name, marker `stand: template-of=<vmid>`), so that `clone` by name picks the copy on the \
+        stand's node and the nodes make their linked clones in parallel. `stand templates prune` \
+        removes the copies no linked clone uses.")]
     Templates {
         /// List (the default), sync or prune.
         #[command(subcommand)]
@@ -514,10 +552,13 @@ pub enum TemplatesCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Check a connection, then record it as NAME (secrets stay in their file or variable).
-    #[command(long_about = "Checks that the cluster answers with these settings, then adds [clusters.NAME] to\n\
-        ~/.config/stand/clusters.toml (mode 0600). The token secret is referenced, never copied.\n\n\
-        Example:\n  stand cluster add lab --url https://pve1.example.org:8006 --token-id stand@pve!deploy \\\n    \
-        --token-file ~/.config/stand/lab.token --fingerprint AB:CD:...")]
+    #[command(long_about = "Checks that the cluster answers with these settings, then adds [clusters.NAME] to \
+        ~/.config/stand/clusters.toml (mode 0600). The token secret is referenced, never copied.\n\
+        \n\
+        Example:\n\
+        \x20\x20stand cluster add lab --url https://pve1.example.org:8006 \\\n\
+        \x20\x20\x20\x20--token-id 'stand@pve!deploy' --token-file ~/.config/stand/lab.token \\\n\
+        \x20\x20\x20\x20--fingerprint AB:CD:...")]
     Add {
         /// The name to use with --cluster.
         name: String,
@@ -558,11 +599,14 @@ pub enum Latency {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Serve the simulator as a Proxmox VE API over HTTPS.
-    #[command(long_about = "Serve the simulator as a Proxmox VE API over HTTPS at /api2/json.\n\n\
-        The first lines on stdout are shell exports for PVE_URL, PVE_TOKEN and PVE_FINGERPRINT;\n\
-        logs go to stderr. Any Proxmox client works against it, for example:\n\n  \
-        eval \"$(stand sim serve | head -3)\"   # in another shell, keep it running\n  \
-        curl --cacert <(...) -H \"Authorization: PVEAPIToken=$PVE_TOKEN\" $PVE_URL/api2/json/nodes")]
+    #[command(long_about = "Serve the simulator as a Proxmox VE API over HTTPS at /api2/json.\n\
+        \n\
+        The first lines on stdout are shell exports for PVE_URL, PVE_TOKEN and PVE_FINGERPRINT; \
+        logs go to stderr. Any Proxmox client works against it, for example:\n\
+        \n\
+        \x20\x20eval \"$(stand sim serve | head -3)\"   # in another shell, keep it running\n\
+        \x20\x20curl --cacert <(...) -H \"Authorization: PVEAPIToken=$PVE_TOKEN\" \
+        $PVE_URL/api2/json/nodes")]
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8006")]
@@ -604,13 +648,13 @@ pub enum SimCommand {
 #[derive(Debug, Subcommand)]
 pub enum GuestCommand {
     /// Write a file in a student's VM (through the guest agent, as PVE's `file-write` does).
-    #[command(long_about = "Writes a file in a student's VM of the --sim cluster, through the guest agent
-        (PVE's agent/file-write), as if the student had: `stand check` then reads it.
-        The content is TEXT, or what stdin gives.
-
-        Examples:
-  stand sim guest write lab3 petrova web /etc/hostname web
-          stand sim guest write lab3 petrova web /root/report.txt < report.txt")]
+    #[command(long_about = "Writes a file in a student's VM of the --sim cluster, through the guest agent\n\
+        \x20\x20\x20\x20\x20\x20\x20\x20(PVE's agent/file-write), as if the student had: `stand check` then reads it.\n\
+        \x20\x20\x20\x20\x20\x20\x20\x20The content is TEXT, or what stdin gives.\n\
+        \n\
+        \x20\x20\x20\x20\x20\x20\x20\x20Examples:\n\
+        \x20\x20stand sim guest write lab3 petrova web /etc/hostname web\n\
+        \x20\x20\x20\x20\x20\x20\x20\x20\x20\x20stand sim guest write lab3 petrova web /root/report.txt < report.txt")]
     Write {
         /// The lab.
         lab: String,

@@ -88,7 +88,8 @@ pub fn main() -> ExitCode {
             // Rendered once, here; a script error shows its file, line and source.
             match e.downcast_ref::<crate::script::ScriptError>() {
                 Some(script) => crate::errln!("error: {script}"),
-                None => crate::errln!("error: {e:#}"),
+                // A long message (a list of students) wraps to the terminal, like warnings.
+                None => crate::errln!("{}", render::for_terminal(&format!("error: {e:#}"))),
             }
             ExitCode::from(exit::of_error(&e))
         }

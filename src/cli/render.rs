@@ -40,6 +40,15 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A message for a person at a terminal (an error, a warning): wrapped to the terminal's
+/// width there, as it is into a pipe or a log (one line to grep).
+pub fn for_terminal(text: &str) -> String {
+    match std::io::stderr().is_terminal() {
+        true => text.lines().map(|l| wrap(l, 2)).collect::<Vec<_>>().join("\n"),
+        false => text.to_string(),
+    }
+}
+
 /// `first` then `rest` wrapped to [`width`], continuation lines indented by `indent`.
 pub fn wrap(text: &str, indent: usize) -> String {
     let pad = " ".repeat(indent);

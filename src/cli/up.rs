@@ -39,7 +39,7 @@ fn diff_of(plan: &Plan, snap: &Snapshot, only: &[String]) -> Diff {
 fn warn(cluster: &Cluster, plan: &Plan) {
     if cluster.output == Output::Text {
         for w in &plan.warnings {
-            crate::errln!("warning: {w}");
+            crate::errln!("{}", render::for_terminal(&format!("warning: {w}")));
         }
     }
 }

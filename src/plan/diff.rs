@@ -58,6 +58,12 @@ impl Diff {
                 None => "the students".into(),
             };
             push(kind, "group", g.groupid.clone(), detail);
+            if let Some((teacher, bridges)) = &g.teacher_bridges {
+                for b in bridges {
+                    let id = format!("/sdn/zones/localnetwork/{b} {teacher}");
+                    push(ChangeKind::Create, "acl", id, "PVESDNUser: the teacher cuts uplinks".into());
+                }
+            }
         }
         for u in &plan.users {
             let kind = if !u.exists {

@@ -283,6 +283,11 @@ pub struct GroupPlan {
     /// Exists with another comment (the lab's expiry changed).
     #[serde(default)]
     pub comment_update: bool,
+    /// The lab's `teacher` and the shared bridges the stands use (`vmbr0`) that the teacher
+    /// still needs `SDN.Use` on, to cut and restore uplinks from `stand serve` (PVE 8 checks
+    /// it on `/sdn/zones/localnetwork/<bridge>` for any change to a NIC on the bridge).
+    #[serde(default)]
+    pub teacher_bridges: Option<(String, Vec<String>)>,
 }
 
 /// The desired state of one lab.
@@ -345,7 +350,7 @@ impl Plan {
                 && u.teacher_acl.is_none()
                 && u.in_group
                 && !u.new_password
-        }) && self.group.as_ref().is_none_or(|g| g.exists && !g.comment_update)
+        }) && self.group.as_ref().is_none_or(|g| g.exists && !g.comment_update && g.teacher_bridges.is_none())
             && self.bridges.iter().all(|b| b.exists && !b.comment_update)
             && self.vms.iter().all(|v| v.exists && v.update.is_empty() && !v.needs_start && v.baseline.is_none())
             && self.sdn.as_ref().is_none_or(SdnPlan::is_noop)

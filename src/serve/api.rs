@@ -85,12 +85,13 @@ pub(super) async fn act(
     let stand = class.stand(lab, user).filter(|s| access.sees(s)).ok_or_else(|| forbidden("not your stand"))?;
     let allowed = match kind {
         Kind::Reset => access.may_reset(stand),
-        Kind::Power(_) => access.may_power(stand),
+        Kind::Power(_) | Kind::Uplinks(_) => access.may_power(stand),
     };
     if !allowed {
         return Err(forbidden(match kind {
             Kind::Reset => "resetting this stand is up to the instructor (lab setting student_reset)",
             Kind::Power(_) => "powering stands on and off is up to the instructor",
+            Kind::Uplinks(_) => "cutting and restoring uplinks is up to the instructor",
         }));
     }
     if let Some(vm) = vm
@@ -102,6 +103,36 @@ pub(super) async fn act(
         ops::OpError::Busy => Refusal::Status(StatusCode::CONFLICT, e.to_string()),
         other => Refusal::Status(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
     })
+}
+
+/// Starts `kind` on every stand of `lab` the caller instructs (the class at once: an exam's
+/// uplinks); returns the operations' ids, or why none could start.
+pub(super) async fn act_on_lab(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    lab: &str,
+    kind: Kind,
+) -> Result<Vec<u64>, Refusal> {
+    let caller = app.caller(headers).ok_or(Refusal::SignIn)?;
+    if !csrf_ok(&caller.session, csrf) {
+        return Err(forbidden("missing or wrong CSRF token: reload the page"));
+    }
+    let (caller, seen, class) = signed_in(app, headers).await?;
+    let access = Access::new(&caller.session.user, &seen, &class);
+    if !access.instructs(lab) {
+        return Err(forbidden("the class's uplinks are up to its instructor"));
+    }
+    let stands: Vec<&crate::serve::view::StandView> =
+        class.stands.iter().filter(|s| s.lab == lab && access.may_power(s)).collect();
+    let mut started = Vec::new();
+    for stand in stands {
+        // A stand busy with another operation is left; the page shows which were started.
+        if let Ok(id) = ops::start(app, &caller.session, &class, stand, None, kind).await {
+            started.push(id);
+        }
+    }
+    Ok(started)
 }
 
 fn csrf_header(headers: &HeaderMap) -> Option<&str> {

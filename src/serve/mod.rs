@@ -114,6 +114,7 @@ pub fn router(backend: Backend, config: ServeConfig) -> Router {
         .route("/stands/{lab}/{user}/power/{op}", post(pages::power))
         .route("/stands/{lab}/{user}/network.svg", get(pages::network))
         .route("/labs/{lab}/credentials.csv", get(pages::credentials))
+        .route("/labs/{lab}/uplinks/{op}", post(pages::uplinks))
         .route("/assets/{file}", get(pages::asset))
         .route("/api/stands", get(api::stands))
         .route("/api/labs", get(api::labs))

@@ -23,6 +23,8 @@ pub enum Kind {
     Reset,
     /// A power change.
     Power(PowerOp),
+    /// An exam's uplinks: cut (`false`) or restored (`true`), as `stand uplinks` does.
+    Uplinks(bool),
 }
 
 /// `on`, `off`, `shutdown`, `reboot` as the routes name them.
@@ -166,6 +168,8 @@ pub async fn start(
             (graph, "reset".into())
         }
         Kind::Power(op) => (course::power(&refs, op), op.to_string()),
+        Kind::Uplinks(false) => (course::uplinks_off(&refs, &class.snapshot), "uplinks off".into()),
+        Kind::Uplinks(true) => (course::uplinks_on(&refs), "uplinks on".into()),
     };
     let id = app.ops.next.fetch_add(1, Ordering::Relaxed) + 1;
     let ended = Arc::new(AtomicUsize::new(0));

@@ -29,6 +29,7 @@ impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
         env.add_filter("points", |n: f64| crate::grade::number(n));
+        env.add_filter("when", |at: String| when(&at));
         for (name, source) in [
             ("base.html", include_str!("assets/base.html")),
             ("login.html", include_str!("assets/login.html")),
@@ -77,6 +78,18 @@ pub fn render_login(app: &App, csrf: &str, realms: &[String], error: Option<&str
     app.pages.render("login.html", context! { csrf, realms, error })
 }
 
+/// An RFC 3339 time as people read it, `2026-12-07 21:08 UTC`; the page's script shows it
+/// in the reader's own time zone (`<time datetime=..>`).
+fn when(at: &str) -> String {
+    match time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+        }
+        Err(_) => at.to_string(),
+    }
+}
+
 /// A VM as a page row.
 #[derive(Serialize)]
 struct VmRow<'a> {
@@ -100,6 +113,7 @@ struct StandCard<'a> {
     may_reset: bool,
     may_power: bool,
     busy: bool,
+    uplinks_cut: bool,
     grades: Option<Latest>,
 }
 
@@ -112,6 +126,7 @@ struct LabSection<'a> {
     stands: Vec<StandCard<'a>>,
     running: usize,
     vms: usize,
+    cut: usize,
     criteria: Vec<String>,
     credentials: bool,
     operations: Vec<OpView>,
@@ -149,6 +164,7 @@ impl App {
             may_reset: access.may_reset(s),
             may_power: access.may_power(s),
             busy: self.ops.running(&s.lab, &s.user),
+            uplinks_cut: s.uplinks_cut(),
             grades: grades.get(&s.user).cloned(),
         }
     }
@@ -193,6 +209,7 @@ pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             student_reset: info.student_reset,
             running: stands.iter().map(|s| s.running).sum(),
             vms: stands.iter().map(|s| s.total).sum(),
+            cut: stands.iter().filter(|s| s.uplinks_cut).count(),
             stands,
             criteria,
             credentials: app.config.credentials_dir.join(format!("{}-credentials.csv", info.lab)).is_file(),
@@ -279,6 +296,24 @@ pub async fn power(
         return error_page(&app, StatusCode::NOT_FOUND, "Power operations are on, off, shutdown and reboot.");
     };
     match act(&app, &headers, form.csrf.as_deref(), &lab, &user, form.vm.as_deref(), Kind::Power(op)).await {
+        Ok(_) => redirect("/"),
+        Err(r) => refused(&app, r),
+    }
+}
+
+/// `POST /labs/{lab}/uplinks/{off,on}` (form: `csrf`): an exam's uplinks for the whole class.
+pub async fn uplinks(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((lab, op)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let on = match op.as_str() {
+        "off" => false,
+        "on" => true,
+        _ => return error_page(&app, StatusCode::NOT_FOUND, "Uplinks are cut (off) or restored (on)."),
+    };
+    match super::api::act_on_lab(&app, &headers, form.csrf.as_deref(), &lab, Kind::Uplinks(on)).await {
         Ok(_) => redirect("/"),
         Err(r) => refused(&app, r),
     }

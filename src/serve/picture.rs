@@ -125,6 +125,7 @@ mod tests {
                     bridge: b.to_string(),
                     alias: a.map(str::to_string),
                     link_down: *down,
+                    cut: *down,
                 })
                 .collect(),
         }

@@ -58,6 +58,8 @@ pub struct Nic {
     pub alias: Option<String>,
     /// Disconnected (`link_down=1`, e.g. an exam's cut uplink).
     pub link_down: bool,
+    /// Cut by `stand uplinks off` (an exam), as the VM's marker says.
+    pub cut: bool,
 }
 
 /// One VM of a stand, as a page shows it.
@@ -104,6 +106,11 @@ impl StandView {
     /// How many of its VMs run.
     pub fn running(&self) -> usize {
         self.vms.iter().filter(|v| v.status == "running").count()
+    }
+
+    /// Whether an exam cut its uplinks (`stand uplinks off`).
+    pub fn uplinks_cut(&self) -> bool {
+        self.vms.iter().flat_map(|v| &v.nics).any(|n| n.cut)
     }
 }
 
@@ -257,6 +264,7 @@ impl ClusterView {
             if !wanted(lab) {
                 continue;
             }
+            let cut = crate::plan::course::cut_nics(vm);
             let nics = vm
                 .nets()
                 .into_iter()
@@ -270,6 +278,7 @@ impl ClusterView {
                             .map(|a| a.to_string()),
                         bridge,
                         link_down: nic.link_down,
+                        cut: cut.contains(&format!("net{slot}")),
                     })
                 })
                 .collect();

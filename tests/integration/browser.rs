@@ -81,6 +81,12 @@ async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
     c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
 }
 
+async fn log_out_and_in(c: &Client, base: &str, user: &str, password: &str) {
+    c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("input[name=username]")).await.unwrap();
+    log_in(c, base, user, password).await;
+}
+
 fn screenshot(name: &str, png: &[u8]) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -226,7 +232,59 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     }
     assert!(sheet.contains("SSH on port 2024") && sheet.contains("4 / 4") && sheet.contains("1 / 4"), "{sheet}");
     let instructor_png = screenshot("instructor.png", &c.screenshot().await.unwrap());
-    eprintln!("screenshots: {} {}", student_png.display(), instructor_png.display());
+
+    // The exam from the page: every stand's uplinks cut, shown on the page, then restored.
+    c.find(Locator::XPath("//button[text()='Cut uplinks (exam)']")).await.unwrap().click().await.unwrap();
+    let mut cut = false;
+    for _ in 0..200 {
+        c.refresh().await.unwrap();
+        let head = c.find(Locator::Css(".lab-head")).await.unwrap().text().await.unwrap();
+        if head.contains(&format!("uplinks cut on {n} of {n} stands (exam)", n = students.len())) {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(cut, "the page shows the class's uplinks cut:\n{page}");
+    let gw = root
+        .resources(Some("vm"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name.as_deref() == Some("gw-petrova"))
+        .unwrap();
+    let config = root.vm_config(&gw.node.clone().unwrap(), gw.vmid.unwrap()).await.unwrap();
+    assert!(config.get("net1").is_some_and(|n| n.contains("link_down=1")), "gw's uplink is cut: {config:?}");
+    assert_eq!(c.find_all(Locator::Css("table.class .pill.exam")).await.unwrap().len(), students.len());
+    c.find(Locator::XPath("//button[text()='Restore uplinks']")).await.unwrap().click().await.unwrap();
+    let mut restored = false;
+    for _ in 0..200 {
+        c.refresh().await.unwrap();
+        if c.find_all(Locator::Css(".pill.exam")).await.unwrap().is_empty() {
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(restored, "the uplinks are back");
+
+    // A phone: the instructor's page at 400 px wide does not scroll sideways.
+    c.set_window_size(400, 900).await.unwrap();
+    c.refresh().await.unwrap();
+    c.wait().for_element(Locator::Css("table.class")).await.unwrap();
+    let width = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.unwrap();
+    let (page, window) = (width[0].as_u64().unwrap(), width[1].as_u64().unwrap());
+    assert!(page <= window, "the page is {page} px wide in a {window} px window");
+    let phone_png = screenshot("instructor-phone.png", &c.screenshot().await.unwrap());
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // Times are the reader's local time, readable, never raw RFC 3339.
+    log_out_and_in(&c, &base, &students[0], PASSWORD).await;
+    c.wait().for_element(Locator::Css("article.stand time")).await.unwrap();
+    let shown = c.find(Locator::Css("article.stand time")).await.unwrap().text().await.unwrap();
+    assert!(!shown.contains('T') && !shown.contains('Z') && shown.contains("2026"), "a readable local time: {shown}");
+    eprintln!("screenshots: {} {} {}", student_png.display(), instructor_png.display(), phone_png.display());
     c.close().await.unwrap();
     handle.shutdown();
 }

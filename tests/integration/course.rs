@@ -409,7 +409,7 @@ fn the_script_resets_powers_snapshots_and_cuts_uplinks_as_steps_of_its_graph() {
 /// `stand` run in a pseudo-terminal by `tests/pty/answer.py`, which types `answer` when the
 /// command asks `question`; what it wrote, and its exit code. `None` (after saying SKIPPED)
 /// without python3, which CI always has.
-fn at_a_terminal(dir: &Path, question: &str, answer: &str, args: &[&str]) -> Option<(i32, String)> {
+pub fn at_a_terminal(dir: &Path, question: &str, answer: &str, args: &[&str]) -> Option<(i32, String)> {
     if Command::new("python3").arg("--version").output().is_err() {
         assert!(std::env::var_os("STAND_REQUIRE_PEER").is_none(), "python3 is needed for the pty test");
         eprintln!("SKIPPED: python3 is not installed");
@@ -421,6 +421,7 @@ fn at_a_terminal(dir: &Path, question: &str, answer: &str, args: &[&str]) -> Opt
         .args(args)
         .current_dir(dir)
         .env("STAND_SIM_STATE", dir.join("sim.json"))
+        .env("COLUMNS", "80")
         .env_remove("PVE_URL")
         .env_remove("PVE_TOKEN")
         .output()

@@ -262,8 +262,62 @@ fn tables_and_help_fit_the_width() {
         let o = stand(dir.path(), &args, &[]);
         assert!(widest(&String::from_utf8_lossy(&o.stdout)) <= 100, "default 100: {}", args.join(" "));
     }
+    // Every command's help at 80 columns: paragraphs wrap whole (no line broken after a
+    // word or two), and each example is a command line of its own, indented, never split.
+    let commands = [
+        "up",
+        "plan",
+        "run",
+        "down",
+        "reset",
+        "power",
+        "uplinks",
+        "snapshot",
+        "check",
+        "serve",
+        "doctor",
+        "graph",
+        "repl",
+        "docs",
+        "status",
+        "templates",
+        "cluster add",
+        "sim serve",
+        "sim guest write",
+    ];
+    for command in commands {
+        let args: Vec<&str> = command.split(' ').chain(["--help"]).collect();
+        let help = String::from_utf8_lossy(&stand(dir.path(), &args, &narrow).stdout).to_string();
+        assert!(widest(&help) <= 80, "`stand {command} --help` fits 80 columns:\n{help}");
+        let about = help.split("Usage:").next().unwrap();
+        let mut in_examples = false;
+        let lines: Vec<&str> = about.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with("Example") {
+                in_examples = true;
+                continue;
+            }
+            if in_examples && !line.is_empty() {
+                assert!(line.starts_with("  "), "`stand {command} --help`: an example split over lines:\n{about}");
+            }
+            let next = lines.get(i + 1).copied().unwrap_or_default();
+            if !in_examples && !line.is_empty() && !next.is_empty() && !next.starts_with(' ') {
+                assert!(line.chars().count() > 60, "`stand {command} --help`: a line broken early:\n{about}");
+            }
+        }
+    }
     let help = String::from_utf8_lossy(&stand(dir.path(), &["up", "--help"], &narrow).stdout).to_string();
     assert!(help.contains("Cluster options:") && help.contains("Output options:"), "{help}");
+    // A long error wraps at a terminal, and stays one line to grep in a pipe.
+    let o = stand(dir.path(), &["down", "lab3", "--sim", "--only", "petrov"], &narrow);
+    let piped = String::from_utf8_lossy(&o.stderr).lines().filter(|l| l.starts_with("error:")).count();
+    assert!(piped == 1 && widest(&String::from_utf8_lossy(&o.stderr)) > 80, "{}", text(&o));
+    if let Some((code, out)) =
+        crate::course::at_a_terminal(dir.path(), "", "", &["down", "lab3", "--sim", "--only", "petrov"])
+    {
+        assert_eq!(code, 1, "{out}");
+        assert!(widest(&out) <= 80 && out.contains("error: lab lab3 has no student 'petrov'"), "{out}");
+    }
     let own = help.find("--dry-run").unwrap();
     assert!(own < help.find("Cluster options:").unwrap(), "the command's own options come first:\n{help}");
 }

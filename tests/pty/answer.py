@@ -3,7 +3,7 @@
 
 Usage: answer.py QUESTION ANSWER CMD [ARGS..]: waits until the command writes QUESTION, types
 ANSWER and Enter, then prints everything the command wrote and exits with its exit code
-(3 when the question never came within 60 s).
+(3 when the question never came within 60 s). An empty QUESTION answers nothing.
 """
 import os
 import pty
@@ -17,7 +17,7 @@ if pid == 0:
     os.execvp(cmd[0], cmd)
 
 seen = b""
-asked = False
+asked = not question
 end = time.time() + 60
 while True:
     if not asked and question in seen:

@@ -21,6 +21,13 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
     if let Some(gp) = group.filter(|gp| gp.exists && gp.comment_update) {
         g.add(Action::MarkGroup { groupid: gp.groupid.clone(), comment: gp.comment.clone() }, Vec::new());
     }
+    // The teacher may cut and restore the stands' uplinks from `stand serve`.
+    if let Some((teacher, bridges)) = group.and_then(|gp| gp.teacher_bridges.as_ref()) {
+        for b in bridges {
+            let path = format!("/sdn/zones/localnetwork/{b}");
+            g.add(Action::SetAcl { path, role: "PVESDNUser".into(), ugid: teacher.clone() }, Vec::new());
+        }
+    }
     let waits_group: Vec<usize> = group_step.into_iter().collect();
     let mut user_steps: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pool_steps: BTreeMap<&str, usize> = BTreeMap::new();

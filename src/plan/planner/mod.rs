@@ -293,6 +293,34 @@ impl Planner {
         Ok(Plan { warnings, ..self.plan() })
     }
 
+    /// The shared bridges (not a student's own, not a VNet) the lab's VMs plug into, that its
+    /// `teacher` has no `SDN.Use` grant on yet.
+    fn teacher_bridges(&self) -> Option<(String, Vec<String>)> {
+        let teacher = self.settings.teacher.clone()?;
+        let private: BTreeSet<&str> =
+            self.bridges.iter().filter(|b| b.owner.is_some()).map(|b| b.iface.as_str()).collect();
+        let vnets: BTreeSet<String> =
+            self.sdn_plan().iter().flat_map(|s| s.vnets.iter().map(|v| v.vnet.clone())).collect();
+        let mut shared: BTreeSet<String> = BTreeSet::new();
+        for vm in &self.vms {
+            for nic in vm.nets.iter().flatten() {
+                if let Some(bridge) = nic.parse::<crate::pve::NetDevice>().ok().and_then(|d| d.bridge)
+                    && !private.contains(bridge.as_str())
+                    && !vnets.contains(&bridge)
+                {
+                    shared.insert(bridge);
+                }
+            }
+        }
+        let granted = |b: &String| {
+            self.snap.acl.iter().any(|a| {
+                a.path == format!("/sdn/zones/localnetwork/{b}") && a.ugid == teacher && a.roleid == "PVESDNUser"
+            })
+        };
+        let missing: Vec<String> = shared.into_iter().filter(|b| !granted(b)).collect();
+        (!missing.is_empty()).then_some((teacher, missing))
+    }
+
     /// The plan so far.
     pub fn plan(&self) -> Plan {
         let groupid = self.group_id();
@@ -317,6 +345,7 @@ impl Planner {
                 .is_some_and(|g| g.comment.as_deref().and_then(Marker::parse).as_ref() != Some(&marker)),
             comment: marker.to_string(),
             groupid,
+            teacher_bridges: self.teacher_bridges(),
         });
         Plan {
             lab: Some(self.settings.clone()),

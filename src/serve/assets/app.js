@@ -3,6 +3,15 @@
 // works the same without it (a <noscript> refresh covers running operations).
 (function () {
   "use strict";
+  // Times in the reader's own time zone and language: <time datetime="RFC 3339">.
+  function localTimes(root) {
+    var times = root.querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var d = new Date(times[i].getAttribute("datetime"));
+      if (!isNaN(d)) times[i].textContent = d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    }
+  }
+  localTimes(document);
   var main = document.getElementById("main");
   if (!main || !document.querySelector(".stand, .lab")) return;
   function refresh() {
@@ -12,7 +21,7 @@
       .then(function (html) {
         if (!html) return;
         var next = new DOMParser().parseFromString(html, "text/html").getElementById("main");
-        if (next) main.innerHTML = next.innerHTML;
+        if (next) { main.innerHTML = next.innerHTML; localTimes(main); }
       })
       .catch(function () {});
   }
