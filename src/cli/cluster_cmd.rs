@@ -18,6 +18,11 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<u8> {
         )
         .into());
     }
+    // Files are recorded by absolute path: the entry is used from any directory later.
+    let absolute = |p: Option<std::path::PathBuf>| -> anyhow::Result<Option<std::path::PathBuf>> {
+        p.map(|p| std::path::absolute(&p).with_context(|| format!("cannot resolve {}", p.display()))).transpose()
+    };
+    let (token_file, ca) = (absolute(token_file)?, absolute(ca)?);
     let file = Connection::default_file();
     let mut doc: toml::Table = match std::fs::read_to_string(&file) {
         Ok(text) => text.parse().with_context(|| format!("{} is not valid TOML", file.display()))?,

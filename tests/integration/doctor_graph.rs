@@ -221,6 +221,25 @@ fn cluster_add_checks_the_connection_and_records_it_without_the_secret() {
 
     let out = stand(dir.path(), &["status", "--cluster", "lab", "--output", "json"], &config);
     assert!(out.status.success(), "--cluster uses it: {}", String::from_utf8_lossy(&out.stderr));
+
+    // A token file named relative to where the command ran is recorded by its absolute
+    // path: the entry works from any directory.
+    std::fs::write(dir.path().join("lab.token"), secret).unwrap();
+    let out = stand(
+        dir.path(),
+        &["cluster", "add", "lab2", "--url", server.url.as_str(), "--token-id", id, "--token-file", "lab.token"]
+            .into_iter()
+            .chain(["--fingerprint", server.fingerprint.as_str()])
+            .collect::<Vec<_>>(),
+        &config,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let recorded = format!("token_file = \"{}\"", dir.path().join("lab.token").display());
+    assert!(text.contains(&recorded), "{text}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = stand(elsewhere.path(), &["status", "--cluster", "lab2", "--output", "json"], &config);
+    assert!(out.status.success(), "from another directory: {}", String::from_utf8_lossy(&out.stderr));
     server.shutdown();
 }
 
