@@ -615,7 +615,7 @@ fn every_commands_json_has_the_documented_keys() {
     assert_eq!(keys(&down), ["converged", "kept_bridges", "kept_vnets", "lab", "removed", "simulated"]);
     assert_eq!(
         keys(&down["removed"]),
-        ["bridges", "failures", "groups", "pools", "users", "users_kept", "vms", "vnets"]
+        ["bridges", "failures", "groups", "interrupted", "pools", "users", "users_kept", "vms", "vnets"]
     );
 }
 
