@@ -124,11 +124,6 @@ fn clone_spec(ctx: &NativeCallContext, spec: &Map) -> Res<CloneSpec> {
         span: None,
     })
 }
-
-///
-/// ```rhai
-/// let lan10 = alias(user, "lan", #{ vlan: 10 });
-/// ```"#;
 const DOC_CLONE: &str = r#"/// A VM of the student's stand, cloned from a template. Keys of `spec`:
 ///
 /// - `template`: a template's VMID, or its name (the copy on the stand's node first, then one

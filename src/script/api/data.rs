@@ -22,27 +22,12 @@ fn read_data(ctx: &NativeCallContext, api: &ApiContext, path: &str, yaml: bool) 
         Err(e) => fail(ctx, e),
     }
 }
-
-///
-/// ```rhai
-/// cluster_users().filter(|u| u.userid.ends_with("@pve"))
-/// ```"#;
 const DOC_YAML: &str = r#"/// A YAML file next to the script, as maps and arrays.
 ///
 /// ```rhai
 /// let cfg = yaml("deployment_config.yml");
 /// ```"#;
-
-///
-/// ```rhai
-/// let cfg = yaml("deployment_config.yml");
-/// ```"#;
 const DOC_JSON: &str = r#"/// A JSON file next to the script, as maps and arrays.
-///
-/// ```rhai
-/// let groups = json("groups.json");
-/// ```"#;
-
 ///
 /// ```rhai
 /// let groups = json("groups.json");

@@ -5,11 +5,6 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
 
 use super::{ApiContext, Res, fail, plan_err, userid};
-
-///
-/// ```rhai
-/// place(user, "pve2");
-/// ```"#;
 const DOC_ENSURE_BRIDGE: &str = r#"/// A shared bridge that must exist on `node`: made when missing; every lab that ensures it is
 /// recorded on it, and `down` removes it only when no VM is wired to it and no other lab
 /// uses it. A bridge `stand` did not make is never changed.
@@ -17,23 +12,7 @@ const DOC_ENSURE_BRIDGE: &str = r#"/// A shared bridge that must exist on `node`
 /// ```rhai
 /// let common = ensure_bridge("pve1", "vmbr60");
 /// ```"#;
-
-/// recorded on it, and `down` removes it only when no VM is wired to it and no other lab
-/// uses it. A bridge `stand` did not make is never changed.
-///
-/// ```rhai
-/// let common = ensure_bridge("pve1", "vmbr60");
-/// ```"#;
 const DOC_ALIAS: &str = r#"/// The student's private bridge for the network `name` on their node (`vmbr1000`+, the first
-/// free number, the same on every run); only its owner gets `SDN.Use` on it. `"lan.10"`
-/// makes the bridge VLAN aware and tags the NICs on it with 10; the untagged alias on the
-/// same bridge is a trunk.
-///
-/// ```rhai
-/// let lan = alias(user, "lan");
-/// let lan10 = alias(user, "lan.10");
-/// ```"#;
-
 /// free number, the same on every run); only its owner gets `SDN.Use` on it. `"lan.10"`
 /// makes the bridge VLAN aware and tags the NICs on it with 10; the untagged alias on the
 /// same bridge is a trunk.

@@ -5,31 +5,13 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
 
 use super::{ApiContext, Res, fail, plan_err, userid};
-
-/// (names transliterated: `дмитрий@pve` → `lab3-dmitrii`), the lab's role on it, and the group
-/// `<lab>-students`. Returns `#{ userid, name, pool, node }`.
-///
-/// ```rhai
-/// let user = create_user("ivanov@pve");
-/// ```"#;
 const DOC_PLACE_BALANCED: &str = r#"/// The node of the student's stand: the online node with the most memory left after what is
 /// planned (a deployed stand stays where it is).
 ///
 /// ```rhai
 /// let node = place_balanced(user);
 /// ```"#;
-
-/// planned (a deployed stand stays where it is).
-///
-/// ```rhai
-/// let node = place_balanced(user);
-/// ```"#;
 const DOC_PLACE_BALANCED_1: &str = r#"/// The same among some nodes only: `#{ nodes: ["pve1", "pve2"] }`.
-///
-/// ```rhai
-/// place_balanced(user, #{ nodes: ["pve2", "pve3"] });
-/// ```"#;
-
 ///
 /// ```rhai
 /// place_balanced(user, #{ nodes: ["pve2", "pve3"] });

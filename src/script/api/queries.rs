@@ -5,34 +5,7 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, FuncRegistration, NativeCallContext};
 
 use super::{ApiContext, Res, fail, to_dyn};
-
-///
-/// - `template`: a template's VMID, or its name (the copy on the stand's node first, then one
-///   on shared storage); a linked clone needs the template there.
-/// - `name`: the VM's name in the stand; the VM is named `<name>-<student>`.
-/// - `device`: `"linux"` (default): `virtio` NICs with the firewall on, from `net0`;
-///   `"ecorouter"`: `vmxnet3` NICs with MACs `1C:87:76:40:XX:XX`, `net0` added as the
-///   management port on `vmbr0` with `link_down=1`, the `nets` from `net1`.
-/// - `nets`: the bridges of the NICs in order (`"vmbr0"`, or values of `alias` and
-///   `ensure_bridge`); without `nets` a Linux VM keeps the template's NICs.
-/// - `full`: `true` for a full clone (default: linked).
-/// - `storage`: the target storage of a full clone.
-/// - `memory`, `cores`: MiB and cores (default: the template's).
-/// - `start`: start after deploying (default `true`).
-/// - `tags`: extra PVE tags (`stand` and `lab-<lab>` are always set).
-///
-/// Returns `#{ vmid, name, node, user, nets: [#{ bridge, model, mac, tag }] }`.
-///
-/// ```rhai
-/// clone(user, #{ template: "ecorouter", name: "gw", device: "ecorouter", nets: ["vmbr0", lan] });
-/// clone(user, #{ template: "debian-12", name: "pc", nets: [lan], memory: 1024, start: false });
-/// ```"#;
 const DOC_NODES: &str = r#"/// The cluster's nodes: `#{ name, online, maxmem, mem, maxcpu }`.
-///
-/// ```rhai
-/// for n in nodes() { print(`${n.name}: ${n.mem / 1073741824} GiB used`); }
-/// ```"#;
-
 ///
 /// ```rhai
 /// for n in nodes() { print(`${n.name}: ${n.mem / 1073741824} GiB used`); }
@@ -43,18 +16,7 @@ const DOC_VMS: &str = r#"/// The guests (not templates): `#{ vmid, node, name, s
 /// ```rhai
 /// vms().filter(|v| v.status == "running").len()
 /// ```"#;
-
-/// uptime, owner }`; `owner` names the lab and student of `stand`'s VMs.
-///
-/// ```rhai
-/// vms().filter(|v| v.status == "running").len()
-/// ```"#;
 const DOC_TEMPLATES: &str = r#"/// The templates: `#{ vmid, node, name, ... }` as `vms()`.
-///
-/// ```rhai
-/// templates().map(|t| t.name)
-/// ```"#;
-
 ///
 /// ```rhai
 /// templates().map(|t| t.name)
@@ -64,27 +26,12 @@ const DOC_STORAGES: &str = r#"/// The storages: `#{ id, kind, shared, content, n
 /// ```rhai
 /// storages().filter(|s| s.shared)
 /// ```"#;
-
-///
-/// ```rhai
-/// storages().filter(|s| s.shared)
-/// ```"#;
 const DOC_BRIDGES: &str = r#"/// The bridges of a node: `#{ iface, active, vlan_aware, comments, owner }`.
 ///
 /// ```rhai
 /// bridges("pve1").map(|b| b.iface)
 /// ```"#;
-
-///
-/// ```rhai
-/// bridges("pve1").map(|b| b.iface)
-/// ```"#;
 const DOC_POOLS: &str = r#"/// The pools: `#{ poolid, comment, owner }`.
-///
-/// ```rhai
-/// pools().len()
-/// ```"#;
-
 ///
 /// ```rhai
 /// pools().len()
