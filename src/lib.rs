@@ -25,6 +25,7 @@ pub mod grade;
 pub mod out;
 pub mod plan;
 pub mod pve;
+pub mod roster;
 pub mod script;
 pub mod serve;
 pub mod sim;

@@ -6,6 +6,7 @@
 
 mod act;
 mod course;
+pub mod credentials;
 mod deploy;
 mod destroy;
 mod interrupt;

@@ -67,7 +67,7 @@ impl From<&PveError> for Cause {
 }
 
 /// A student's credentials, for users whose password was set in this run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Credential {
     /// Userid.
     pub user: String,
@@ -78,6 +78,9 @@ pub struct Credential {
     pub node: String,
     /// VM names.
     pub vms: Vec<String>,
+    /// The student's name (from the roster), for the printed logins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Credential {
@@ -91,6 +94,7 @@ impl Credential {
                     password: u.password.clone()?,
                     node: u.node.clone().unwrap_or_default(),
                     vms: plan.vms.iter().filter(|v| v.user == u.userid).map(|v| v.name.clone()).collect(),
+                    name: u.full_name.as_ref().map(|n| n.display()),
                 })
             })
             .collect()

@@ -101,6 +101,15 @@ pub enum Output {
     Json,
 }
 
+/// The layout of `stand check --csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CsvFormat {
+    /// `user,name,total,max,<criterion>...,hints`.
+    Stand,
+    /// Moodle's grade import: `username`, one column per criterion, `total`.
+    Moodle,
+}
+
 /// What `up`, `plan` and `run` read.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LabInput {
@@ -110,9 +119,13 @@ pub struct LabInput {
     /// A deploy-stand deployment_config.yml (with --users users_list.yml).
     #[arg(long, value_name = "CONFIG")]
     pub legacy: Option<PathBuf>,
-    /// The student list (YAML, CSV or one per line), instead of the script's.
+    /// The students, instead of the script's: a roster (CSV, .xlsx, .ods with a ФИО or login
+    /// column) or a list of userids (YAML, CSV, one per line).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
+    /// Only the students of this group of the roster (its Группа/group column).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Only these students.
     #[arg(long, num_args = 1.., value_name = "USER")]
     pub only: Vec<String>,
@@ -348,9 +361,20 @@ pub enum Command {
         /// The student list the script reads with users(), instead of its own.
         #[arg(long, value_name = "FILE")]
         users: Option<PathBuf>,
-        /// Also write the grade sheet as CSV (user,total,max,<criterion>...).
+        /// Only the students of this group of the roster (its Группа/group column).
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// Also write the grade sheet as CSV (see --format).
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// The CSV's layout: `stand` (user,name,total,max,<criterion>...) or `moodle` (what
+        /// Moodle's grade import takes: username, one column per criterion, total).
+        #[arg(long, value_name = "FORMAT", default_value = "stand", requires = "csv")]
+        format: CsvFormat,
+        /// Also write the grade sheet as a spreadsheet (.xlsx): students x criteria, totals,
+        /// hints.
+        #[arg(long, value_name = "FILE")]
+        xlsx: Option<PathBuf>,
         /// The grade history database [default: ~/.local/state/stand/stand.db].
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
@@ -471,6 +495,29 @@ pub enum Command {
     Docs {
         /// Only this function.
         function: Option<String>,
+    },
+    /// Print the students' logins: one slip per student (name, login, password) on A4.
+    #[command(long_about = "Writes the printable logins of a lab as an HTML page: one slip per student with their \
+            name, login and password (and the class page's address with --url), laid out for A4, \
+            sorted by name. Open it in a browser and print it, or save it as PDF. It reads the \
+            credentials file `stand up` wrote and needs no cluster; `stand serve` shows the same \
+            page to the lab's instructor (Print logins).\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand credentials lab3 --html logins.html\n\
+            \x20\x20stand credentials lab3 --html logins.html --url https://class.example:8443/")]
+    Credentials {
+        /// The lab (its script or its name).
+        lab: String,
+        /// The page to write.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// The credentials file [default: <lab>-credentials.csv].
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The class page's address, printed on each slip.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// Shell completions: `stand completions bash > /etc/bash_completion.d/stand`.
     Completions {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use super::arguments::Output;
+use super::arguments::{CsvFormat, Output};
 use super::suggest::{not_in_lab, resolve_students};
 use super::target::Cluster;
 use super::{Usage, exit, lab, render, up};
@@ -22,7 +22,10 @@ pub struct CheckArgs<'a> {
     pub only: &'a [String],
     pub lab_name: Option<&'a str>,
     pub users: Option<&'a Path>,
+    pub group: Option<&'a str>,
     pub csv: Option<&'a Path>,
+    pub format: CsvFormat,
+    pub xlsx: Option<&'a Path>,
     pub db: Option<&'a Path>,
     pub timeout: u64,
     pub per_node: usize,
@@ -50,6 +53,7 @@ pub async fn check(cluster: &Cluster, args: CheckArgs<'_>) -> anyhow::Result<u8>
     }
     let opts = RunOptions {
         users_file: args.users.map(Path::to_path_buf),
+        group: args.group.map(str::to_string),
         lab: args.lab_name.map(str::to_string),
         ..RunOptions::default()
     };
@@ -73,11 +77,20 @@ pub async fn check(cluster: &Cluster, args: CheckArgs<'_>) -> anyhow::Result<u8>
         ClusterAgent::new(cluster.pve.clone(), tokio::runtime::Handle::current(), args.per_node).time_scale(scale),
     );
     let timeout = Duration::from_secs(args.timeout);
-    let outcomes = check_stands(script, snap, stands, agent.clone(), timeout).await;
-    let sheet = GradeSheet::new(&lab, &outcomes);
+    let outcomes = check_stands(script, snap.clone(), stands, agent.clone(), timeout).await;
+    let mut sheet = GradeSheet::new(&lab, &outcomes);
+    sheet.name_students(|user| snap.user(user).and_then(|u| u.name.clone()));
     if let Some(path) = args.csv {
-        let text = sheet.to_csv().context("cannot write the grade sheet as CSV")?;
+        let text = match args.format {
+            CsvFormat::Stand => sheet.to_csv(),
+            CsvFormat::Moodle => sheet.to_moodle_csv(),
+        };
+        let text = text.context("cannot write the grade sheet as CSV")?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = args.xlsx {
+        let bytes = sheet.to_xlsx().context("cannot write the grade sheet as a spreadsheet")?;
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let db = args.db.map(Path::to_path_buf).unwrap_or_else(default_db);
     let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
@@ -100,7 +113,7 @@ pub async fn check(cluster: &Cluster, args: CheckArgs<'_>) -> anyhow::Result<u8>
         Output::Text => print_sheet(&sheet, args.verbose),
     }
     if !args.quiet && cluster.output == Output::Text {
-        if let Some(path) = args.csv {
+        for path in args.csv.iter().chain(args.xlsx.iter()) {
             crate::errln!("grade sheet written to {}", path.display());
         }
         crate::errln!(
@@ -121,12 +134,20 @@ pub async fn check(cluster: &Cluster, args: CheckArgs<'_>) -> anyhow::Result<u8>
 /// stands that could not be checked (and, with -v, the hints of what failed).
 fn print_sheet(sheet: &GradeSheet, verbose: bool) {
     let numbers: Vec<String> = (1..=sheet.criteria.len()).map(|i| i.to_string()).collect();
+    // Names (short) when the roster gave them.
+    let named = sheet.stands.iter().any(|r| r.name.is_some());
     let mut header = vec!["student"];
+    if named {
+        header.push("name");
+    }
     header.extend(numbers.iter().map(String::as_str));
     header.push("points");
     let mut t = render::table(&header);
     for row in &sheet.stands {
         let mut line = vec![row.user.clone()];
+        if named {
+            line.push(row.name.as_ref().map(|n| n.short()).unwrap_or_default());
+        }
         for m in &row.marks {
             line.push(match (m.passed, m.unreached) {
                 (true, _) => console::style("✓").green().to_string(),

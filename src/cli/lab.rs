@@ -37,6 +37,7 @@ pub fn plan_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) ->
 fn run_lab(input: &LabInput, snap: Arc<Snapshot>, reset_passwords: bool) -> Result<Plan, ScriptError> {
     let opts = RunOptions {
         users_file: input.users.clone(),
+        group: input.group.clone(),
         reset_passwords,
         args: Vec::new(),
         lab: input.lab_name.clone(),

@@ -5,11 +5,11 @@ mod check;
 mod cluster_cmd;
 mod confirm;
 mod course;
-mod credentials;
 mod doctor;
 mod down;
 mod graph;
 mod lab;
+mod logins;
 mod render;
 mod repl;
 mod serve;
@@ -125,6 +125,9 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
         Command::Check { lab, only, lab_name, db, history: true, .. } => {
             return check::history(&lab, lab_name.as_deref(), &only, db.as_deref(), args.target.output);
         }
+        Command::Credentials { lab, html, file, url } => {
+            return logins::write(&lab, &html, file.as_deref(), url.as_deref(), quiet);
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -160,13 +163,16 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
         Command::Snapshot { scope, name, list, delete } => {
             course::snapshots(&cluster, scope, name.as_deref(), *list, *delete).await
         }
-        Command::Check { lab, only, lab_name, users, csv, db, timeout, per_node, .. } => {
+        Command::Check { lab, only, lab_name, users, group, csv, format, xlsx, db, timeout, per_node, .. } => {
             let opts = check::CheckArgs {
                 lab,
                 only,
                 lab_name: lab_name.as_deref(),
                 users: users.as_deref(),
+                group: group.as_deref(),
                 csv: csv.as_deref(),
+                format: *format,
+                xlsx: xlsx.as_deref(),
                 db: db.as_deref(),
                 timeout: *timeout,
                 per_node: *per_node,
@@ -181,6 +187,7 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
                 lab: Some(lab),
                 legacy: None,
                 users: users.clone(),
+                group: None,
                 only: Vec::new(),
                 lab_name: None,
                 overcommit: None,
@@ -215,7 +222,11 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
         Command::Sim(SimCommand::Guest(GuestCommand::Write { lab, user, vm, path, text })) => {
             sim_cmd::guest_write(&cluster, lab, user, vm, path, text.as_deref()).await
         }
-        Command::Sim(_) | Command::Cluster(_) | Command::Completions { .. } | Command::Docs { .. } => Ok(exit::OK),
+        Command::Sim(_)
+        | Command::Cluster(_)
+        | Command::Completions { .. }
+        | Command::Docs { .. }
+        | Command::Credentials { .. } => Ok(exit::OK),
     };
     // The simulator keeps what happened, even when the command failed halfway. Commands
     // that only read leave the saved state alone (another `--sim` command may be writing).

@@ -229,8 +229,8 @@ fn handle(cluster: &Cluster, session: &mut Session, input: &str) -> Step {
                     fail(format!("{} failed; `:apply` again continues", report.failures.len()));
                 }
                 if !report.credentials.is_empty() {
-                    let path = super::credentials::default_path(plan.lab_name());
-                    match super::credentials::save(&path, &report.credentials) {
+                    let path = crate::apply::credentials::default_path(plan.lab_name());
+                    match crate::apply::credentials::save(&path, &report.credentials) {
                         Ok(_) => crate::outln!(
                             "credentials of {}: {} (mode 0600)",
                             render::count(report.credentials.len(), "student"),

@@ -91,6 +91,7 @@ async fn prepare_demo(cluster: &Cluster, credentials_dir: &Path) -> anyhow::Resu
             lab: Some(script),
             legacy: None,
             users: None,
+            group: None,
             only: Vec::new(),
             lab_name: None,
             overcommit: None,

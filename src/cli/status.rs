@@ -68,6 +68,12 @@ impl BridgeEntry {
 struct Stand {
     lab: String,
     user: String,
+    /// Their name (from the roster, kept in PVE's `firstname`/`lastname`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// `Иванов П. С.`, for the table.
+    #[serde(skip)]
+    short_name: Option<String>,
     nodes: Vec<String>,
     vms: Vec<VmEntry>,
     bridges: Vec<BridgeEntry>,
@@ -94,6 +100,9 @@ fn stands(snap: &Snapshot) -> BTreeMap<(String, String), Stand> {
         let s = out.entry((lab.to_string(), user.to_string())).or_default();
         s.lab = lab.to_string();
         s.user = user.to_string();
+        let name = snap.user(user).and_then(|u| u.name.as_ref());
+        s.name = name.map(|n| n.display());
+        s.short_name = name.map(|n| n.short());
         if !s.nodes.contains(&vm.node) {
             s.nodes.push(vm.node.clone());
         }
@@ -215,14 +224,18 @@ pub async fn status(cluster: &Cluster, only_lab: Option<&str>, only: &[String]) 
         // One line per VM, so that a class fits 80 columns; the stand's networks below.
         let mut t = render::table(&["student", "VM", "node", "state", "networks"]);
         for s in &chosen {
+            // The login on the stand's first line, the name (short) on its second.
+            let short = s.short_name.clone();
             for (i, vm) in s.vms.iter().enumerate() {
-                t.add_row(vec![
-                    if i == 0 { s.user.clone() } else { String::new() },
-                    format!("{} {}", vm.vmid, vm.name),
-                    vm.node.clone(),
-                    vm_state(vm),
-                    vm_nets(vm),
-                ]);
+                let who = match i {
+                    0 => s.user.clone(),
+                    1 => short.clone().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                t.add_row(vec![who, format!("{} {}", vm.vmid, vm.name), vm.node.clone(), vm_state(vm), vm_nets(vm)]);
+            }
+            if let (Some(short), 1) = (&short, s.vms.len()) {
+                t.add_row(vec![short.clone(), String::new(), String::new(), String::new(), String::new()]);
             }
         }
         let expires = match expiry_cell(&snap, l) {

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::arguments::{ApplyArgs, LabInput, Output};
 use super::target::{Cluster, Unreachable};
-use super::{Usage, confirm, credentials, exit, lab, render};
+use super::{Usage, confirm, exit, lab, render};
+use crate::apply::credentials;
 use crate::apply::{ApplyOptions, ApplyReport, Credential, Doomed, apply, deploy_graph, destroy_actions};
 use crate::plan::templates::CloneQueues;
 use crate::plan::{ActionGraph, ChangeKind, Diff, Plan, Snapshot};
@@ -286,6 +287,19 @@ async fn deploy(
     let set: Vec<_> = report.credentials.clone();
     if !set.is_empty() {
         credentials::save(&creds_path, &set)?;
+    }
+    // A name the roster corrected is the printed logins' name too.
+    let renamed: Vec<(String, String)> = plan
+        .users
+        .iter()
+        .filter(|u| {
+            let user = crate::plan::ObjectRef::User { userid: u.userid.clone() };
+            u.name_update && !report.failures.iter().any(|f| f.object == user)
+        })
+        .filter_map(|u| Some((u.userid.clone(), u.full_name.as_ref()?.display())))
+        .collect();
+    if !renamed.is_empty() {
+        credentials::rename(&creds_path, &renamed)?;
     }
     match cluster.output {
         Output::Json => {

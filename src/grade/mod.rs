@@ -3,6 +3,7 @@
 //! run in the [`History`] database.
 
 mod agent;
+mod export;
 mod history;
 mod run;
 mod sheet;

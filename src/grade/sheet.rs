@@ -1,9 +1,19 @@
 //! The grade sheet: students × criteria from what each stand's `check` recorded, with a
-//! criterion a stand did not reach failed with the reason. Pure data; CSV for gradebooks.
+//! criterion a stand did not reach failed with the reason. Pure data; CSV for gradebooks
+//! (Moodle's and the spreadsheet are in `export`).
 
 use serde::Serialize;
 
 use super::run::StandOutcome;
+use crate::roster::FullName;
+
+/// A name in JSON as people write it (`Иванов Пётр Сергеевич`).
+fn display_name<S: serde::Serializer>(name: &Option<FullName>, s: S) -> Result<S::Ok, S::Error> {
+    match name {
+        Some(n) => s.serialize_str(&n.display()),
+        None => s.serialize_none(),
+    }
+}
 
 /// One criterion of the lab.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -40,6 +50,9 @@ pub struct Mark {
 pub struct Row {
     /// The student.
     pub user: String,
+    /// Their name (PVE's `firstname` and `lastname`, from the roster), when known.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "display_name")]
+    pub name: Option<FullName>,
     /// Node of the stand.
     pub node: String,
     /// `check` ran to its end and reached every guest it read.
@@ -106,6 +119,7 @@ impl GradeSheet {
                     .collect();
                 Row {
                     user: o.user.clone(),
+                    name: None,
                     node: o.node.clone(),
                     checked: o.error.is_none() && !marks.iter().any(|m| m.unreached),
                     // Why the stand could not be checked whole: where `check` stopped, else
@@ -121,6 +135,13 @@ impl GradeSheet {
             })
             .collect();
         GradeSheet { lab: lab.to_string(), criteria, stands }
+    }
+
+    /// Gives each student the name `name_of` knows them by.
+    pub fn name_students(&mut self, name_of: impl Fn(&str) -> Option<FullName>) {
+        for r in &mut self.stands {
+            r.name = name_of(&r.user);
+        }
     }
 
     /// Whether `check` ran to its end for every stand.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::model::VmPlan;
 use crate::pve::Secret;
+use crate::roster::FullName;
 
 /// One change to the cluster.
 #[derive(Clone, Debug, Serialize)]
@@ -31,6 +32,9 @@ pub enum Action {
         group: Option<String>,
         /// Account expiry, Unix seconds (0 = never).
         expire: u64,
+        /// Their name, from the roster.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<FullName>,
         /// The new password (never shown or serialized).
         #[serde(skip)]
         password: Option<Secret>,
@@ -46,6 +50,9 @@ pub enum Action {
         join_group: Option<String>,
         /// A new account expiry (Unix seconds, 0 = never).
         expire: Option<u64>,
+        /// Their name, when the roster's differs from PVE's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<FullName>,
         /// A reset password (never shown or serialized).
         #[serde(skip)]
         password: Option<Secret>,

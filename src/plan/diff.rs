@@ -68,7 +68,7 @@ impl Diff {
         for u in &plan.users {
             let kind = if !u.exists {
                 ChangeKind::Create
-            } else if u.comment_update || u.new_password || u.expire_update {
+            } else if u.comment_update || u.new_password || u.expire_update || u.name_update {
                 ChangeKind::Update
             } else {
                 ChangeKind::Keep
@@ -77,7 +77,14 @@ impl Diff {
                 (true, false) => "exists, not made by stand: left as it is".to_string(),
                 _ if u.new_password => "new password".to_string(),
                 _ if u.expire_update => "account expiry changes".to_string(),
+                _ if u.name_update => "name from the roster".to_string(),
                 _ => String::new(),
+            };
+            // Whose account it is, as the roster names them.
+            let detail = match (&u.full_name, detail.is_empty()) {
+                (Some(n), true) => n.display(),
+                (Some(n), false) => format!("{}; {detail}", n.display()),
+                (None, _) => detail,
             };
             push(kind, "user", u.userid.clone(), detail);
             push(

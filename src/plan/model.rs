@@ -152,6 +152,12 @@ pub struct UserPlan {
     pub ours: bool,
     /// The user's comment after this run (labs list).
     pub comment: String,
+    /// Their name, from the roster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<crate::roster::FullName>,
+    /// The roster's name differs from the one PVE has (a user `stand` made).
+    #[serde(default)]
+    pub name_update: bool,
     /// The comment must be updated (another lab adds itself).
     pub comment_update: bool,
     /// The pool exists already.
@@ -346,6 +352,7 @@ impl Plan {
                 && u.acl_exists
                 && !u.comment_update
                 && !u.expire_update
+                && !u.name_update
                 && u.sdn_acls.is_empty()
                 && u.teacher_acl.is_none()
                 && u.in_group

@@ -158,6 +158,9 @@ pub struct UserSnap {
     /// Account expiry, Unix seconds (0 = never).
     #[serde(default)]
     pub expire: u64,
+    /// Their name (PVE's `firstname` and `lastname`), when set.
+    #[serde(default)]
+    pub name: Option<crate::roster::FullName>,
 }
 
 /// A group.
@@ -324,7 +327,12 @@ impl Snapshot {
                     }
                     _ => Vec::new(),
                 };
+                let name = match (u.firstname.as_deref(), u.lastname.as_deref()) {
+                    (None, None) => None,
+                    (f, l) => Some(crate::roster::FullName::from_pve(f.unwrap_or_default(), l.unwrap_or_default())),
+                };
                 UserSnap {
+                    name,
                     userid: u.userid,
                     owner: u.comment.as_deref().and_then(Owner::of_user),
                     comment: u.comment,

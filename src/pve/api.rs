@@ -366,10 +366,11 @@ pub trait PveExt: Pve {
 
     /// `POST /access/users`.
     async fn create_user(&self, userid: &str, password: Option<&str>, comment: Option<&str>) -> Result<(), PveError> {
-        self.create_user_in(userid, password, comment, None, 0).await
+        self.create_user_in(userid, password, comment, None, 0, None).await
     }
 
-    /// `POST /access/users` with its first group and its expiry (Unix seconds, 0 = never).
+    /// `POST /access/users` with its first group, its expiry (Unix seconds, 0 = never) and
+    /// its name (`firstname`, `lastname`).
     async fn create_user_in(
         &self,
         userid: &str,
@@ -377,6 +378,7 @@ pub trait PveExt: Pve {
         comment: Option<&str>,
         group: Option<&str>,
         expire: u64,
+        name: Option<(&str, &str)>,
     ) -> Result<(), PveError> {
         let expire = (expire > 0).then(|| expire.to_string());
         let req = ApiRequest::post("/access/users")
@@ -384,7 +386,9 @@ pub trait PveExt: Pve {
             .opt("password", password)
             .opt("comment", comment)
             .opt("groups", group)
-            .opt("expire", expire.as_deref());
+            .opt("expire", expire.as_deref())
+            .opt("firstname", name.map(|n| n.0).filter(|f| !f.is_empty()))
+            .opt("lastname", name.map(|n| n.1).filter(|l| !l.is_empty()));
         self.exec(req).await
     }
 

@@ -328,6 +328,12 @@ pub struct UserInfo {
     /// Groups, comma-separated.
     #[serde(default)]
     pub groups: Option<Value>,
+    /// Given name (and patronymic).
+    #[serde(default)]
+    pub firstname: Option<String>,
+    /// Surname.
+    #[serde(default)]
+    pub lastname: Option<String>,
 }
 
 fn yes() -> bool {

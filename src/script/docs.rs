@@ -72,6 +72,7 @@ pub fn functions(extend: Option<&(dyn Fn(&mut rhai::Engine) + Send + Sync)>) -> 
         snap: Arc::new(Snapshot::default()),
         dir: Path::new(".").to_path_buf(),
         users_file: None,
+        group: None,
         args: Vec::new(),
     });
     let mut engine = new_engine();

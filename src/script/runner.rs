@@ -16,6 +16,8 @@ use crate::plan::{Plan, Planner, Snapshot, dns_safe, generate_password};
 pub struct RunOptions {
     /// `--users FILE`: the student list, overriding the script's.
     pub users_file: Option<PathBuf>,
+    /// `--group`: only the students of this group of the roster.
+    pub group: Option<String>,
     /// Give existing students new passwords.
     pub reset_passwords: bool,
     /// Extra arguments (`stand run SCRIPT ARGS..`), as `args()`.
@@ -109,6 +111,7 @@ pub(super) fn prepare(
         snap,
         dir: dir.to_path_buf(),
         users_file: opts.users_file.clone(),
+        group: opts.group.clone(),
         args: opts.args.clone(),
     });
     let mut engine = new_engine();

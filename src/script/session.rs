@@ -62,6 +62,7 @@ impl Session {
             snap,
             dir: dir.to_path_buf(),
             users_file: None,
+            group: None,
             args: Vec::new(),
         });
         let mut engine = new_engine();

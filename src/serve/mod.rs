@@ -12,6 +12,7 @@ mod access;
 mod api;
 mod auth;
 mod grades;
+mod logins;
 mod metrics;
 mod ops;
 mod pages;
@@ -28,6 +29,7 @@ use axum::routing::{get, post};
 
 use crate::apply::ApplyOptions;
 use crate::pve::{Credentials, Pve, PveClient, Secret};
+pub use logins::{by_name, logins_page};
 pub use view::{ClassView, ClusterView, Freshness, StandView};
 
 /// Makes a client that acts as a person (with their password at login, their ticket after).
@@ -114,6 +116,7 @@ pub fn router(backend: Backend, config: ServeConfig) -> Router {
         .route("/stands/{lab}/{user}/power/{op}", post(pages::power))
         .route("/stands/{lab}/{user}/network.svg", get(pages::network))
         .route("/labs/{lab}/credentials.csv", get(pages::credentials))
+        .route("/labs/{lab}/logins", get(pages::logins))
         .route("/labs/{lab}/uplinks/{op}", post(pages::uplinks))
         .route("/assets/{file}", get(pages::asset))
         .route("/api/stands", get(api::stands))

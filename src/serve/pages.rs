@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HOST, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, context};
@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::access::{Access, Caller};
 use super::api::{Refusal, act};
 use super::auth::CsrfForm;
+use super::logins::{by_name, logins_page};
 use super::ops::{Kind, OpView, power_op};
 use super::picture;
 use super::view::{ClassView, StandView, VmView};
 use super::{App, session::Seen};
+use crate::apply::Credential;
 use crate::grade::Latest;
 
 /// The page templates, parsed once.
@@ -105,6 +107,7 @@ struct VmRow<'a> {
 struct StandCard<'a> {
     lab: &'a str,
     user: &'a str,
+    name: Option<&'a str>,
     node: &'a str,
     running: usize,
     total: usize,
@@ -147,6 +150,7 @@ impl App {
         StandCard {
             lab: &s.lab,
             user: &s.user,
+            name: s.name.as_deref(),
             node: &s.node,
             running: s.running(),
             total: s.vms.len(),
@@ -363,6 +367,60 @@ pub async fn credentials(State(app): State<Arc<App>>, headers: HeaderMap, Path(l
                 .into_response()
         }
         Err(_) => error_page(&app, StatusCode::NOT_FOUND, &format!("No {lab}-credentials.csv next to the server.")),
+    }
+}
+
+/// `GET /labs/{lab}/logins`: one slip per student to print (name, login, password, this
+/// page's address), for the lab's instructor; from the credentials file `stand up` wrote.
+pub async fn logins(State(app): State<Arc<App>>, headers: HeaderMap, Path(lab): Path<String>) -> Response {
+    let (caller, seen, class) = match signed_in(&app, &headers).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let access = Access::new(&caller.session.user, &seen, &class);
+    if !access.taught(&class).iter().any(|l| l.lab == lab) {
+        return error_page(&app, StatusCode::FORBIDDEN, "Only the lab's instructor may print its logins.");
+    }
+    let path = app.config.credentials_dir.join(format!("{lab}-credentials.csv"));
+    let rows = match crate::apply::credentials::read(&path) {
+        Ok(rows) if !rows.is_empty() => rows,
+        Ok(_) => {
+            let msg = format!("No {lab}-credentials.csv with students next to the server: `stand up` writes it.");
+            return error_page(&app, StatusCode::NOT_FOUND, &msg);
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            return error_page(
+                &app,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The credentials file cannot be read; the server log says why.",
+            );
+        }
+    };
+    // The lab's students now, named as PVE knows them when the file does not say.
+    let students: Vec<&StandView> = class.stands.iter().filter(|s| s.lab == lab).collect();
+    let slips: Vec<Credential> = rows
+        .into_iter()
+        .filter_map(|mut c| {
+            let stand = students.iter().find(|s| s.user == c.user)?;
+            c.name = c.name.or_else(|| stand.name.clone());
+            Some(c)
+        })
+        .collect();
+    let missing = students.len() - slips.len();
+    let scheme = if app.config.tls { "https" } else { "http" };
+    let url = headers.get(HOST).and_then(|h| h.to_str().ok()).map(|host| format!("{scheme}://{host}/"));
+    tracing::info!("{} printed the logins of {lab}", caller.session.user);
+    match logins_page(&lab, &by_name(slips), url.as_deref(), missing) {
+        Ok(html) => ([(CONTENT_TYPE, "text/html; charset=utf-8"), (CACHE_CONTROL, "no-store")], html).into_response(),
+        Err(e) => {
+            tracing::error!("rendering the logins of {lab}: {e:#}");
+            error_page(
+                &app,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page could not be rendered; the server log says why.",
+            )
+        }
     }
 }
 

@@ -136,6 +136,7 @@ mod tests {
         let stand = StandView {
             lab: "lab3".into(),
             user: "петрова@pve".into(),
+            name: None,
             node: "pve1".into(),
             vms: vec![
                 vm(3001, "gw", &[("vmbr0", None, true), ("vmbr1000", Some("<lan>"), false)]),

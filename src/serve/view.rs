@@ -96,6 +96,8 @@ pub struct StandView {
     pub lab: String,
     /// Student (`user@realm`).
     pub user: String,
+    /// Their name (from the roster, in PVE's `firstname`/`lastname`), when set.
+    pub name: Option<String>,
     /// The node of its first VM.
     pub node: String,
     /// Its VMs, by VMID.
@@ -214,6 +216,7 @@ impl ClusterView {
                 StandView {
                     lab: lab.clone(),
                     user: user.clone(),
+                    name: structure.snapshot.user(user).and_then(|u| u.name.as_ref()).map(|n| n.display()),
                     node: vms.first().map(|v| v.node.clone()).unwrap_or_default(),
                     vms,
                 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::wd::{PrintConfiguration, PrintSize};
 use fantoccini::{Client, ClientBuilder, Locator};
 use stand::grade::{GradeSheet, History, StandOutcome};
-use stand::pve::PveExt;
+use stand::pve::{ApiRequest, PveExt};
 use stand::script::Grade;
 use stand::serve::{ServeConfig, router};
 use stand::sim::{Fixture, LatencyModel, Sim, SimOptions};
@@ -95,6 +96,41 @@ fn screenshot(name: &str, png: &[u8]) -> PathBuf {
     path
 }
 
+/// The printed logins: `pdftotext` finds every slip (name, login, password, the class
+/// page's address); `pdftoppm` renders the first page to `docs/screenshots/logins.png`.
+/// Without poppler-utils the check says it is skipped (and fails under
+/// `STAND_REQUIRE_BROWSER`).
+fn printed(pdf: &[u8], base: &str, students: &[String]) -> Option<PathBuf> {
+    assert!(pdf.starts_with(b"%PDF"), "Chromium printed a PDF");
+    let (Some(to_text), Some(to_png)) = (find(&["pdftotext"]), find(&["pdftoppm"])) else {
+        if std::env::var_os("STAND_REQUIRE_BROWSER").is_some() {
+            panic!("STAND_REQUIRE_BROWSER is set but pdftotext or pdftoppm is missing (apt install poppler-utils)");
+        }
+        eprintln!("SKIPPED: reading the printed logins needs pdftotext and pdftoppm (apt install poppler-utils)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logins.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = Command::new(to_text).arg("-layout").arg(&file).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for (login, name) in students.iter().zip(["Петрова Анна Викторовна", "Сидоров Иван Ильич", "Козлова Мария"])
+    {
+        assert!(text.contains(name) && text.contains(login.as_str()), "{name} ({login}) on a slip:\n{text}");
+    }
+    assert_eq!(text.matches(PASSWORD).count(), students.len(), "a password per slip:\n{text}");
+    assert_eq!(text.matches(&format!("{base}/")).count(), students.len(), "the class page on each slip:\n{text}");
+    let stem = dir.path().join("page");
+    let status = Command::new(to_png)
+        .args(["-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&file)
+        .arg(&stem)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Some(screenshot("logins.png", &std::fs::read(stem.with_extension("png")).unwrap()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     let _one_at_a_time = super::common::SERVE_IN_PROCESS.lock().await;
@@ -152,7 +188,18 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
         .unwrap()
         .record(&GradeSheet::new("lab3", &outcomes), "2026-11-23T10:00:00Z", "stand-sim")
         .unwrap();
-    std::fs::write(dir.path().join("lab3-credentials.csv"), "user,password,node,vms\n").unwrap();
+    // The credentials `stand up` wrote from a roster: names for two, PVE's name for the third.
+    let creds = format!(
+        "user,password,node,vms,name\n{}\n{}\n{}\n",
+        format_args!("{},{PASSWORD},pve1,gw-petrova pc-petrova,Петрова Анна Викторовна", students[0]),
+        format_args!("{},{PASSWORD},pve1,gw-sidorov pc-sidorov,", students[1]),
+        format_args!("{},{PASSWORD},pve1,gw-kozlova pc-kozlova,Козлова Мария", students[2]),
+    );
+    std::fs::write(dir.path().join("lab3-credentials.csv"), creds).unwrap();
+    let root = sim.session("root@pam");
+    let named =
+        ApiRequest::put("/access/users/sidorov@pve").param("firstname", "Иван Ильич").param("lastname", "Сидоров");
+    root.exec(named).await.unwrap();
     let config = ServeConfig {
         db: Some(db),
         cluster: "stand-sim".into(),
@@ -178,7 +225,6 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     assert!(text.contains("give gw's LAN interface 192.168.1.1/24"), "the hint of a failed criterion");
 
     // Something breaks in pc; the student resets that VM, confirms, and sees it back.
-    let root = sim.session("root@pam");
     let pc = root
         .resources(Some("vm"))
         .await
@@ -232,6 +278,14 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     }
     assert!(sheet.contains("SSH on port 2024") && sheet.contains("4 / 4") && sheet.contains("1 / 4"), "{sheet}");
     let instructor_png = screenshot("instructor.png", &c.screenshot().await.unwrap());
+
+    // Logins on paper: the page Chromium prints to PDF has one slip per student.
+    let href = c.find(Locator::XPath("//a[text()='Print logins']")).await.unwrap().attr("href").await.unwrap();
+    assert_eq!(href.as_deref(), Some("/labs/lab3/logins"));
+    c.goto(&format!("{base}/labs/lab3/logins")).await.unwrap();
+    let pdf = c.print(PrintConfiguration::builder().size(PrintSize::A4).build().unwrap()).await.unwrap();
+    let logins_png = printed(&pdf, &base, &students);
+    c.goto(&base).await.unwrap();
 
     // The exam from the page: every stand's uplinks cut, shown on the page, then restored.
     c.find(Locator::XPath("//button[text()='Cut uplinks (exam)']")).await.unwrap().click().await.unwrap();
@@ -288,7 +342,20 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     c.wait().for_element(Locator::Css("article.stand time")).await.unwrap();
     let shown = c.find(Locator::Css("article.stand time")).await.unwrap().text().await.unwrap();
     assert!(!shown.contains('T') && !shown.contains('Z') && shown.contains("2026"), "a readable local time: {shown}");
-    eprintln!("screenshots: {} {} {}", student_png.display(), instructor_png.display(), phone_png.display());
+    // A student's session is refused the logins.
+    c.goto(&format!("{base}/labs/lab3/logins")).await.unwrap();
+    let refused = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(
+        refused.contains("Only the lab's instructor may print its logins") && !refused.contains(PASSWORD),
+        "{refused}"
+    );
+    eprintln!(
+        "screenshots: {} {} {} {}",
+        student_png.display(),
+        instructor_png.display(),
+        phone_png.display(),
+        logins_png.map(|p| p.display().to_string()).unwrap_or_else(|| "(no logins.png: pdftoppm missing)".into())
+    );
     c.close().await.unwrap();
     handle.shutdown();
 }

@@ -45,6 +45,8 @@ mod reliability;
 mod repl;
 /// `--sim` runs replayed by their seed.
 mod replay;
+/// Rosters as schools export them, grades out as gradebooks import them, printed logins.
+mod rosters;
 /// SDN VXLAN: stands that span nodes, the simulated /cluster/sdn.
 mod sdn;
 /// `stand serve`: pages, API, sessions, metrics, load.

@@ -335,6 +335,7 @@ async fn a_student_sees_only_their_stand_acts_only_on_it_and_no_secret_leaks() {
     assert_eq!(c.get(&format!("/stands/lab3/{}/network.svg", encode(b))).await.0, StatusCode::FORBIDDEN);
     assert_eq!(c.get(&format!("/stands/lab3/{}/reset", encode(b))).await.0, StatusCode::FORBIDDEN);
     assert_eq!(c.get("/labs/lab3/credentials.csv").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(c.get("/labs/lab3/logins").await.0, StatusCode::FORBIDDEN, "the printable logins too");
     // Powering is the instructor's, even on one's own stand.
     let own = format!("/api/stands/lab3/{}", encode(a));
     assert_eq!(c.api_post(&format!("{own}/power/off"), Some(&csrf), "").await.0, StatusCode::FORBIDDEN);
@@ -411,6 +412,9 @@ async fn the_instructor_sees_the_class_and_grades_powers_a_stand_and_gets_the_cr
     assert_eq!((labs[0]["lab"].as_str(), labs[0]["instructor"].as_bool()), (Some("lab3"), Some(true)));
     let (status, _, csv) = teacher.get("/labs/lab3/credentials.csv").await;
     assert_eq!((status, csv.as_str()), (StatusCode::OK, "user,password,node,vms\n"));
+    let (status, _, page) = teacher.get("/labs/lab3/logins").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no slips to print from a file without students");
+    assert!(page.contains("`stand up` writes it"), "{page}");
 
     let csrf = teacher.csrf().await;
     let (status, _, _) =

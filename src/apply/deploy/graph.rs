@@ -39,15 +39,22 @@ pub fn deploy_graph(plan: &Plan, snap: &Snapshot, apply_foreign_network: bool) -
                 comment: u.comment.clone(),
                 group: group.map(|gp| gp.groupid.clone()),
                 expire: u.expire,
+                name: u.full_name.clone(),
                 password,
             };
             Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))
-        } else if u.comment_update || u.expire_update || (group.is_some() && !u.in_group) || password.is_some() {
+        } else if u.comment_update
+            || u.expire_update
+            || u.name_update
+            || (group.is_some() && !u.in_group)
+            || password.is_some()
+        {
             let a = Action::UpdateUser {
                 userid: u.userid.clone(),
                 comment: u.comment_update.then(|| u.comment.clone()),
                 join_group: group.filter(|_| !u.in_group).map(|gp| gp.groupid.clone()),
                 expire: u.expire_update.then_some(u.expire),
+                name: u.full_name.clone().filter(|_| u.name_update),
                 password,
             };
             Some(g.add_edges(a, Vec::new(), Vec::new(), waits_group.clone()))

@@ -20,6 +20,7 @@ use crate::apply::report::{ApplyReport, Cause, Credential, Failure};
 use crate::apply::runner::{OnEnd, Outcome, Perform, run_with};
 use crate::plan::{Action, BridgePlan, ObjectRef, Plan, Snapshot};
 use crate::pve::{ApiRequest, Pve, PveExt, Secret};
+use crate::roster::FullName;
 
 use crate::apply::retry::repeatable;
 use context::{Ctx, lock};
@@ -126,20 +127,25 @@ async fn perform_deploy(ctx: &Ctx, action: &Action) -> Result<Done, ActError> {
                 .map_err(|e| ActError::new(e, "check Group.Allocate on /access/groups; re-run `stand up`"))?;
             Ok(Done::Changed)
         }
-        Action::CreateUser { userid, comment, group, expire, password } => {
+        Action::CreateUser { userid, comment, group, expire, name, password } => {
             let group = group.as_deref().filter(|_| ctx.group_ok.load(Ordering::SeqCst));
             let password = password.as_ref().map(Secret::expose);
-            ctx.create(|| pve.create_user_in(userid, password, Some(comment), group, *expire)).await.map_err(|e| {
-                ActError::new(e, "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`")
-            })?;
+            let name = name.as_ref().map(FullName::pve);
+            let name = name.as_ref().map(|(f, l)| (f.as_str(), l.as_str()));
+            ctx.create(|| pve.create_user_in(userid, password, Some(comment), group, *expire, name)).await.map_err(
+                |e| ActError::new(e, "check the token has User.Modify and Realm.AllocateUser; re-run `stand up`"),
+            )?;
             ctx.count(|r| r.users_created += 1);
             Ok(Done::Changed)
         }
-        Action::UpdateUser { userid, comment, join_group, expire, password } => {
-            if comment.is_some() || expire.is_some() {
+        Action::UpdateUser { userid, comment, join_group, expire, name, password } => {
+            if comment.is_some() || expire.is_some() || name.is_some() {
                 let mut req = ApiRequest::put(format!("/access/users/{userid}")).opt("comment", comment.as_deref());
                 if let Some(e) = expire {
                     req = req.param("expire", e.to_string());
+                }
+                if let Some((first, last)) = name.as_ref().map(FullName::pve) {
+                    req = req.param("firstname", first).param("lastname", last);
                 }
                 ctx.retry(repeatable, |_| pve.exec(req.clone()))
                     .await

@@ -13,7 +13,7 @@ mod vms;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::course_ops::CourseOp;
@@ -141,6 +141,15 @@ pub struct Planner {
     course: Vec<CourseOp>,
     /// VNets of the lab (`network: "vxlan"`).
     vnets: Vec<VnetPlan>,
+    /// Index into `users` by userid, by pool and by name key (a class of thousands is
+    /// checked for duplicates without scanning it per student).
+    user_at: HashMap<String, usize>,
+    pool_at: HashMap<String, usize>,
+    key_at: HashMap<String, usize>,
+    /// Students' names from the roster, by userid.
+    full_names: BTreeMap<String, crate::roster::FullName>,
+    /// What reading the roster left out, for the plan's warnings.
+    roster_notes: Vec<String>,
 }
 
 impl Planner {
@@ -175,6 +184,11 @@ impl Planner {
             no_baseline: Vec::new(),
             course: Vec::new(),
             vnets: Vec::new(),
+            user_at: HashMap::new(),
+            pool_at: HashMap::new(),
+            key_at: HashMap::new(),
+            full_names: BTreeMap::new(),
+            roster_notes: Vec::new(),
         })
     }
 
@@ -186,6 +200,19 @@ impl Planner {
     /// The lab's settings.
     pub fn settings(&self) -> &LabSettings {
         &self.settings
+    }
+
+    /// Takes the students' names from a roster (kept in their PVE users' `firstname` and
+    /// `lastname`) and says what reading it left out.
+    pub fn read_roster(&mut self, roster: &crate::roster::Roster) {
+        for p in &roster.people {
+            if let Some(n) = &p.name {
+                self.full_names.insert(p.userid.clone(), n.clone());
+            }
+        }
+        if !roster.skipped.is_empty() {
+            self.roster_notes.push(format!("{}: skipped {}", roster.file, roster.skipped.join(", ")));
+        }
     }
 
     /// Gives existing `stand` users new passwords too.
@@ -279,6 +306,7 @@ impl Planner {
     /// error comes with the script position of the object that caused it.
     pub fn finish(&self) -> Result<Plan, (PlanError, Option<Span>)> {
         let mut warnings = self.check_memory()?;
+        warnings.extend(self.roster_notes.iter().cloned());
         if let (Some(name), false) = (&self.settings.baseline, self.no_baseline.is_empty()) {
             let mut vms = self.no_baseline.clone();
             let more = vms.len().saturating_sub(5);

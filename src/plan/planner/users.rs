@@ -17,7 +17,7 @@ impl Planner {
                 "'{userid}' is not a Proxmox userid: write it as name@realm, e.g. student1@pve"
             )));
         }
-        if self.users.iter().any(|u| u.userid == userid) {
+        if self.user_at.contains_key(userid) {
             return Err(invalid(format!("user '{userid}' is listed twice")));
         }
         let (name, realm) = userid.split_once('@').unwrap_or((userid, "pve"));
@@ -35,7 +35,9 @@ impl Planner {
         }
         let base = format!("{}-{}", self.lab(), dns_safe(name));
         let pool = if realm == "pve" { base } else { format!("{base}-{}", dns_safe(realm)) };
-        if let Some(other) = self.users.iter().find(|u| u.pool == pool || u.name_key() == dns_safe(name)) {
+        let key = dns_safe(name);
+        let same = self.pool_at.get(&pool).or_else(|| self.key_at.get(&key));
+        if let Some(other) = same.map(|&i| &self.users[i]) {
             return Err(invalid(format!(
                 "students '{}' and '{userid}' would share the name '{}' (pool '{pool}', VMs '<name>-{}'): rename one of them",
                 other.userid,
@@ -84,6 +86,9 @@ impl Planner {
             .iter()
             .any(|a| a.path == format!("/pool/{pool}") && a.ugid == userid && a.roleid == self.settings.role);
         let new_password = !exists || (self.reset_passwords && ours);
+        let full_name = self.full_names.get(userid).cloned();
+        let name_update =
+            ours && exists && full_name.is_some() && existing.and_then(|u| u.name.as_ref()) != full_name.as_ref();
         let user = UserPlan {
             userid: userid.to_string(),
             name: name.to_string(),
@@ -95,6 +100,8 @@ impl Planner {
             ours,
             comment,
             comment_update,
+            full_name,
+            name_update,
             pool_exists: self.snap.pool(&pool).is_some(),
             acl_exists,
             sdn_acls: Vec::new(),
@@ -109,6 +116,10 @@ impl Planner {
                     .any(|a| a.path == format!("/pool/{pool}") && a.ugid == *t && a.roleid == self.settings.role)
             }),
         };
+        let at = self.users.len();
+        self.user_at.insert(user.userid.clone(), at);
+        self.pool_at.insert(user.pool.clone(), at);
+        self.key_at.insert(key, at);
         self.users.push(user.clone());
         Ok(user)
     }

@@ -27,6 +27,7 @@ pub struct ApiContext {
     pub(super) snap: Arc<Snapshot>,
     pub(super) dir: PathBuf,
     pub(super) users_file: Option<PathBuf>,
+    pub(super) group: Option<String>,
     pub(super) args: Vec<String>,
 }
 
