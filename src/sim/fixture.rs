@@ -134,6 +134,9 @@ pub struct VmFixture {
     /// The QEMU guest agent is configured (`agent: 1`) and runs in the guest.
     #[serde(default)]
     pub agent: bool,
+    /// It has a cloud-init drive (`ide2: <storage>:vm-<vmid>-cloudinit,media=cdrom`).
+    #[serde(default)]
+    pub cloudinit: bool,
     /// What the guest holds (clones inherit it, like the disk).
     #[serde(default)]
     pub guest: Option<GuestFixture>,

@@ -563,6 +563,17 @@ impl SimState {
             _ => format!("{}:{prefix}-{}-disk-0", f.storage, f.vmid),
         };
         config.insert("scsi0".into(), format!("{vol},size={}G", f.disk_gib));
+        if f.cloudinit {
+            // qemu-server names a cloud-init drive `vm-<vmid>-cloudinit` (qcow2 on file
+            // storages), as `create_disks` does for `<storage>:cloudinit`.
+            let drive = match st {
+                Some(s) if s.is_file_based() => {
+                    format!("{}:{}/vm-{}-cloudinit.qcow2,media=cdrom", f.storage, f.vmid, f.vmid)
+                }
+                _ => format!("{}:vm-{}-cloudinit,media=cdrom", f.storage, f.vmid),
+            };
+            config.insert("ide2".into(), drive);
+        }
         for (i, n) in f.nets.iter().enumerate() {
             let value = if n.contains('=') && n.split(',').next().is_some_and(|m| m.contains('=')) {
                 n.clone()

@@ -90,6 +90,16 @@ async fn clone_gives_new_macs_and_linked_volumes_and_keeps_the_nic_model() {
     assert!(cfg.get("scsi0").unwrap().starts_with("nfs-shared:100/base-100-disk-0.qcow2/400/vm-400-disk-0.qcow2"));
     assert!(cfg.get("template").is_none());
     assert!(src.is_template());
+    // A template's cloud-init drive is copied into the clone's own volume (qemu-server
+    // clone_vm copies cloud-init drives in full), not shared with the template.
+    assert_eq!(
+        pve.vm_config("pve1", 103).await.unwrap().get("ide2").unwrap(),
+        "nfs-shared:103/vm-103-cloudinit.qcow2,media=cdrom"
+    );
+    let upid = pve.clone_vm("pve1", 103, &linked(401, "pc", "pve2")).await.unwrap();
+    pve.wait_task(&upid, WaitPolicy::default()).await.unwrap();
+    let cfg = pve.vm_config("pve2", 401).await.unwrap();
+    assert_eq!(cfg.get("ide2").unwrap(), "nfs-shared:401/vm-401-cloudinit.qcow2,media=cdrom");
 }
 
 #[tokio::test(start_paused = true)]

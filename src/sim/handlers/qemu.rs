@@ -361,6 +361,25 @@ pub(super) fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiFailure> {
         config.insert(k.clone(), if rest.is_empty() { new_vol } else { format!("{new_vol},{rest}") });
         lock_storage.get_or_insert(dst_storage);
     }
+    // A cloud-init drive is a CD-ROM that is not kept as it is: qemu-server's clone_vm
+    // always copies it in full (`drive_is_cloudinit` → `$fullclone`), so the clone gets its
+    // own `vm-<newid>-cloudinit` on the target storage.
+    let cloudinit: Vec<(String, String)> = src
+        .config
+        .iter()
+        .filter(|(k, v)| is_disk_key(k) && v.split(',').next().is_some_and(|vol| vol.contains("-cloudinit")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in cloudinit {
+        let src_storage = v.split(':').next().unwrap_or_default().to_string();
+        let storage = if full { storage_param.clone().unwrap_or(src_storage) } else { src_storage };
+        let volume = match ctx.st.storages.get(&storage) {
+            Some(s) if s.is_file_based() => format!("{storage}:{newid}/vm-{newid}-cloudinit.qcow2"),
+            _ => format!("{storage}:vm-{newid}-cloudinit"),
+        };
+        log.push(format!("create full clone of drive {k} ({})", v.split(',').next().unwrap_or_default()));
+        config.insert(k, format!("{volume},media=cdrom"));
+    }
     config.insert("lock".into(), "clone".into());
 
     // Timing: the storage allocation lock serializes volume creation per storage.
