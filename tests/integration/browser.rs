@@ -251,7 +251,11 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     // The page (refreshed in place by its script) shows the VM running again.
     let mut shown = false;
     for _ in 0..100 {
-        c.refresh().await.unwrap();
+        // A refresh may land while the page is being replaced: look again next time.
+        if c.refresh().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let row = c.find(Locator::Css("tr[data-vm='pc']")).await.unwrap();
         if row.attr("data-status").await.unwrap().as_deref() == Some("running")
             && c.find(Locator::Css("article.stand")).await.unwrap().text().await.unwrap().contains("running")
@@ -291,7 +295,11 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     c.find(Locator::XPath("//button[text()='Cut uplinks (exam)']")).await.unwrap().click().await.unwrap();
     let mut cut = false;
     for _ in 0..200 {
-        c.refresh().await.unwrap();
+        // A refresh may land while the page is being replaced: look again next time.
+        if c.refresh().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         // A refresh may land while the page is being replaced: look again next time.
         let head = match c.find(Locator::Css(".lab-head")).await {
             Ok(e) => e.text().await.unwrap_or_default(),
@@ -318,8 +326,12 @@ async fn a_student_resets_a_vm_and_the_instructor_sees_the_class_in_chromium() {
     c.find(Locator::XPath("//button[text()='Restore uplinks']")).await.unwrap().click().await.unwrap();
     let mut restored = false;
     for _ in 0..200 {
-        c.refresh().await.unwrap();
-        if c.find_all(Locator::Css(".pill.exam")).await.unwrap().is_empty() {
+        // A refresh may land while the page is being replaced: look again next time.
+        if c.refresh().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if c.find_all(Locator::Css(".pill.exam")).await.is_ok_and(|pills| pills.is_empty()) {
             restored = true;
             break;
         }
