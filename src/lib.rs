@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod capi;
 pub mod cli;
 pub mod grade;
 pub mod out;

@@ -101,6 +101,41 @@ pub enum Output {
     Json,
 }
 
+/// What `stand export` writes.
+#[derive(Clone, Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Each student's Kubernetes cluster as Cluster API manifests for CAPMOX.
+    #[command(long_about = "Writes, for each student of the lab, the manifests a Cluster API management cluster \
+            with the Proxmox provider (CAPMOX) applies to make that student's Kubernetes cluster on \
+            their part of the cluster: Cluster, ProxmoxCluster (their nodes, their address range, \
+            their control plane endpoint), KubeadmControlPlane, MachineDeployment, \
+            KubeadmConfigTemplate and a ProxmoxMachineTemplate for control planes and for workers \
+            (the template's copy on their node, their pool, their network). The lab's settings are \
+            lab(#{ capi: #{ .. } }). Multi-document YAML on stdout, or one file per student with \
+            --dir. --with-credentials also makes the lab's CAPMOX API token (privilege-separated, \
+            limited to the lab's pools, networks and templates) and writes its Secret to a 0600 \
+            file, never to stdout.\n\
+            \n\
+            Examples:\n\
+            \x20\x20stand export capi k8s.rhai --sim\n\
+            \x20\x20stand export capi k8s.rhai --dir capi/ --with-credentials\n\
+            \x20\x20kubectl apply -f capi/")]
+    Capi {
+        /// The lab.
+        #[command(flatten)]
+        input: LabInput,
+        /// One file per student in this folder, instead of stdout.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Make the lab's CAPMOX API token and write its Secret (see --secret-file).
+        #[arg(long)]
+        with_credentials: bool,
+        /// Where the Secret goes [default: <lab>-capmox-secret.yaml].
+        #[arg(long, value_name = "FILE", requires = "with_credentials")]
+        secret_file: Option<PathBuf>,
+    },
+}
+
 /// The layout of `stand check --csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CsvFormat {
@@ -445,6 +480,9 @@ pub enum Command {
         /// Its student list.
         #[arg(long, value_name = "FILE")]
         users: Option<PathBuf>,
+        /// Also check what CAPMOX needs for the lab's Kubernetes clusters (`stand export capi`).
+        #[arg(long, requires = "lab")]
+        capi: bool,
     },
     /// The topology of one stand and the lab's layout over the nodes (DOT or Mermaid).
     #[command(long_about = "Draws the stand of one student (VMs, NICs, bridges, uplink) and how the lab's stands \
@@ -496,6 +534,9 @@ pub enum Command {
         /// Only this function.
         function: Option<String>,
     },
+    /// Export a lab for other tools: `capi` (each student's Kubernetes cluster through Cluster API).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Print the students' logins: one slip per student (name, login, password) on A4.
     #[command(long_about = "Writes the printable logins of a lab as an HTML page: one slip per student with their \
             name, login and password (and the class page's address with --url), laid out for A4, \

@@ -538,7 +538,7 @@ fn baseline_check(plan: &crate::plan::Plan) -> Check {
     )
 }
 
-pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::Result<u8> {
+pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>, capi: bool) -> anyhow::Result<u8> {
     let mut checks = Vec::new();
     if let Some(major) = connection_checks(cluster, &mut checks).await {
         let perms = access_checks(cluster, &mut checks).await;
@@ -573,6 +573,16 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>) -> anyhow::R
                         });
                         if grades {
                             grading_checks(major, perms.as_ref(), plan, &snap, &mut checks);
+                        }
+                        if capi {
+                            for f in crate::capi::checks(plan, &snap) {
+                                let verdict = match f.level {
+                                    crate::capi::Level::Ok => Verdict::Ok,
+                                    crate::capi::Level::Warn => Verdict::Warn,
+                                    crate::capi::Level::Fail => Verdict::Fail,
+                                };
+                                checks.push(row(f.name, verdict, f.detail, f.fix));
+                            }
                         }
                     }
                     checks.push(match plan {

@@ -7,6 +7,7 @@ mod confirm;
 mod course;
 mod doctor;
 mod down;
+mod export;
 mod graph;
 mod lab;
 mod logins;
@@ -182,7 +183,7 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
             check::check(&cluster, opts).await
         }
         Command::Status { lab, only, watch } => status::watch(&mut cluster, lab.as_deref(), only, *watch).await,
-        Command::Doctor { lab, users } => {
+        Command::Doctor { lab, users, capi } => {
             let input = lab.clone().map(|lab| arguments::LabInput {
                 lab: Some(lab),
                 legacy: None,
@@ -192,7 +193,7 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
                 lab_name: None,
                 overcommit: None,
             });
-            doctor::doctor(&cluster, input.as_ref()).await
+            doctor::doctor(&cluster, input.as_ref(), *capi).await
         }
         Command::Graph { input, format, student } => {
             let snap = up::snapshot(&cluster).await?;
@@ -206,6 +207,10 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
             }
         }
         Command::Templates { action } => templates::run(&cluster, action.as_ref()).await,
+        Command::Export(arguments::ExportCommand::Capi { input, dir, with_credentials, secret_file }) => {
+            let creds = with_credentials.then(|| secret_file.clone());
+            export::capi(&cluster, input, dir.as_deref(), creds).await
+        }
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
         Command::Serve { listen, labs, tls_cert, tls_key, metrics_token_file, db, credentials_dir, console_url } => {
             let args = serve::ServeArgs {
@@ -267,6 +272,7 @@ fn changes(command: &Command) -> bool {
             | Command::Snapshot { list: false, .. }
             | Command::Serve { .. }
             | Command::Sim(SimCommand::Guest(_))
+            | Command::Export(arguments::ExportCommand::Capi { with_credentials: true, .. })
             | Command::Templates {
                 action: Some(
                     arguments::TemplatesCommand::Sync { dry_run: false, .. }

@@ -26,7 +26,7 @@ pub use model::{BridgePlan, GroupPlan, LabSettings, Plan, Quota, SdnPlan, Span, 
 pub use names::{dns_safe, generate_password, valid_lab_name, valid_userid};
 pub use object::ObjectRef;
 pub use owner::Owner;
-pub use planner::{CloneSpec, Device, PlanError, Planner, TemplateRef};
+pub use planner::{CloneSpec, Device, PlanError, Planner, TemplateRef, resolve_template};
 pub use snapshot::{
     BridgeSnap, GroupSnap, NodeSnap, PoolSnap, Snapshot, StorageSnap, UserSnap, VmSnap, VnetSnap, ZoneSnap,
 };

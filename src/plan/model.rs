@@ -42,6 +42,9 @@ pub struct LabSettings {
     /// Place VM by VM (`spread: true`, needs `network: "vxlan"`), not stand by stand.
     #[serde(default)]
     pub spread: bool,
+    /// Each student's Kubernetes cluster through Cluster API (`stand export capi`).
+    #[serde(default)]
+    pub capi: Option<crate::capi::CapiSettings>,
 }
 
 /// The SDN part of a plan: the VXLAN zone and one VNet per student network.
@@ -124,6 +127,7 @@ impl LabSettings {
             student_reset: false,
             vxlan_zone: None,
             spread: false,
+            capi: None,
         }
     }
 }

@@ -27,7 +27,7 @@ pub use connect::{ClusterConfig, ConnectError, Connection};
 pub use error::{ApiFailure, PveError};
 pub use log::Logged;
 pub use netdev::{NetDevice, NetDeviceError, NicModel};
-pub use request::{ApiRequest, LIST_SEP, Method, Params, list_items, push_param};
+pub use request::{ApiRequest, LIST_SEP, Method, Params, list_items, push_param, segment};
 pub use retry::{Backoff, retryable, seed_jitter};
 pub use task::{TaskStatus, WaitPolicy};
 pub use tls::{TlsMode, cert_fingerprint, client_config, normalize_fingerprint};

@@ -13,6 +13,8 @@ mod action_graph;
 mod bad_input;
 /// `stand serve` in headless Chromium over WebDriver.
 mod browser;
+/// `stand export capi`: Cluster API manifests validated against CAPMOX's and CAPI's CRDs.
+mod capi;
 /// The command line end to end.
 mod cli;
 /// The HTTPS client against `stand sim serve`.

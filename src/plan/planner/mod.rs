@@ -10,6 +10,8 @@ mod sdn;
 mod users;
 mod vms;
 
+pub use vms::resolve_template;
+
 #[cfg(test)]
 mod tests;
 

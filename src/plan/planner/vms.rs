@@ -10,61 +10,15 @@ use crate::plan::marker::{Marker, STAND_TAG, lab_tag};
 use crate::plan::model::VmPlan;
 use crate::plan::names::dns_safe;
 use crate::plan::owner::Owner;
-use crate::plan::snapshot::VmSnap;
+use crate::plan::snapshot::{Snapshot, VmSnap};
 use crate::plan::templates;
 use crate::plan::translit::latin;
 use crate::pve::{NetDevice, NicModel};
 
 impl Planner {
-    /// The template a clone on `node` comes from. A template named by VMID, or by name, is
-    /// taken from its up-to-date copy on the node's own storage when there is one (`stand
-    /// templates sync`): linked clones then take that storage's lock, not the shared
-    /// storage's cluster-wide one. A copy older than its original is used only when nothing
-    /// else has the name.
+    /// The template a clone on `node` comes from ([`resolve_template`]).
     fn resolve_template(&self, t: &TemplateRef, node: &str) -> Result<VmSnap, PlanError> {
-        let templates: Vec<&VmSnap> = self.snap.vms.iter().filter(|v| v.template).collect();
-        let list = || templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect::<Vec<_>>().join(", ");
-        let shared = |v: &VmSnap| self.snap.on_shared_storage(v);
-        let copy = |v: &VmSnap| templates::copy_state(&self.snap, v);
-        match t {
-            TemplateRef::Id(id) => {
-                let vm = self.snap.vm(*id).ok_or_else(|| PlanError::Unknown {
-                    what: "template",
-                    name: id.to_string(),
-                    hint: format!(" (templates: {})", list()),
-                })?;
-                if !vm.template {
-                    return Err(invalid(format!(
-                        "VM {id} ({}) is not a template: convert it, or name a template ({})",
-                        vm.name,
-                        list()
-                    )));
-                }
-                if vm.node == node && !shared(vm) {
-                    return Ok(vm.clone());
-                }
-                let local_copy = |v: &&&VmSnap| v.node == node && !shared(v) && copy(v) == Some((*id, true));
-                Ok(templates.iter().find(local_copy).copied().unwrap_or(vm).clone())
-            }
-            TemplateRef::Name(name) => {
-                let mut named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
-                if named.iter().any(|v| copy(v).is_none_or(|(_, fresh)| fresh)) {
-                    named.retain(|v| copy(v).is_none_or(|(_, fresh)| fresh));
-                }
-                named
-                    .iter()
-                    .find(|v| v.node == node && !shared(v))
-                    .or_else(|| named.iter().find(|v| v.node == node))
-                    .or_else(|| named.iter().find(|v| shared(v)))
-                    .or_else(|| named.first())
-                    .map(|v| (**v).clone())
-                    .ok_or_else(|| PlanError::Unknown {
-                        what: "template",
-                        name: name.clone(),
-                        hint: format!(" (templates: {})", list()),
-                    })
-            }
-        }
+        resolve_template(&self.snap, t, node)
     }
 
     fn ecorouter_mac(&mut self, seed: &str, keep: Option<&str>) -> String {
@@ -333,5 +287,56 @@ impl Planner {
                     .any(|v| v.as_str().is_some_and(|d| d.split(',').next().is_some_and(|vol| vol.ends_with(".raw"))))
             });
         !thick && !raw
+    }
+}
+
+/// The template a clone on `node` comes from. A template named by VMID, or by name, is
+/// taken from its up-to-date copy on the node's own storage when there is one (`stand
+/// templates sync`): linked clones then take that storage's lock, not the shared
+/// storage's cluster-wide one. A copy older than its original is used only when nothing
+/// else has the name.
+pub fn resolve_template(snap: &Snapshot, t: &TemplateRef, node: &str) -> Result<VmSnap, PlanError> {
+    let templates: Vec<&VmSnap> = snap.vms.iter().filter(|v| v.template).collect();
+    let list = || templates.iter().map(|t| format!("{} {}", t.vmid, t.name)).collect::<Vec<_>>().join(", ");
+    let shared = |v: &VmSnap| snap.on_shared_storage(v);
+    let copy = |v: &VmSnap| templates::copy_state(snap, v);
+    match t {
+        TemplateRef::Id(id) => {
+            let vm = snap.vm(*id).ok_or_else(|| PlanError::Unknown {
+                what: "template",
+                name: id.to_string(),
+                hint: format!(" (templates: {})", list()),
+            })?;
+            if !vm.template {
+                return Err(invalid(format!(
+                    "VM {id} ({}) is not a template: convert it, or name a template ({})",
+                    vm.name,
+                    list()
+                )));
+            }
+            if vm.node == node && !shared(vm) {
+                return Ok(vm.clone());
+            }
+            let local_copy = |v: &&&VmSnap| v.node == node && !shared(v) && copy(v) == Some((*id, true));
+            Ok(templates.iter().find(local_copy).copied().unwrap_or(vm).clone())
+        }
+        TemplateRef::Name(name) => {
+            let mut named: Vec<&&VmSnap> = templates.iter().filter(|v| v.name == *name).collect();
+            if named.iter().any(|v| copy(v).is_none_or(|(_, fresh)| fresh)) {
+                named.retain(|v| copy(v).is_none_or(|(_, fresh)| fresh));
+            }
+            named
+                .iter()
+                .find(|v| v.node == node && !shared(v))
+                .or_else(|| named.iter().find(|v| v.node == node))
+                .or_else(|| named.iter().find(|v| shared(v)))
+                .or_else(|| named.first())
+                .map(|v| (**v).clone())
+                .ok_or_else(|| PlanError::Unknown {
+                    what: "template",
+                    name: name.clone(),
+                    hint: format!(" (templates: {})", list()),
+                })
+        }
     }
 }

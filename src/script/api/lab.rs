@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map, NativeCallContext};
 
 use super::{ApiContext, Res, fail, plan_err};
+use crate::capi::CapiSettings;
 use crate::plan::{LabSettings, Quota};
 
 fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabSettings> {
@@ -23,6 +24,7 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
         "network",
         "zone",
         "spread",
+        "capi",
     ];
     let mut s = cur.clone();
     let mut zone = None;
@@ -87,6 +89,7 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
                 Ok(b) => s.spread = b,
                 Err(_) => return fail(ctx, "lab: `spread` must be true or false"),
             },
+            "capi" => s.capi = Some(capi(ctx, v)?),
             other => return fail(ctx, format!("lab: unknown key `{other}`; valid keys: {}", KEYS.join(", "))),
         }
     }
@@ -95,6 +98,112 @@ fn lab_settings(ctx: &NativeCallContext, cur: &LabSettings, m: &Map) -> Res<LabS
             Some(current) => *current = z,
             None => return fail(ctx, "lab: `zone` names the SDN zone of `network: \"vxlan\"`; add that key"),
         }
+    }
+    Ok(s)
+}
+
+/// `capi: #{ addresses, gateway, endpoint, network, template, .. }`: the students' Kubernetes
+/// clusters (`stand export capi`). Addresses are checked here; what depends on the class
+/// (enough addresses, the endpoints outside them) when exporting.
+fn capi(ctx: &NativeCallContext, v: &Dynamic) -> Res<CapiSettings> {
+    const REQUIRED: &[&str] = &["addresses", "gateway", "endpoint", "network", "template"];
+    const KEYS: &[&str] = &[
+        "addresses",
+        "prefix",
+        "gateway",
+        "dns",
+        "endpoint",
+        "port",
+        "network",
+        "template",
+        "control_planes",
+        "workers",
+        "memory",
+        "cores",
+        "disk",
+        "disk_gb",
+        "full",
+        "storage",
+        "kubernetes",
+        "namespace",
+        "pod_cidr",
+        "ssh_keys",
+        "iso_storage",
+        "vmids",
+    ];
+    let Some(m) = v.read_lock::<Map>() else {
+        return fail(
+            ctx,
+            "lab: `capi` must be a map such as #{ addresses: \"10.10.0.0/25\", prefix: 24, gateway: \"10.10.0.1\", endpoint: \"10.10.0.200\", network: \"lan\", template: \"debian-12\" }",
+        );
+    };
+    if let Some(missing) = REQUIRED.iter().find(|k| !m.contains_key(**k)) {
+        return fail(ctx, format!("lab: `capi` needs `{missing}` (required: {})", REQUIRED.join(", ")));
+    }
+    let text = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let ip = |k: &str, t: &str| -> Res<std::net::Ipv4Addr> {
+        t.trim().parse().or_else(|_| fail(ctx, format!("lab: `capi.{k}`: `{t}` is not an IPv4 address")))
+    };
+    let addresses = text("addresses");
+    crate::capi::parse_addresses(&addresses).or_else(|e| fail(ctx, format!("lab: `capi.addresses`: {e}")))?;
+    let mut s = CapiSettings::new(
+        &addresses,
+        ip("gateway", &text("gateway"))?,
+        ip("endpoint", &text("endpoint"))?,
+        &text("network"),
+        &text("template"),
+    );
+    let number = |k: &str, v: &Dynamic, max: i64| -> Res<u32> {
+        match v.as_int() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n as u32),
+            _ => fail(ctx, format!("lab: `capi.{k}` must be an integer within 1..{max}, got {v}")),
+        }
+    };
+    let strings = |k: &str, v: &Dynamic| -> Res<Vec<String>> {
+        match v.clone().try_cast::<Array>() {
+            Some(a) => Ok(a.iter().map(|x| x.to_string()).collect()),
+            None => Ok(vec![v.to_string()]),
+        }
+        .and_then(|l: Vec<String>| if l.is_empty() { fail(ctx, format!("lab: `capi.{k}` is empty")) } else { Ok(l) })
+    };
+    for (k, v) in m.iter() {
+        match k.as_str() {
+            "addresses" | "gateway" | "endpoint" | "network" | "template" => {}
+            "prefix" => s.prefix = Some(number("prefix", v, 32)? as u8),
+            "dns" => s.dns = strings("dns", v)?.iter().map(|d| ip("dns", d)).collect::<Res<_>>()?,
+            "port" => s.port = number("port", v, 65535)? as u16,
+            "control_planes" => s.control_planes = number("control_planes", v, 7)?,
+            "workers" => {
+                s.workers = v.as_int().ok().filter(|n| (0..=100).contains(n)).map(|n| n as u32).map_or_else(
+                    || fail(ctx, format!("lab: `capi.workers` must be an integer within 0..100, got {v}")),
+                    Ok,
+                )?
+            }
+            "memory" => s.memory = number("memory", v, 1 << 20)?,
+            "cores" => s.cores = number("cores", v, 512)?,
+            "disk" => s.disk = v.to_string(),
+            "disk_gb" => s.disk_gb = number("disk_gb", v, 65536)?,
+            "full" => s.full = v.as_bool().or_else(|_| fail(ctx, "lab: `capi.full` must be true or false"))?,
+            "storage" => s.storage = Some(v.to_string()),
+            "kubernetes" => s.kubernetes = v.to_string(),
+            "namespace" => s.namespace = v.to_string(),
+            "pod_cidr" => s.pod_cidr = v.to_string(),
+            "ssh_keys" => s.ssh_keys = strings("ssh_keys", v)?,
+            "iso_storage" => s.iso_storage = v.to_string(),
+            "vmids" => {
+                let a = v.clone().try_cast::<Array>().filter(|a| a.len() == 2 && a.iter().all(Dynamic::is_int));
+                let Some(a) = a else { return fail(ctx, "lab: `capi.vmids` must be [first, last]") };
+                let (first, last) = (a[0].as_int().unwrap_or(0), a[1].as_int().unwrap_or(0));
+                if !(100..=999_999_999).contains(&first) || last < first || last > 999_999_999 {
+                    return fail(ctx, "lab: `capi.vmids` must be [first, last] within 100..999999999");
+                }
+                s.vmids = Some((first as u32, last as u32));
+            }
+            other => return fail(ctx, format!("lab: unknown key `capi.{other}`; valid keys: {}", KEYS.join(", "))),
+        }
+    }
+    if !s.kubernetes.starts_with('v') {
+        return fail(ctx, format!("lab: `capi.kubernetes` is a version such as \"v1.31.4\", got \"{}\"", s.kubernetes));
     }
     Ok(s)
 }
@@ -138,10 +247,17 @@ const DOC_LAB: &str = r#"/// The lab's settings; call it before any `create_user
 /// (`"bridges"`, the default: each `alias` is a Linux bridge of the stand's node; `"vxlan"`:
 /// each `alias` is an SDN VNet present on every node, so a stand's VMs may sit on different
 /// nodes), `zone` (the VXLAN zone, `"stand"` by default; made with the nodes' addresses as
-/// peers when missing), `spread` (`true`, with `"vxlan"`: place VM by VM, not stand by stand).
+/// peers when missing), `spread` (`true`, with `"vxlan"`: place VM by VM, not stand by stand),
+/// `capi` (each student's Kubernetes cluster for `stand export capi`: `addresses` (split
+/// per student), `prefix`, `gateway`, `dns`, `endpoint` (the first student's control plane
+/// address, outside `addresses`), `network` (the student's alias the machines are on),
+/// `template` (with a cloud-init drive), `control_planes` (1), `workers` (2), `memory`
+/// (4096), `cores` (2), `disk_gb` (20), `full`, `storage`, `kubernetes` (`"v1.31.4"`),
+/// `namespace`, `pod_cidr`, `ssh_keys`, `iso_storage` (`"local"`), `vmids`).
 ///
 /// ```rhai
 /// lab(#{ network: "vxlan", zone: "stand", spread: true });
+/// lab(#{ capi: #{ addresses: "10.10.0.0/25", prefix: 24, gateway: "10.10.0.1", endpoint: "10.10.0.200", network: "lan", template: "debian-12" } });
 /// lab(#{ vmid_range: [3000, 3999], teacher: "teacher@pve", overcommit: 1.5 });
 /// lab(#{ expires: "2026-12-31", quota: #{ vms: 6, memory_gib: 16, cores: 8 } });
 /// ```"#;
