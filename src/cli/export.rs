@@ -17,6 +17,7 @@ pub async fn capi(
     input: &LabInput,
     dir: Option<&Path>,
     credentials: Option<Option<PathBuf>>,
+    quiet: bool,
 ) -> anyhow::Result<u8> {
     let snap = up::snapshot(cluster).await?;
     let plan = lab::plan_lab(input, snap.clone(), false)?;
@@ -41,7 +42,7 @@ pub async fn capi(
     if let Some(file) = &credentials {
         let token = capi::token_plan(&plan, &snap, &settings, &clusters);
         let file = file.clone().unwrap_or_else(|| PathBuf::from(format!("{lab_name}-capmox-secret.yaml")));
-        make_token(cluster, &snap, &token, &settings.namespace, &file).await?;
+        make_token(cluster, &snap, &token, &settings.namespace, &file, quiet).await?;
     }
     match (dir, cluster.output) {
         (Some(dir), _) => {
@@ -50,6 +51,9 @@ pub async fn capi(
                 let path = dir.join(format!("{name}.yaml"));
                 let text = capi::to_yaml(docs).context("cannot write YAML")?;
                 std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if quiet {
+                return Ok(exit::OK);
             }
             crate::errln!(
                 "{} of lab {lab_name} written to {}: `kubectl apply -f {}` on the management cluster",
@@ -81,6 +85,7 @@ async fn make_token(
     t: &TokenPlan,
     namespace: &str,
     file: &Path,
+    quiet: bool,
 ) -> anyhow::Result<()> {
     let pve = &cluster.pve;
     let user = crate::pve::segment(&t.userid);
@@ -149,6 +154,8 @@ async fn make_token(
             file.display()
         )
     };
-    crate::errln!("{}", render::for_terminal(&message));
+    if !quiet {
+        crate::errln!("{}", render::for_terminal(&message));
+    }
     Ok(())
 }

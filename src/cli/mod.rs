@@ -209,7 +209,7 @@ async fn run(mut args: Arguments) -> anyhow::Result<u8> {
         Command::Templates { action } => templates::run(&cluster, action.as_ref()).await,
         Command::Export(arguments::ExportCommand::Capi { input, dir, with_credentials, secret_file }) => {
             let creds = with_credentials.then(|| secret_file.clone());
-            export::capi(&cluster, input, dir.as_deref(), creds).await
+            export::capi(&cluster, input, dir.as_deref(), creds, quiet).await
         }
         Command::Repl { load, lab } => repl::repl(&cluster, load.as_deref(), lab).await,
         Command::Serve { listen, labs, tls_cert, tls_key, metrics_token_file, db, credentials_dir, console_url } => {
