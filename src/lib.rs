@@ -21,6 +21,7 @@
 
 pub mod apply;
 pub mod capi;
+pub mod check;
 pub mod cli;
 pub mod grade;
 pub mod out;

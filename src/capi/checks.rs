@@ -6,38 +6,11 @@
 use std::net::Ipv4Addr;
 
 use super::{CapiError, StudentCluster, export, token_plan};
+use crate::check::{Check, Verdict, row as finding};
 use crate::plan::{Plan, Snapshot};
 
-/// How a check came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    /// Fine.
-    Ok,
-    /// Works, but worth fixing.
-    Warn,
-    /// CAPMOX would fail.
-    Fail,
-}
-
-/// One check's outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    /// What was checked.
-    pub name: &'static str,
-    /// How it came out.
-    pub level: Level,
-    /// What was found.
-    pub detail: String,
-    /// What to do (empty when fine).
-    pub fix: String,
-}
-
-fn finding(name: &'static str, level: Level, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding { name, level, detail: detail.into(), fix: fix.into() }
-}
-
 /// The checks of `plan`'s Cluster API export against `snap` (read with every VM's config).
-pub fn checks(plan: &Plan, snap: &Snapshot) -> Vec<Finding> {
+pub fn checks(plan: &Plan, snap: &Snapshot) -> Vec<Check> {
     let clusters = match export(plan, snap, None) {
         Ok(c) => c,
         Err(e) => {
@@ -46,13 +19,13 @@ pub fn checks(plan: &Plan, snap: &Snapshot) -> Vec<Finding> {
                 CapiError::Setting { key: "template", .. } => "give a template with a cloud-init drive",
                 _ => "fix lab(#{ capi }) and run it again",
             };
-            return vec![finding("capi", Level::Fail, e.to_string(), fix)];
+            return vec![finding("capi", Verdict::Fail, e.to_string(), fix)];
         }
     };
     let Some(settings) = plan.lab.as_ref().and_then(|l| l.capi.clone()) else { return Vec::new() };
     let mut out = vec![finding(
         "capi template",
-        Level::Ok,
+        Verdict::Ok,
         format!("{} clusters from template {} (cloud-init drive)", clusters.len(), settings.template),
         "",
     )];
@@ -68,7 +41,7 @@ fn serves(s: &crate::plan::StorageSnap, node: &str) -> bool {
 }
 
 /// Disks: a linked clone's go to its template's storage, a full clone's to `storage`.
-fn storage_check(snap: &Snapshot, clusters: &[StudentCluster], s: &super::CapiSettings) -> Finding {
+fn storage_check(snap: &Snapshot, clusters: &[StudentCluster], s: &super::CapiSettings) -> Check {
     let mut missing = Vec::new();
     for c in clusters {
         let wanted: Vec<String> = match (&s.storage, s.full) {
@@ -88,38 +61,38 @@ fn storage_check(snap: &Snapshot, clusters: &[StudentCluster], s: &super::CapiSe
     missing.sort();
     missing.dedup();
     if missing.is_empty() {
-        finding("capi storage", Level::Ok, "the machines' disks have storage with `images` on every allowed node", "")
+        finding("capi storage", Verdict::Ok, "the machines' disks have storage with `images` on every allowed node", "")
     } else {
         finding(
             "capi storage",
-            Level::Fail,
+            Verdict::Fail,
             format!("no storage with `images` for the machines' disks: {}", missing.join(", ")),
             "enable `images` on that storage for those nodes, or set capi.full and capi.storage",
         )
     }
 }
 
-fn iso_check(snap: &Snapshot, iso_storage: &str) -> Finding {
+fn iso_check(snap: &Snapshot, iso_storage: &str) -> Check {
     match snap.storage(iso_storage) {
         Some(st) if st.content.iter().any(|c| c == "iso") => {
-            finding("capi ISO storage", Level::Ok, format!("{iso_storage} takes CAPMOX's cloud-init ISOs"), "")
+            finding("capi ISO storage", Verdict::Ok, format!("{iso_storage} takes CAPMOX's cloud-init ISOs"), "")
         }
         Some(_) => finding(
             "capi ISO storage",
-            Level::Fail,
+            Verdict::Fail,
             format!("{iso_storage} has no `iso` content, where CAPMOX uploads each machine's cloud-init ISO"),
             "enable `iso` on it, or set capi.iso_storage",
         ),
         None => finding(
             "capi ISO storage",
-            Level::Fail,
+            Verdict::Fail,
             format!("no storage {iso_storage} (capi.iso_storage)"),
             "name a storage with `iso` content",
         ),
     }
 }
 
-fn token_check(plan: &Plan, snap: &Snapshot, s: &super::CapiSettings, clusters: &[StudentCluster]) -> Finding {
+fn token_check(plan: &Plan, snap: &Snapshot, s: &super::CapiSettings, clusters: &[StudentCluster]) -> Check {
     let t = token_plan(plan, snap, s, clusters);
     let full = t.full_tokenid();
     let has = |ugid: &str, g: &super::Grant| {
@@ -129,7 +102,7 @@ fn token_check(plan: &Plan, snap: &Snapshot, s: &super::CapiSettings, clusters: 
     if snap.user(&t.userid).is_none() || !granted_to_token {
         return finding(
             "capi token",
-            Level::Warn,
+            Verdict::Warn,
             format!("no token {full} with grants yet"),
             "`stand export capi LAB.rhai --with-credentials` makes it",
         );
@@ -143,14 +116,14 @@ fn token_check(plan: &Plan, snap: &Snapshot, s: &super::CapiSettings, clusters: 
     if missing.is_empty() {
         finding(
             "capi token",
-            Level::Ok,
+            Verdict::Ok,
             format!("{full} has the {} grants CAPMOX needs for this lab", t.grants.len()),
             "",
         )
     } else {
         finding(
             "capi token",
-            Level::Fail,
+            Verdict::Fail,
             format!("{full} lacks {}", missing.join(", ")),
             "students or templates changed since it was made: remove the token and run `stand export capi --with-credentials` again",
         )
@@ -178,7 +151,7 @@ fn known_addresses(snap: &Snapshot) -> Vec<(Ipv4Addr, String)> {
     out
 }
 
-fn address_check(snap: &Snapshot, clusters: &[StudentCluster]) -> Finding {
+fn address_check(snap: &Snapshot, clusters: &[StudentCluster]) -> Check {
     let known = known_addresses(snap);
     let mut clashes = Vec::new();
     for c in clusters {
@@ -191,14 +164,14 @@ fn address_check(snap: &Snapshot, clusters: &[StudentCluster]) -> Finding {
     if clashes.is_empty() {
         finding(
             "capi addresses",
-            Level::Ok,
+            Verdict::Ok,
             format!("no VM's known address (cloud-init ipconfig) is in the students' ranges ({} checked)", known.len()),
             "",
         )
     } else {
         finding(
             "capi addresses",
-            Level::Fail,
+            Verdict::Fail,
             clashes.join("; "),
             "move capi.addresses or capi.endpoint off those addresses",
         )

@@ -13,7 +13,7 @@ mod settings;
 use std::collections::BTreeSet;
 
 pub use addresses::{Range, parse as parse_addresses, split};
-pub use checks::{Finding, Level, checks};
+pub use checks::checks;
 pub use credentials::{Grant, TokenPlan, token_plan};
 pub use manifests::{StudentCluster, secret, to_yaml};
 pub use settings::CapiSettings;

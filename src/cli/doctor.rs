@@ -2,44 +2,15 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::arguments::{LabInput, Output};
 use super::target::Cluster;
 use super::{exit, lab, render};
 use crate::apply::foreign_pending;
+use crate::check::{Check, Verdict, row};
 use crate::plan::{Snapshot, VmSnap, templates};
 use crate::pve::{Credentials, PveError, PveExt, TlsMode, presented_fingerprint};
-
-/// How a check came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Fine.
-    Ok,
-    /// Works, but worth knowing or fixing.
-    Warn,
-    /// `stand up` would fail.
-    Fail,
-}
-
-/// One row.
-#[derive(Debug, Serialize)]
-pub struct Check {
-    /// What was checked.
-    pub name: &'static str,
-    /// Outcome.
-    pub verdict: Verdict,
-    /// What was found.
-    pub detail: String,
-    /// What to do (empty when ok).
-    pub fix: String,
-}
-
-fn row(name: &'static str, verdict: Verdict, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check { name, verdict, detail: detail.into(), fix: fix.into() }
-}
 
 /// Privileges `stand up`/`down` use, and where PVE checks them.
 const NEEDED: &[(&str, &str)] = &[
@@ -575,14 +546,7 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>, capi: bool) 
                             grading_checks(major, perms.as_ref(), plan, &snap, &mut checks);
                         }
                         if capi {
-                            for f in crate::capi::checks(plan, &snap) {
-                                let verdict = match f.level {
-                                    crate::capi::Level::Ok => Verdict::Ok,
-                                    crate::capi::Level::Warn => Verdict::Warn,
-                                    crate::capi::Level::Fail => Verdict::Fail,
-                                };
-                                checks.push(row(f.name, verdict, f.detail, f.fix));
-                            }
+                            checks.extend(crate::capi::checks(plan, &snap));
                         }
                     }
                     checks.push(match plan {
