@@ -342,16 +342,29 @@ pub async fn network(
     }
 }
 
+/// The signed-in caller and the class, when the caller teaches `lab` (its teacher or an
+/// administrator); else the page that says `refusal` (403), or the login.
+async fn instructor_of(
+    app: &App,
+    headers: &HeaderMap,
+    lab: &str,
+    refusal: &str,
+) -> Result<(Caller, ClassView), Response> {
+    let (caller, seen, class) = signed_in(app, headers).await?;
+    let teaches = Access::new(&caller.session.user, &seen, &class).taught(&class).iter().any(|l| l.lab == lab);
+    if !teaches {
+        return Err(error_page(app, StatusCode::FORBIDDEN, refusal));
+    }
+    Ok((caller, class))
+}
+
 /// `GET /labs/{lab}/credentials.csv`: the students' logins, for the lab's instructor.
 pub async fn credentials(State(app): State<Arc<App>>, headers: HeaderMap, Path(lab): Path<String>) -> Response {
-    let (caller, seen, class) = match signed_in(&app, &headers).await {
-        Ok(x) => x,
+    let refusal = "Only the lab's instructor may download its credentials.";
+    let caller = match instructor_of(&app, &headers, &lab, refusal).await {
+        Ok((caller, _)) => caller,
         Err(resp) => return resp,
     };
-    let access = Access::new(&caller.session.user, &seen, &class);
-    if !access.taught(&class).iter().any(|l| l.lab == lab) {
-        return error_page(&app, StatusCode::FORBIDDEN, "Only the lab's instructor may download its credentials.");
-    }
     let path = app.config.credentials_dir.join(format!("{lab}-credentials.csv"));
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
@@ -373,14 +386,11 @@ pub async fn credentials(State(app): State<Arc<App>>, headers: HeaderMap, Path(l
 /// `GET /labs/{lab}/logins`: one slip per student to print (name, login, password, this
 /// page's address), for the lab's instructor; from the credentials file `stand up` wrote.
 pub async fn logins(State(app): State<Arc<App>>, headers: HeaderMap, Path(lab): Path<String>) -> Response {
-    let (caller, seen, class) = match signed_in(&app, &headers).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let access = Access::new(&caller.session.user, &seen, &class);
-    if !access.taught(&class).iter().any(|l| l.lab == lab) {
-        return error_page(&app, StatusCode::FORBIDDEN, "Only the lab's instructor may print its logins.");
-    }
+    let (caller, class) =
+        match instructor_of(&app, &headers, &lab, "Only the lab's instructor may print its logins.").await {
+            Ok(x) => x,
+            Err(resp) => return resp,
+        };
     let path = app.config.credentials_dir.join(format!("{lab}-credentials.csv"));
     let rows = match crate::apply::credentials::read(&path) {
         Ok(rows) if !rows.is_empty() => rows,
