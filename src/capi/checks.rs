@@ -5,13 +5,13 @@
 
 use std::net::Ipv4Addr;
 
-use super::{CapiError, StudentCluster, export, token_plan};
+use super::{CapiError, Class, StudentCluster, export, token_plan};
 use crate::check::{Check, Verdict, row as finding};
-use crate::plan::{Plan, Snapshot};
+use crate::plan::Snapshot;
 
-/// The checks of `plan`'s Cluster API export against `snap` (read with every VM's config).
-pub fn checks(plan: &Plan, snap: &Snapshot) -> Vec<Check> {
-    let clusters = match export(plan, snap, None) {
+/// The checks of `class`'s Cluster API export against `snap` (read with every VM's config).
+pub fn checks(class: &Class, snap: &Snapshot) -> Vec<Check> {
+    let clusters = match export(class, snap, None) {
         Ok(c) => c,
         Err(e) => {
             let fix = match &e {
@@ -22,7 +22,7 @@ pub fn checks(plan: &Plan, snap: &Snapshot) -> Vec<Check> {
             return vec![finding("capi", Verdict::Fail, e.to_string(), fix)];
         }
     };
-    let Some(settings) = plan.lab.as_ref().and_then(|l| l.capi.clone()) else { return Vec::new() };
+    let Some(settings) = class.settings.clone() else { return Vec::new() };
     let mut out = vec![finding(
         "capi template",
         Verdict::Ok,
@@ -31,7 +31,7 @@ pub fn checks(plan: &Plan, snap: &Snapshot) -> Vec<Check> {
     )];
     out.push(storage_check(snap, &clusters, &settings));
     out.push(iso_check(snap, &settings.iso_storage));
-    out.push(token_check(plan, snap, &settings, &clusters));
+    out.push(token_check(class, snap, &settings, &clusters));
     out.push(address_check(snap, &clusters));
     out
 }
@@ -92,8 +92,8 @@ fn iso_check(snap: &Snapshot, iso_storage: &str) -> Check {
     }
 }
 
-fn token_check(plan: &Plan, snap: &Snapshot, s: &super::CapiSettings, clusters: &[StudentCluster]) -> Check {
-    let t = token_plan(plan, snap, s, clusters);
+fn token_check(class: &Class, snap: &Snapshot, s: &super::CapiSettings, clusters: &[StudentCluster]) -> Check {
+    let t = token_plan(class, snap, s, clusters);
     let full = t.full_tokenid();
     let has = |ugid: &str, g: &super::Grant| {
         snap.acl.iter().any(|a| a.ugid == ugid && a.path == g.path && a.roleid == g.role && a.propagate == g.propagate)

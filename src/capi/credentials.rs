@@ -9,9 +9,10 @@
 
 use std::collections::BTreeSet;
 
+use super::Class;
 use super::manifests::StudentCluster;
 use super::settings::CapiSettings;
-use crate::plan::{Plan, Snapshot};
+use crate::plan::Snapshot;
 
 /// One ACL entry.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,20 +45,20 @@ impl TokenPlan {
     }
 }
 
-/// The token plan of a lab's clusters.
-pub fn token_plan(plan: &Plan, snap: &Snapshot, settings: &CapiSettings, clusters: &[StudentCluster]) -> TokenPlan {
-    let lab = plan.lab_name();
+/// The token plan of a class's clusters.
+pub fn token_plan(class: &Class, snap: &Snapshot, settings: &CapiSettings, clusters: &[StudentCluster]) -> TokenPlan {
+    let lab = class.lab.as_str();
     let mut grants: BTreeSet<Grant> = BTreeSet::new();
     let mut grant = |path: String, role: &'static str, propagate: bool| {
         grants.insert(Grant { path, role, propagate });
     };
     grant("/".into(), "PVEAuditor", false);
     grant("/nodes".into(), "PVEAuditor", true);
-    let zone = plan.sdn.as_ref().map(|s| s.zone.clone());
+    let zone = class.zone.clone();
     for c in clusters {
         grant(format!("/pool/{}", c.pool), "PVEVMAdmin", true);
         grant(format!("/vms/{}", c.template_id), "PVETemplateUser", false);
-        let vnet = plan.sdn.iter().flat_map(|s| &s.vnets).any(|v| v.vnet == c.bridge);
+        let vnet = class.students.iter().flat_map(|s| &s.networks).any(|(_, iface, vnet)| *vnet && *iface == c.bridge);
         match (&zone, vnet) {
             (Some(z), true) => grant(format!("/sdn/zones/{z}/{}", c.bridge), "PVESDNUser", true),
             _ => grant(format!("/sdn/zones/localnetwork/{}", c.bridge), "PVESDNUser", true),

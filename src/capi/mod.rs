@@ -6,6 +6,7 @@
 
 mod addresses;
 mod checks;
+mod class;
 mod credentials;
 mod manifests;
 mod settings;
@@ -14,11 +15,12 @@ use std::collections::BTreeSet;
 
 pub use addresses::{Range, parse as parse_addresses, split};
 pub use checks::checks;
+pub use class::{Class, Student, decode as decode_settings, encode as encode_settings};
 pub use credentials::{Grant, TokenPlan, token_plan};
 pub use manifests::{StudentCluster, secret, to_yaml};
 pub use settings::CapiSettings;
 
-use crate::plan::{Plan, Snapshot, TemplateRef, VmSnap, dns_safe, resolve_template};
+use crate::plan::{Snapshot, TemplateRef, VmSnap, dns_safe, resolve_template};
 
 /// Why a lab cannot be exported.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,12 +61,11 @@ pub fn has_cloud_init(t: &VmSnap) -> bool {
     t.config.as_ref().is_some_and(|c| c.0.values().any(|v| v.as_str().is_some_and(|s| s.contains("cloudinit"))))
 }
 
-/// Each student's cluster of `plan` (made against `snap`), in the plan's order; `secret`
-/// names the credentials Secret when one is made.
-pub fn export(plan: &Plan, snap: &Snapshot, secret: Option<&str>) -> Result<Vec<StudentCluster>, CapiError> {
-    let lab = plan.lab_name().to_string();
-    let s =
-        plan.lab.as_ref().and_then(|l| l.capi.clone()).ok_or_else(|| CapiError::NotConfigured { lab: lab.clone() })?;
+/// Each student's cluster of `class` (on the cluster of `snap`), in the class's order;
+/// `secret` names the credentials Secret when one is made.
+pub fn export(class: &Class, snap: &Snapshot, secret: Option<&str>) -> Result<Vec<StudentCluster>, CapiError> {
+    let lab = class.lab.clone();
+    let s = class.settings.clone().ok_or_else(|| CapiError::NotConfigured { lab: lab.clone() })?;
     let (pool, cidr_prefix) = addresses::parse(&s.addresses).map_err(|m| setting("addresses", m))?;
     let prefix = s
         .prefix
@@ -73,7 +74,7 @@ pub fn export(plan: &Plan, snap: &Snapshot, secret: Option<&str>) -> Result<Vec<
     if !addresses::same_subnet(s.gateway, pool.first, prefix) || !addresses::same_subnet(s.gateway, pool.last, prefix) {
         return Err(setting("gateway", format!("{} is not in the subnet of {} (/{prefix})", s.gateway, s.addresses)));
     }
-    let students = plan.users.len();
+    let students = class.students.len();
     if students == 0 {
         return Err(setting("addresses", "the lab has no students: nothing to export"));
     }
@@ -117,13 +118,12 @@ pub fn export(plan: &Plan, snap: &Snapshot, secret: Option<&str>) -> Result<Vec<
         Err(_) => TemplateRef::Name(s.template.clone()),
     };
     let mut out = Vec::with_capacity(students);
-    for (i, u) in plan.users.iter().enumerate() {
+    for (i, u) in class.students.iter().enumerate() {
         let student = |message: String| CapiError::Student { user: u.userid.clone(), message };
         let node = u.node.clone().ok_or_else(|| student("the stand has no node yet: place it in the script".into()))?;
-        let mut nodes: BTreeSet<String> =
-            plan.vms.iter().filter(|v| v.user == u.userid).map(|v| v.node.clone()).collect();
+        let mut nodes: BTreeSet<String> = u.nodes.clone();
         nodes.insert(node.clone());
-        let bridge = network_of(plan, snap, &u.userid, &node, &s.network).map_err(student)?;
+        let bridge = network_of(class, snap, u, &node, &s.network).map_err(student)?;
         let t = resolve_template(snap, &template, &node).map_err(|e| setting("template", e.to_string()))?;
         if !has_cloud_init(&t) {
             return Err(setting(
@@ -141,7 +141,7 @@ pub fn export(plan: &Plan, snap: &Snapshot, secret: Option<&str>) -> Result<Vec<
         out.push(StudentCluster {
             lab: lab.clone(),
             user: u.userid.clone(),
-            key: u.pool.strip_prefix(&format!("{lab}-")).map(str::to_string).unwrap_or_else(|| dns_safe(&u.name)),
+            key: u.pool.strip_prefix(&format!("{lab}-")).map(str::to_string).unwrap_or_else(|| dns_safe(&u.userid)),
             name,
             pool: u.pool.clone(),
             nodes: nodes.into_iter().collect(),
@@ -160,28 +160,16 @@ pub fn export(plan: &Plan, snap: &Snapshot, secret: Option<&str>) -> Result<Vec<
 
 /// The bridge (or VNet) of a student's network `network`: their alias of that name, else a
 /// shared bridge of that name on their node.
-fn network_of(plan: &Plan, snap: &Snapshot, user: &str, node: &str, network: &str) -> Result<String, String> {
-    let own = plan.bridges.iter().find(|b| b.owner.as_deref() == Some(user) && b.alias.as_deref() == Some(network));
-    if let Some(b) = own {
-        return Ok(b.iface.clone());
+fn network_of(class: &Class, snap: &Snapshot, student: &Student, node: &str, network: &str) -> Result<String, String> {
+    if let Some((_, iface, _)) = student.networks.iter().find(|(alias, _, _)| alias == network) {
+        return Ok(iface.clone());
     }
-    let vnet = plan.sdn.iter().flat_map(|s| &s.vnets).find(|v| v.owner == user && v.alias == network);
-    if let Some(v) = vnet {
-        return Ok(v.vnet.clone());
-    }
-    let shared = plan.bridges.iter().any(|b| b.owner.is_none() && b.iface == network && b.node == node)
+    let shared = class.shared.iter().any(|(n, iface)| n == node && iface == network)
         || snap.bridges.get(node).is_some_and(|bs| bs.iter().any(|b| b.iface == network && b.owner.is_none()));
     if shared {
         return Ok(network.to_string());
     }
-    let mut known: Vec<String> = plan
-        .bridges
-        .iter()
-        .filter(|b| b.owner.as_deref() == Some(user))
-        .filter_map(|b| b.alias.clone())
-        .chain(plan.sdn.iter().flat_map(|s| &s.vnets).filter(|v| v.owner == user).map(|v| v.alias.clone()))
-        .collect();
-    known.sort();
+    let mut known: Vec<&str> = student.networks.iter().map(|(alias, _, _)| alias.as_str()).collect();
     known.dedup();
     Err(format!(
         "no network '{network}' (capi.network): their networks are {}; name one of them, or a shared bridge of {node}",

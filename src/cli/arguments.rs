@@ -111,7 +111,8 @@ pub enum ExportCommand {
             their control plane endpoint), KubeadmControlPlane, MachineDeployment, \
             KubeadmConfigTemplate and a ProxmoxMachineTemplate for control planes and for workers \
             (the template's copy on their node, their pool, their network). The lab's settings are \
-            lab(#{ capi: #{ .. } }). Multi-document YAML on stdout, or one file per student with \
+            lab(#{ capi: #{ .. } }); a deployed lab's name works too (its students as they are, and \
+            the settings `up` recorded). Multi-document YAML on stdout, or one file per student with \
             --dir. --with-credentials also makes the lab's CAPMOX API token (privilege-separated, \
             limited to the lab's pools, networks and templates) and writes its Secret to a 0600 \
             file, never to stdout.\n\
@@ -119,6 +120,7 @@ pub enum ExportCommand {
             Examples:\n\
             \x20\x20stand export capi k8s.rhai --sim\n\
             \x20\x20stand export capi k8s.rhai --dir capi/ --with-credentials\n\
+            \x20\x20stand export capi k8s --sim\n\
             \x20\x20kubectl apply -f capi/")]
     Capi {
         /// The lab.

@@ -546,7 +546,7 @@ pub async fn doctor(cluster: &Cluster, lab_file: Option<&LabInput>, capi: bool) 
                             grading_checks(major, perms.as_ref(), plan, &snap, &mut checks);
                         }
                         if capi {
-                            checks.extend(crate::capi::checks(plan, &snap));
+                            checks.extend(crate::capi::checks(&crate::capi::Class::of_plan(plan), &snap));
                         }
                     }
                     checks.push(match plan {

@@ -20,27 +20,19 @@ pub async fn capi(
     quiet: bool,
 ) -> anyhow::Result<u8> {
     let snap = up::snapshot(cluster).await?;
-    let plan = lab::plan_lab(input, snap.clone(), false)?;
-    let lab_name = plan.lab_name().to_string();
+    let class = class_of(input, &snap)?;
+    let lab_name = class.lab.clone();
     let secret_name = credentials.as_ref().map(|_| format!("{}-capmox", lab_name.replace('_', "-")));
-    let clusters = capi::export(&plan, &snap, secret_name.as_deref()).map_err(|e| match e {
+    let clusters = capi::export(&class, &snap, secret_name.as_deref()).map_err(|e| match e {
         CapiError::NotConfigured { .. } => Usage(e.to_string()),
         other => Usage(format!("{}: {other}", lab_name)),
     })?;
-    let settings = plan.lab.as_ref().and_then(|l| l.capi.clone()).context("the lab's capi settings")?;
+    let settings = class.settings.clone().context("the lab's capi settings")?;
     // Everything is decided before anything is written or made.
     let per_student: Vec<(String, Vec<serde_json::Value>)> =
         clusters.iter().map(|c| (c.name.clone(), c.documents(&settings))).collect();
-    if !plan.is_noop() {
-        crate::errln!(
-            "{}",
-            render::for_terminal(&format!(
-                "warning: lab {lab_name} is not deployed as its script says: run `stand up` first, or CAPMOX finds no stand to build on"
-            ))
-        );
-    }
     if let Some(file) = &credentials {
-        let token = capi::token_plan(&plan, &snap, &settings, &clusters);
+        let token = capi::token_plan(&class, &snap, &settings, &clusters);
         let file = file.clone().unwrap_or_else(|| PathBuf::from(format!("{lab_name}-capmox-secret.yaml")));
         make_token(cluster, &snap, &token, &settings.namespace, &file, quiet).await?;
     }
@@ -73,6 +65,42 @@ pub async fn capi(
         }
     }
     Ok(exit::OK)
+}
+
+/// The class to export: the script's plan (warning when the cluster is not as it says), or
+/// a deployed lab named instead of a script (with the settings `up` recorded).
+fn class_of(input: &LabInput, snap: &std::sync::Arc<crate::plan::Snapshot>) -> anyhow::Result<capi::Class> {
+    let named = input.legacy.is_none() && input.lab.as_ref().is_some_and(|p| !p.exists());
+    if let (true, Some(arg)) = (named, &input.lab) {
+        let arg = arg.display().to_string();
+        let name = lab::lab_name(&arg);
+        let Some(class) = capi::Class::deployed(snap, &name) else {
+            let labs = snap.labs();
+            let labs =
+                if labs.is_empty() { "none".to_string() } else { labs.into_iter().collect::<Vec<_>>().join(", ") };
+            return Err(
+                Usage(format!("{arg}: no such file, and no lab {name} is deployed (deployed labs: {labs})")).into()
+            );
+        };
+        if class.settings.is_none() {
+            return Err(Usage(format!(
+                "lab {name} is deployed without Cluster API settings on record: give its script (`stand export capi {name}.rhai`), or run `stand up` with lab(#{{ capi: .. }}) once to record them"
+            ))
+            .into());
+        }
+        return Ok(class);
+    }
+    let plan = lab::plan_lab(input, snap.clone(), false)?;
+    if !plan.is_noop() {
+        crate::errln!(
+            "{}",
+            render::for_terminal(&format!(
+                "warning: lab {} is not deployed as its script says: run `stand up` first, or CAPMOX finds no stand to build on",
+                plan.lab_name()
+            ))
+        );
+    }
+    Ok(capi::Class::of_plan(&plan))
 }
 
 /// Makes the lab's CAPMOX user (if missing) and its token, writes the token's Secret to

@@ -398,3 +398,61 @@ fn the_token_is_the_labs_own_and_its_secret_is_written_once_to_a_private_file() 
         ]
     );
 }
+
+/// `(user, addresses)` of each ProxmoxCluster in a YAML export.
+fn ranges_of(yaml: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(yaml)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str::<Value>(d).unwrap())
+        .filter(|d| d["kind"] == "ProxmoxCluster")
+        .map(|d| {
+            let user = d["metadata"]["annotations"]["stand/user"].as_str().unwrap().to_string();
+            (user, d["spec"]["ipv4Config"]["addresses"][0].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_deployed_lab_exports_by_name_as_by_script_and_a_new_student_moves_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Twelve students: s10 sorts before s2, the order their stands were made does not.
+    let lab = k8s_lab(dir.path(), "kn.rhai", 12, "", CAPI);
+    assert!(stand(dir.path(), &["up", &lab, "--sim", "-q"], &[]).status.success());
+    let by_script = stand(dir.path(), &["export", "capi", &lab, "--sim"], &[]);
+    let by_name = stand(dir.path(), &["export", "capi", "kn", "--sim"], &[]);
+    assert!(by_name.status.success(), "{}", text(&by_name));
+    assert_eq!(by_script.stdout, by_name.stdout, "the lab's settings were recorded by up");
+    let before = ranges_of(&by_name.stdout);
+    assert_eq!(
+        before[1],
+        ("s2@pve".to_string(), "10.10.0.7-10.10.0.11".to_string()),
+        "in the order the stands were made"
+    );
+
+    // A student added at the top of the list gets the next range; the others keep theirs.
+    let body = std::fs::read_to_string(&lab)
+        .unwrap()
+        .replace("for i in 1..=12", "for i in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]");
+    std::fs::write(&lab, body).unwrap();
+    assert!(stand(dir.path(), &["up", &lab, "--sim", "-q"], &[]).status.success());
+    let after = ranges_of(&stand(dir.path(), &["export", "capi", "kn", "--sim"], &[]).stdout);
+    assert_eq!(&after[..12], &before[..], "nobody's range moved");
+    assert_eq!(after[12].0, "s0@pve");
+
+    let o = stand(dir.path(), &["export", "capi", "nosuch", "--sim"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("nosuch: no such file, and no lab nosuch is deployed (deployed labs: kn)"),
+        "{}",
+        text(&o)
+    );
+    let plain = write(
+        dir.path(),
+        "plain.rhai",
+        "let u = create_user(\"a@pve\"); clone(u, #{ template: \"debian-12\", name: \"pc\" });",
+    );
+    assert!(stand(dir.path(), &["up", plain.to_str().unwrap(), "--sim", "-q"], &[]).status.success());
+    let o = stand(dir.path(), &["export", "capi", "plain", "--sim"], &[]);
+    assert!(text(&o).contains("lab plain is deployed without Cluster API settings on record"), "{}", text(&o));
+}

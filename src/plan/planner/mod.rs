@@ -368,6 +368,10 @@ impl Planner {
         if let Some(name) = self.settings.baseline.as_deref().filter(|n| *n != "start") {
             marker.set("snapshot", name);
         }
+        // `stand export capi LAB` reads a deployed lab's Kubernetes settings from here.
+        if let Some(capi) = &self.settings.capi {
+            marker.set("capi", &crate::capi::encode_settings(capi));
+        }
         let existing = self.snap.groups.iter().find(|g| g.groupid == groupid);
         let group = (!self.users.is_empty()).then(|| GroupPlan {
             exists: existing.is_some(),
